@@ -1,0 +1,78 @@
+//! Server parameters, named and defaulted as CometD names and defaults them
+//! (`timeout` 30 s, `interval` 0, `maxInterval` 10 s, `maxSessionsPerBrowser`
+//! 1, `multiSessionInterval` 2 s), plus the bounds CometD leaves open
+//! (`maxQueue`, `maxMessageSize`, `maxSessions`), which here always have a
+//! finite default.
+
+use std::time::Duration;
+
+/// What happens when a session's outbound queue would grow past `max_queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Remove the session: its next `/meta/connect` gets `402::session_unknown`
+    /// and the client handshakes again, so the loss is visible to it.
+    Disconnect,
+    /// Drop the oldest queued messages to make room (lossy, silent to the client).
+    DropOldest,
+}
+
+#[derive(Debug, Clone)]
+pub struct BayeuxConfig {
+    /// How long a `/meta/connect` is held when there is nothing to deliver.
+    pub timeout: Duration,
+    /// Pause the client makes between two connects (advice `interval`).
+    pub interval: Duration,
+    /// A session with no `/meta/connect` for this long after the last reply expires.
+    pub max_interval: Duration,
+    /// Held long-poll connects per browser (BAYEUX_BROWSER cookie) before
+    /// extra sessions are told `multiple-clients` and made to poll.
+    pub max_sessions_per_browser: usize,
+    /// Poll interval advised to the extra sessions of one browser.
+    pub multi_session_interval: Duration,
+    /// Bytes queued (and, with the ack extension, sent but unacknowledged) per session.
+    pub max_queue: usize,
+    pub queue_full_policy: QueueFullPolicy,
+    /// Largest request body or WebSocket message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Sessions the server holds at most; further handshakes are refused.
+    pub max_sessions: usize,
+    /// Deliver a session's own broadcasts back to it.
+    pub broadcast_to_publisher: bool,
+    /// Accept a `clientId` sent without its BAYEUX_BROWSER cookie.
+    pub trust_client_session: bool,
+    pub browser_cookie_name: String,
+    /// Query parameter carrying the JSONP callback name.
+    pub callback_parameter: String,
+    /// How often the sweeper looks for expired sessions.
+    pub sweep_period: Duration,
+    /// Server-initiated WebSocket ping period (keeps proxies from closing idle sockets).
+    pub ws_ping_interval: Duration,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub ws_idle_timeout: Duration,
+    /// Transports offered at handshake, in the server's order of preference.
+    pub allowed_transports: Vec<&'static str>,
+}
+
+impl Default for BayeuxConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(30_000),
+            interval: Duration::ZERO,
+            max_interval: Duration::from_millis(10_000),
+            max_sessions_per_browser: 1,
+            multi_session_interval: Duration::from_millis(2_000),
+            max_queue: 1024 * 1024,
+            queue_full_policy: QueueFullPolicy::Disconnect,
+            max_message_size: 64 * 1024,
+            max_sessions: 100_000,
+            broadcast_to_publisher: true,
+            trust_client_session: false,
+            browser_cookie_name: "BAYEUX_BROWSER".to_owned(),
+            callback_parameter: "jsonp".to_owned(),
+            sweep_period: Duration::from_millis(997),
+            ws_ping_interval: Duration::from_secs(25),
+            ws_idle_timeout: Duration::from_millis(300_000),
+            allowed_transports: crate::TRANSPORTS.to_vec(),
+        }
+    }
+}

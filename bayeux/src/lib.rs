@@ -1,0 +1,38 @@
+//! A Bayeux 1.0 / CometD server engine. It knows nothing of the services
+//! built on it.
+//!
+//! # Layout
+//! - [`channel`]: channel names, families, wildcard patterns.
+//! - [`message`]: the wire model; `data` and `ext` stay raw JSON.
+//! - [`session`]: one client's queue (bounded in bytes), ack state, expiry.
+//! - `subscriptions`: the index answering "who gets a message on this channel".
+//! - [`server`]: meta channels, publish and fan-out, `/service` dispatch,
+//!   the server-side API and the sweeper.
+//! - [`security`], [`ext`]: the policy and extension interfaces, with the
+//!   ack and timesync extensions.
+//! - [`transport`]: WebSocket, long-polling and callback-polling (JSONP) as an
+//!   axum router.
+
+pub mod channel;
+pub mod config;
+pub mod error;
+pub mod ext;
+pub mod message;
+pub mod security;
+pub mod server;
+pub mod session;
+mod subscriptions;
+pub mod transport;
+
+pub use channel::ChannelName;
+pub use config::{BayeuxConfig, QueueFullPolicy};
+pub use server::{
+    Bayeux, HeldConnect, Outcome, RequestContext, ServiceHandler, ServiceRequest, Transport,
+};
+pub use session::{RemoveReason, Session};
+
+/// The protocol version spoken and required.
+pub const VERSION: &str = "1.0";
+
+/// Every connection type this server can carry, in order of preference.
+pub const TRANSPORTS: [&str; 3] = ["websocket", "long-polling", "callback-polling"];

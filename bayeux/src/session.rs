@@ -1,0 +1,359 @@
+//! A server session: the state the server keeps for one handshaken client.
+//!
+//! It owns the outbound queue (bounded in bytes), the messages sent but not
+//! yet acknowledged when the ack extension is on, the list of its
+//! subscriptions (so they can be dropped with it), and the signal that wakes
+//! whichever transport currently carries it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::channel::ChannelName;
+use crate::config::QueueFullPolicy;
+
+/// Milliseconds since the process started; the session clock.
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RemoveReason {
+    /// The client sent `/meta/disconnect`.
+    Disconnected = 1,
+    /// No `/meta/connect` within `maxInterval`.
+    Expired = 2,
+    /// The outbound queue overflowed under the `disconnect` policy.
+    QueueFull = 3,
+    /// The server is shutting down.
+    Shutdown = 4,
+    /// A server-side service ended it.
+    Server = 5,
+}
+
+impl RemoveReason {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Disconnected,
+            2 => Self::Expired,
+            3 => Self::QueueFull,
+            4 => Self::Shutdown,
+            5 => Self::Server,
+            _ => return None,
+        })
+    }
+}
+
+/// Outcome of putting a message on a session's queue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Queued; `true` when the queue was empty, so a waiting transport must be woken.
+    Yes(bool),
+    /// The queue is full and the policy says the session must go.
+    Overflow,
+    /// The session is already gone.
+    Gone,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Messages waiting to be sent.
+    pending: VecDeque<Bytes>,
+    /// Ack extension: messages sent in batch `.0` and not acknowledged yet.
+    unacked: VecDeque<(u64, Bytes)>,
+    /// Bytes held in `pending` and `unacked` together.
+    bytes: usize,
+    /// Ack extension: the id of the next batch.
+    next_batch: u64,
+    subscriptions: Vec<ChannelName>,
+}
+
+/// One client session. Shared as `Arc<Session>` by the registry, the
+/// subscription index and the transport that currently carries it.
+pub struct Session {
+    key: u64,
+    id: Box<str>,
+    browser: Option<Box<str>>,
+    handshake_ext: Option<Map<String, Value>>,
+    queues: Mutex<Queues>,
+    /// Woken when the queue turns non-empty, when a new `/meta/connect`
+    /// supersedes a held one, and when the session is removed.
+    pub(crate) signal: Notify,
+    /// Session-clock time after which the sweeper removes the session;
+    /// `u64::MAX` while a `/meta/connect` is held.
+    expires_at: AtomicU64,
+    /// Bumped by every `/meta/connect`, so a held connect knows it was superseded.
+    connect_gen: AtomicU64,
+    connected: AtomicBool,
+    ack: AtomicBool,
+    removed: AtomicU8,
+}
+
+impl Session {
+    pub(crate) fn new(
+        key: u64,
+        id: Box<str>,
+        browser: Option<Box<str>>,
+        handshake_ext: Option<Map<String, Value>>,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            key,
+            id,
+            browser,
+            handshake_ext,
+            queues: Mutex::new(Queues {
+                next_batch: 1,
+                ..Queues::default()
+            }),
+            signal: Notify::new(),
+            expires_at: AtomicU64::new(expires_at),
+            connect_gen: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            ack: AtomicBool::new(false),
+            removed: AtomicU8::new(0),
+        }
+    }
+
+    /// The `clientId`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A small number unique to this session within the process.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The BAYEUX_BROWSER id the session was created under.
+    pub fn browser(&self) -> Option<&str> {
+        self.browser.as_deref()
+    }
+
+    /// The `ext` object the client sent with its handshake (authentication
+    /// data and the like), for services to read.
+    pub fn handshake_ext(&self) -> Option<&Map<String, Value>> {
+        self.handshake_ext.as_ref()
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire) != 0
+    }
+
+    pub fn removed_reason(&self) -> Option<RemoveReason> {
+        RemoveReason::from_u8(self.removed.load(Ordering::Acquire))
+    }
+
+    /// Marks the session removed; only the first caller wins.
+    pub(crate) fn mark_removed(&self, reason: RemoveReason) -> bool {
+        self.removed
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn ack_enabled(&self) -> bool {
+        self.ack.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn enable_ack(&self) {
+        self.ack.store(true, Ordering::Relaxed);
+    }
+
+    /// Records the first `/meta/connect`; returns whether this was it.
+    pub(crate) fn first_connect(&self) -> bool {
+        !self.connected.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn next_connect_gen(&self) -> u64 {
+        self.connect_gen.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub(crate) fn connect_gen(&self) -> u64 {
+        self.connect_gen.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn expires_at(&self) -> u64 {
+        self.expires_at.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_expires_at(&self, at: u64) {
+        self.expires_at.store(at, Ordering::Release);
+    }
+
+    /// Queues one encoded message.
+    pub(crate) fn enqueue(&self, message: Bytes, max: usize, policy: QueueFullPolicy) -> Enqueued {
+        if self.is_removed() {
+            return Enqueued::Gone;
+        }
+        let mut q = self.queues.lock();
+        let len = message.len();
+        if q.bytes + len > max {
+            match policy {
+                QueueFullPolicy::Disconnect => return Enqueued::Overflow,
+                QueueFullPolicy::DropOldest => {
+                    while q.bytes + len > max {
+                        let Some(old) = q.pending.pop_front() else {
+                            // Only unacknowledged messages are left; they
+                            // must be kept for redelivery, so the new one goes.
+                            return Enqueued::Yes(false);
+                        };
+                        q.bytes -= old.len();
+                    }
+                }
+            }
+        }
+        let was_empty = q.pending.is_empty();
+        q.bytes += len;
+        q.pending.push_back(message);
+        Enqueued::Yes(was_empty)
+    }
+
+    /// Whether a `/meta/connect` reply would carry messages now.
+    pub(crate) fn has_pending(&self) -> bool {
+        let q = self.queues.lock();
+        !q.pending.is_empty() || (self.ack_enabled() && !q.unacked.is_empty())
+    }
+
+    /// Takes every pending message (no ack extension, or a WebSocket that
+    /// delivers as messages come).
+    pub(crate) fn drain(&self, out: &mut Vec<Bytes>) {
+        let mut q = self.queues.lock();
+        let n: usize = q.pending.iter().map(Bytes::len).sum();
+        q.bytes -= n;
+        out.extend(q.pending.drain(..));
+    }
+
+    /// Ack extension: forgets the batches up to `acked`, the last one the
+    /// client says it received. What stays unacknowledged was lost on the way
+    /// and goes out again with the next connect reply.
+    pub(crate) fn acknowledge(&self, acked: u64) {
+        let mut q = self.queues.lock();
+        while q.unacked.front().is_some_and(|(b, _)| *b <= acked) {
+            if let Some((_, m)) = q.unacked.pop_front() {
+                q.bytes -= m.len();
+            }
+        }
+    }
+
+    /// Ack extension: returns every unacknowledged message (resent, in
+    /// order) followed by the pending ones, which join a new batch whose id
+    /// is returned.
+    pub(crate) fn drain_acked(&self, out: &mut Vec<Bytes>) -> u64 {
+        let mut q = self.queues.lock();
+        let batch = q.next_batch;
+        q.next_batch += 1;
+        out.extend(q.unacked.iter().map(|(_, m)| m.clone()));
+        let pending = std::mem::take(&mut q.pending);
+        for m in pending {
+            out.push(m.clone());
+            q.unacked.push_back((batch, m));
+        }
+        batch
+    }
+
+    /// Bytes currently queued or awaiting acknowledgement.
+    pub fn queued_bytes(&self) -> usize {
+        self.queues.lock().bytes
+    }
+
+    pub(crate) fn add_subscription(&self, channel: &ChannelName) -> bool {
+        let mut q = self.queues.lock();
+        if q.subscriptions.contains(channel) {
+            return false;
+        }
+        q.subscriptions.push(channel.clone());
+        true
+    }
+
+    pub(crate) fn remove_subscription(&self, channel: &ChannelName) -> bool {
+        let mut q = self.queues.lock();
+        let before = q.subscriptions.len();
+        q.subscriptions.retain(|c| c != channel);
+        q.subscriptions.len() != before
+    }
+
+    pub(crate) fn take_subscriptions(&self) -> Vec<ChannelName> {
+        std::mem::take(&mut self.queues.lock().subscriptions)
+    }
+
+    /// The channels and patterns the session is subscribed to.
+    pub fn subscriptions(&self) -> Vec<ChannelName> {
+        self.queues.lock().subscriptions.clone()
+    }
+
+    pub(crate) fn wake(&self) {
+        self.signal.notify_waiters();
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The clientId is a bearer credential: logs get the process-local key only.
+        f.debug_struct("Session").field("key", &self.key).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(1, "c".into(), None, None, u64::MAX)
+    }
+
+    #[test]
+    fn queue_is_bounded_in_bytes() {
+        let s = session();
+        let m = Bytes::from_static(b"0123456789");
+        assert_eq!(
+            s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
+            Enqueued::Yes(true)
+        );
+        assert_eq!(
+            s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
+            Enqueued::Yes(false)
+        );
+        assert_eq!(
+            s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
+            Enqueued::Overflow
+        );
+        assert_eq!(
+            s.enqueue(m.clone(), 25, QueueFullPolicy::DropOldest),
+            Enqueued::Yes(false)
+        );
+        assert_eq!(s.queued_bytes(), 20);
+    }
+
+    #[test]
+    fn unacknowledged_batches_are_resent_in_order() {
+        let s = session();
+        s.enable_ack();
+        for m in [&b"1"[..], b"2"] {
+            s.enqueue(Bytes::copy_from_slice(m), 100, QueueFullPolicy::Disconnect);
+        }
+        let mut out = Vec::new();
+        s.acknowledge(0);
+        let b1 = s.drain_acked(&mut out);
+        assert_eq!(out.len(), 2);
+        s.enqueue(Bytes::from_static(b"3"), 100, QueueFullPolicy::Disconnect);
+        // The reply carrying batch b1 was lost: the client still acks 0.
+        s.acknowledge(0);
+        assert!(s.has_pending());
+        out.clear();
+        let b2 = s.drain_acked(&mut out);
+        assert!(b2 > b1);
+        assert_eq!(out, vec![&b"1"[..], b"2", b"3"]);
+        s.acknowledge(b2);
+        assert!(!s.has_pending());
+        assert_eq!(s.queued_bytes(), 0);
+    }
+}

@@ -1,0 +1,219 @@
+//! The WebSocket transport: one socket carries any number of batches; the
+//! session handshaken on it is bound to it. Deliveries are written as they
+//! come (every message waiting goes out in one frame), except under the ack
+//! extension, where they ride on `/meta/connect` replies so each batch is
+//! acknowledged. One task per connection reads, writes and keeps time.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{sleep_until, Instant};
+
+use super::{browser_cookie, browser_id};
+use crate::error;
+use crate::message::{encode_array, parse_batch, ParseError};
+use crate::server::{Bayeux, HeldConnect, RequestContext, Transport};
+use crate::session::{RemoveReason, Session};
+
+/// Close codes (RFC 6455).
+const GOING_AWAY: u16 = 1001;
+const TOO_BIG: u16 = 1009;
+
+pub(super) fn upgrade(
+    server: Arc<Bayeux>,
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+) -> Response {
+    let cfg = server.config();
+    let (browser, is_new) = browser_id(headers, &cfg.browser_cookie_name);
+    let cookie = is_new.then(|| browser_cookie(&cfg.browser_cookie_name, &browser));
+    let mut response = upgrade
+        .max_message_size(cfg.max_message_size)
+        .max_frame_size(cfg.max_message_size)
+        .protocols(["cometd"])
+        .on_upgrade(move |socket| Connection::new(server, browser).run(socket));
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+struct Connection {
+    server: Arc<Bayeux>,
+    browser: String,
+    /// The session this socket carries, once a handshake (or a connect for a
+    /// session of the same browser) has named it.
+    bound: Option<Arc<Session>>,
+    held: Option<(HeldConnect, Instant)>,
+    out: Vec<Bytes>,
+}
+
+enum Step {
+    Continue,
+    Close(Option<u16>),
+}
+
+impl Connection {
+    fn new(server: Arc<Bayeux>, browser: String) -> Self {
+        Self {
+            server,
+            browser,
+            bound: None,
+            held: None,
+            out: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        let cfg = self.server.config().clone();
+        let mut shutdown = self.server.shutdown_signal();
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
+        let mut idle_deadline = Instant::now() + cfg.ws_idle_timeout;
+        let close = loop {
+            let session = self.bound.clone();
+            let notified = session.as_deref().map(|s| s.signal.notified());
+            tokio::pin!(notified);
+            if let Some(n) = notified.as_mut().as_pin_mut() {
+                n.enable();
+            }
+            // With the wake-up armed, collect whatever is due now.
+            if let Some(code) = self.collect() {
+                break Some(code);
+            }
+            if !self.out.is_empty() {
+                let frame = encode_array(&self.out);
+                self.out.clear();
+                if sink.send(text(frame)).await.is_err() {
+                    break None;
+                }
+                continue;
+            }
+            let connect_deadline = self.held.as_ref().map(|(_, d)| *d);
+            let woken = async {
+                match notified.as_mut().as_pin_mut() {
+                    Some(n) => n.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                incoming = stream.next() => {
+                    idle_deadline = Instant::now() + cfg.ws_idle_timeout;
+                    match self.on_frame(incoming) {
+                        Step::Continue => {}
+                        Step::Close(code) => break code,
+                    }
+                }
+                _ = woken => {}
+                _ = async { sleep_until(connect_deadline.unwrap()).await }, if connect_deadline.is_some() => {
+                    if let Some((held, _)) = self.held.take() {
+                        held.complete(&mut self.out);
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = sleep_until(idle_deadline) => break Some(GOING_AWAY),
+                _ = shutdown.changed(), if self.bound.is_none() => break Some(GOING_AWAY),
+            }
+        };
+        if !self.out.is_empty() {
+            let _ = sink.send(text(encode_array(&self.out))).await;
+        }
+        if let Some(code) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(""),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        // Dropping a held connect restarts the session's expiry clock: the
+        // client has `maxInterval` to come back on another socket.
+    }
+
+    /// Moves what is due onto `out`: deliveries (unless they must wait for a
+    /// connect reply), a connect reply that is ready, the end of a session.
+    /// Returns a close code when the socket should close.
+    fn collect(&mut self) -> Option<u16> {
+        let session = self.bound.as_ref()?;
+        if !session.ack_enabled() && !session.is_removed() {
+            session.drain(&mut self.out);
+        }
+        let ready = self
+            .held
+            .as_ref()
+            .is_some_and(|(held, deadline)| held.is_ready() || *deadline <= Instant::now());
+        if ready {
+            if let Some((held, _)) = self.held.take() {
+                held.complete(&mut self.out);
+            }
+        }
+        match session.removed_reason() {
+            Some(reason) if self.held.is_none() => {
+                self.bound = None;
+                (reason == RemoveReason::Shutdown).then_some(GOING_AWAY)
+            }
+            _ => None,
+        }
+    }
+
+    fn on_frame(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
+        let payload = match incoming {
+            Some(Ok(Message::Text(text))) => Bytes::from(text),
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Step::Continue,
+            Some(Ok(Message::Close(_))) | None => return Step::Close(None),
+            Some(Err(e)) => {
+                let too_big =
+                    e.to_string().contains("too long") || e.to_string().contains("too big");
+                return Step::Close(too_big.then_some(TOO_BIG));
+            }
+        };
+        let batch = match parse_batch(&payload) {
+            Ok(batch) => batch,
+            // Old Faye clients send `[]` as a keep-alive.
+            Err(ParseError::Empty) => return Step::Continue,
+            Err(_) => {
+                let body = serde_json::json!({ "successful": false, "error": error::BODY_INVALID });
+                self.out.push(Bytes::from(body.to_string()));
+                return Step::Continue;
+            }
+        };
+        let ctx = RequestContext {
+            transport: Transport::WebSocket,
+            browser: Some(&self.browser),
+            bound: self.bound.as_ref(),
+        };
+        let outcome = self.server.handle_batch(batch, &ctx);
+        self.out.extend(outcome.replies);
+        if let Some(session) = outcome.handshaken {
+            self.bound = Some(session);
+        }
+        if let Some(held) = outcome.connect {
+            // A socket carries one session: a connect for another one (same
+            // browser, after a socket was replaced) rebinds it.
+            self.bound = Some(held.session().clone());
+            if let Some((previous, _)) = self.held.take() {
+                previous.complete(&mut self.out);
+            }
+            let deadline = Instant::now() + held.timeout();
+            self.held = Some((held, deadline));
+        }
+        Step::Continue
+    }
+}
+
+fn text(frame: Vec<u8>) -> Message {
+    // Frames are built from validated JSON and our own ASCII; never invalid.
+    match String::from_utf8(frame) {
+        Ok(s) => Message::Text(Utf8Bytes::from(s)),
+        Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
+    }
+}

@@ -1,0 +1,1 @@
+//! Push delivery (providers arrive with the notifications issue).

@@ -1,0 +1,169 @@
+//! Configuration in GMS's own shape: sections and options, read from an INI
+//! file (`[section]` / `option = value`, the form GMS options are exported
+//! in) and overridden by environment variables.
+//!
+//! An override is named `GMSHUB__<SECTION>__<OPTION>`, upper-cased, with
+//! every character that is not a letter or digit written `_`: for example
+//! `GMSHUB__COMETD__MAXINTERVAL=5000` or `GMSHUB__SERVER__LISTEN=0.0.0.0:8080`.
+//!
+//! As in GMS, a value that cannot be read falls back to the option's default
+//! with a warning; it does not stop the server.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: String, source: ini::Error },
+}
+
+/// Every option of every section, as text.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    sections: HashMap<String, HashMap<String, String>>,
+    /// Environment overrides, keyed by their normalised variable name.
+    env: HashMap<String, String>,
+}
+
+fn env_key(section: &str, option: &str) -> String {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("GMSHUB__{}__{}", norm(section), norm(option))
+}
+
+fn sections_of(ini: &ini::Ini) -> HashMap<String, HashMap<String, String>> {
+    let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for (section, props) in ini.iter() {
+        let entry = sections
+            .entry(section.unwrap_or("default").to_owned())
+            .or_default();
+        for (k, v) in props.iter() {
+            entry.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    sections
+}
+
+impl Options {
+    /// Reads `path` (if given) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let sections = match path {
+            Some(path) => sections_of(&ini::Ini::load_from_file(path).map_err(|source| {
+                ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?),
+            None => HashMap::new(),
+        };
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GMSHUB__"))
+            .collect();
+        Ok(Self { sections, env })
+    }
+
+    /// Builds options from literal text (tests, examples).
+    #[cfg(test)]
+    pub fn from_ini(text: &str, env: &[(&str, &str)]) -> Self {
+        Self {
+            sections: sections_of(&ini::Ini::load_from_str(text).expect("valid INI")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The raw value of an option: the environment wins over the file.
+    pub fn get(&self, section: &str, option: &str) -> Option<&str> {
+        self.env
+            .get(&env_key(section, option))
+            .or_else(|| self.sections.get(section)?.get(option))
+            .map(|v| v.trim())
+    }
+
+    /// An option parsed as `T`, or `default` (with a warning) when it is
+    /// absent or unreadable.
+    pub fn value<T: FromStr + Display>(&self, section: &str, option: &str, default: T) -> T {
+        match self.get(section, option) {
+            None | Some("") => default,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                tracing::warn!(section, option, value = text, %default, "wrong value, using the default");
+                default
+            }),
+        }
+    }
+
+    /// A boolean option; GMS writes them `true`/`false`, some exports `1`/`0`.
+    pub fn flag(&self, section: &str, option: &str, default: bool) -> bool {
+        match self
+            .get(section, option)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") => default,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some("false" | "0" | "no" | "off") => false,
+            Some(other) => {
+                tracing::warn!(
+                    section,
+                    option,
+                    value = other,
+                    default,
+                    "wrong value, using the default"
+                );
+                default
+            }
+        }
+    }
+
+    /// A duration option counted in milliseconds (CometD's unit).
+    pub fn millis(&self, section: &str, option: &str, default: Duration) -> Duration {
+        Duration::from_millis(self.value(section, option, default.as_millis() as u64))
+    }
+
+    /// A duration option counted in seconds (GMS's usual unit).
+    pub fn seconds(&self, section: &str, option: &str, default: Duration) -> Duration {
+        Duration::from_secs(self.value(section, option, default.as_secs()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_and_environment_overrides() {
+        let options = Options::from_ini(
+            "[cometd]\nmaxInterval = 5000\ntimeout = soon\n[sml]\nsuspending-wait-timeout = 20\n",
+            &[("GMSHUB__SML__SUSPENDING_WAIT_TIMEOUT", "7")],
+        );
+        assert_eq!(
+            options.millis("cometd", "maxInterval", Duration::ZERO),
+            Duration::from_millis(5000)
+        );
+        // Unreadable: the default, as GMS does.
+        assert_eq!(
+            options.millis("cometd", "timeout", Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            options.seconds("sml", "suspending-wait-timeout", Duration::from_secs(10)),
+            Duration::from_secs(7)
+        );
+        assert!(options.flag("cometd", "absent", true));
+    }
+}

@@ -1,0 +1,131 @@
+//! gmshub: a real-time messaging hub speaking the public APIs of Genesys
+//! Mobile Services. This binary reads the configuration, assembles the
+//! services, serves HTTP, and shuts down gracefully.
+
+mod app;
+mod config;
+mod echo;
+mod page;
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use bayeux::Bayeux;
+use clap::Parser;
+use tokio::net::{TcpListener, TcpSocket};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Options;
+use crate::settings::Settings;
+
+/// A real-time messaging hub speaking the public APIs of Genesys Mobile
+/// Services: Bayeux/CometD at /genesys/cometd.
+///
+/// Options are read from the INI file given with --config, using GMS section
+/// and option names; any option can be overridden by an environment variable
+/// GMSHUB__<SECTION>__<OPTION> (upper case, other characters as '_').
+/// Logging follows RUST_LOG (default: info).
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Configuration file (INI: [section] and option = value lines).
+    #[arg(long, short, env = "GMSHUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides [server] listen (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("gmshub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::load(cli.config.as_deref())?;
+    let mut settings = Settings::from_options(&options);
+    if let Some(listen) = cli.listen {
+        settings.listen = listen;
+    }
+
+    let bayeux = Bayeux::new(settings.bayeux.clone());
+    bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
+    bayeux.add_service(echo::CHANNEL, Arc::new(echo::Echo))?;
+    bayeux.spawn_sweeper();
+
+    let listener = bind(settings.listen, settings.backlog)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "gmshub listening on http://{local} (Bayeux at http://{local}{})",
+        app::MOUNTS[0]
+    );
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_bayeux = bayeux.clone();
+    // Bayeux replies are small and latency-bound: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let serve = axum::serve(listener, app::router(bayeux)).with_graceful_shutdown(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: telling clients to reconnect elsewhere");
+        shutdown_bayeux.shutdown();
+        let _ = stopping_tx.send(());
+    });
+    let bound = settings.shutdown_timeout;
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(serve) => result?,
+        _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(bound).await } else { std::future::pending().await } } => {
+            tracing::warn!(seconds = bound.as_secs(), "requests still open at the shutdown bound; exiting anyway");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,36 @@
+//! The demo page at `/`: connect with the official CometD JavaScript client,
+//! subscribe, publish, and watch messages arrive. The client's files are
+//! embedded at build time (see `build.rs`) and served under `/js/cometd/`.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+
+const INDEX: &str = include_str!("../web/index.html");
+const MISSING: &str =
+    "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
+CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
+
+pub async fn index() -> Html<&'static str> {
+    if COMETD_JS.is_empty() {
+        Html(MISSING)
+    } else {
+        Html(INDEX)
+    }
+}
+
+pub async fn cometd_js(Path(file): Path<String>) -> Response {
+    match COMETD_JS.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => (
+            [
+                (header::CONTENT_TYPE, "text/javascript;charset=UTF-8"),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,114 @@
+//! The typed settings gmshub runs with, read from [`Options`] by their GMS
+//! and CometD names. Every option, its section and default is listed in
+//! `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bayeux::{BayeuxConfig, QueueFullPolicy};
+
+use crate::config::Options;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[server] listen`: the address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// `[server] backlog`: the listen queue (the kernel default, 128, makes
+    /// bursts of connects wait on SYN retries).
+    pub backlog: u32,
+    /// `[sml] suspending-wait-timeout` (seconds): on SIGTERM/SIGINT, how long
+    /// in-flight requests may take to finish before the process exits.
+    pub shutdown_timeout: Duration,
+    pub bayeux: BayeuxConfig,
+}
+
+impl Settings {
+    pub fn from_options(o: &Options) -> Self {
+        let default_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        let d = BayeuxConfig::default();
+        let transports: Vec<&'static str> = match o.get("cometd", "allowedTransports") {
+            Some(list) if !list.is_empty() => bayeux::TRANSPORTS
+                .into_iter()
+                .filter(|t| list.split(',').any(|x| x.trim() == *t))
+                .collect(),
+            _ => d.allowed_transports.clone(),
+        };
+        let queue_full_policy = match o.get("cometd", "maxQueuePolicy") {
+            Some("drop-oldest") => QueueFullPolicy::DropOldest,
+            None | Some("disconnect") => QueueFullPolicy::Disconnect,
+            Some(other) => {
+                tracing::warn!(
+                    value = other,
+                    "[cometd] maxQueuePolicy: wrong value, using disconnect"
+                );
+                QueueFullPolicy::Disconnect
+            }
+        };
+        let positive = |option: &str, default: usize| -> usize {
+            match o.value::<usize>("cometd", option, default) {
+                0 => default,
+                n => n,
+            }
+        };
+        // `suspending-wait-timeout` is bounded to 5..=600 s in GMS.
+        let shutdown_timeout = o
+            .seconds("sml", "suspending-wait-timeout", Duration::from_secs(10))
+            .clamp(Duration::from_secs(5), Duration::from_secs(600));
+        Self {
+            listen: o.value("server", "listen", default_listen),
+            backlog: o.value("server", "backlog", 4096),
+            shutdown_timeout,
+            bayeux: BayeuxConfig {
+                timeout: o.millis("cometd", "timeout", d.timeout),
+                interval: o.millis("cometd", "interval", d.interval),
+                max_interval: o.millis("cometd", "maxInterval", d.max_interval),
+                max_sessions_per_browser: o.value(
+                    "cometd",
+                    "maxSessionsPerBrowser",
+                    d.max_sessions_per_browser,
+                ),
+                multi_session_interval: o.millis(
+                    "cometd",
+                    "multiSessionInterval",
+                    d.multi_session_interval,
+                ),
+                max_queue: positive("maxQueue", d.max_queue),
+                queue_full_policy,
+                max_message_size: positive("maxMessageSize", d.max_message_size),
+                max_sessions: positive("maxSessions", d.max_sessions),
+                broadcast_to_publisher: o.flag(
+                    "cometd",
+                    "broadcastToPublisher",
+                    d.broadcast_to_publisher,
+                ),
+                trust_client_session: o.flag(
+                    "cometd",
+                    "trustClientSession",
+                    d.trust_client_session,
+                ),
+                browser_cookie_name: o
+                    .get("cometd", "browserCookieName")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(&d.browser_cookie_name)
+                    .to_owned(),
+                callback_parameter: o
+                    .get("cometd", "callbackParameter")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(&d.callback_parameter)
+                    .to_owned(),
+                sweep_period: o
+                    .millis("cometd", "sweepPeriod", d.sweep_period)
+                    .max(Duration::from_millis(10)),
+                ws_ping_interval: o
+                    .millis("cometd", "ws.pingInterval", d.ws_ping_interval)
+                    .max(Duration::from_millis(100)),
+                ws_idle_timeout: o.millis("cometd", "ws.idleTimeout", d.ws_idle_timeout),
+                allowed_transports: if transports.is_empty() {
+                    d.allowed_transports
+                } else {
+                    transports
+                },
+            },
+        }
+    }
+}
