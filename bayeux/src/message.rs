@@ -16,6 +16,8 @@ pub enum ParseError {
     Json(#[from] serde_json::Error),
     #[error("body holds no message")]
     Empty,
+    #[error("body is neither a message object nor an array of them")]
+    NotMessages,
     #[error("a batch holds {0} messages, more than {MAX_BATCH}")]
     TooMany(usize),
 }
@@ -103,7 +105,8 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let raws: Vec<Box<RawValue>> = match first {
         Some(b'[') => serde_json::from_slice(body)?,
-        _ => vec![serde_json::from_slice(body)?],
+        Some(b'{') => vec![serde_json::from_slice(body)?],
+        _ => return Err(ParseError::NotMessages),
     };
     if raws.is_empty() {
         return Err(ParseError::Empty);
@@ -271,6 +274,7 @@ mod tests {
         );
         assert!(matches!(parse_batch(b"[]"), Err(ParseError::Empty)));
         assert!(matches!(parse_batch(b"{nope"), Err(ParseError::Json(_))));
+        assert!(matches!(parse_batch(b"42"), Err(ParseError::NotMessages)));
     }
 
     #[test]

@@ -1,0 +1,366 @@
+//! What the end-to-end tests share: the real gmshub binary started on a free
+//! port, a "browser" (an HTTP client with its own cookie jar) that speaks
+//! raw Bayeux JSON, and a raw WebSocket client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A gmshub process on a free loopback port; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the binary with `--listen 127.0.0.1:0` and the given
+    /// environment overrides, and waits until it says where it listens.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start gmshub");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gmshub did not report its address in time");
+        Server {
+            child,
+            addr: addr.parse().expect("address"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser: an HTTP client with its own cookie jar.
+#[derive(Clone)]
+pub struct Browser {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+/// An HTTP answer: status, headers and parsed JSON body (Null if not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Browser {
+    pub fn new(server: &Server) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: server.url(""),
+        }
+    }
+
+    /// POSTs `body` (raw) to `path` with the given content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Answer {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base, path_and_query))
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    /// POSTs Bayeux JSON to the long-polling endpoint; returns the reply array.
+    pub async fn send(&self, body: Value) -> Vec<Value> {
+        let a = self
+            .post_raw(
+                "/genesys/cometd",
+                "application/json;charset=UTF-8",
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(a.status, 200, "HTTP status for {body}: {}", a.text);
+        a.json.as_array().cloned().expect("reply array")
+    }
+
+    /// Handshakes (optionally with an `ext`) and returns the clientId.
+    pub async fn handshake_with(&self, ext: Value) -> String {
+        let mut msg = json!({
+            "channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"], "id": "hs"
+        });
+        if !ext.is_null() {
+            msg["ext"] = ext;
+        }
+        let replies = self.send(json!([msg])).await;
+        assert_eq!(replies[0]["successful"], true, "{replies:?}");
+        replies[0]["clientId"]
+            .as_str()
+            .expect("clientId")
+            .to_owned()
+    }
+
+    pub async fn handshake(&self) -> String {
+        self.handshake_with(Value::Null).await
+    }
+
+    /// Sends a `/meta/connect` and returns everything in the response.
+    pub async fn connect(&self, client_id: &str) -> Vec<Value> {
+        self.send(json!([{
+            "channel": "/meta/connect", "clientId": client_id,
+            "connectionType": "long-polling", "id": "c"
+        }]))
+        .await
+    }
+
+    /// Handshake plus the first connect (answered at once): a ready session.
+    pub async fn session(&self) -> String {
+        let id = self.handshake().await;
+        let first = self.connect(&id).await;
+        assert_eq!(reply(&first, "/meta/connect")["successful"], true);
+        id
+    }
+
+    pub async fn subscribe(&self, client_id: &str, subscription: Value) -> Value {
+        let replies = self
+            .send(json!([{
+                "channel": "/meta/subscribe", "clientId": client_id,
+                "subscription": subscription, "id": "s"
+            }]))
+            .await;
+        replies[0].clone()
+    }
+
+    pub async fn publish(&self, client_id: &str, channel: &str, data: Value) -> Value {
+        let replies = self
+            .send(json!([{ "channel": channel, "clientId": client_id, "data": data, "id": "p" }]))
+            .await;
+        replies[0].clone()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// The reply on `channel` in a response, panicking when there is none.
+pub fn reply<'a>(messages: &'a [Value], channel: &str) -> &'a Value {
+    messages
+        .iter()
+        .find(|m| m["channel"] == channel && m.get("successful").is_some())
+        .unwrap_or_else(|| panic!("no reply on {channel} in {messages:?}"))
+}
+
+/// Deliveries (messages with `data`) in a response.
+pub fn deliveries(messages: &[Value]) -> Vec<Value> {
+    messages
+        .iter()
+        .filter(|m| m.get("data").is_some() && m.get("successful").is_none())
+        .cloned()
+        .collect()
+}
+
+/// A raw WebSocket client speaking Bayeux.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// What a WebSocket read produced.
+#[derive(Debug)]
+pub enum Frame {
+    Messages(Vec<Value>),
+    Ping,
+    Close(Option<u16>),
+    Timeout,
+}
+
+impl Ws {
+    pub async fn connect(server: &Server, cookie: Option<&str>) -> Ws {
+        let mut request = server
+            .ws_url("/genesys/cometd")
+            .into_client_request()
+            .expect("request");
+        if let Some(cookie) = cookie {
+            request.headers_mut().insert(
+                "cookie",
+                format!("BAYEUX_BROWSER={cookie}").parse().expect("header"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("ws connect");
+        Ws { stream }
+    }
+
+    pub async fn send(&mut self, body: Value) {
+        self.stream
+            .send(Message::text(body.to_string()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn send_text(&mut self, text: String) -> Result<(), String> {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads the next frame (pongs skipped), waiting at most `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Frame {
+        loop {
+            let next = tokio::time::timeout(wait, self.stream.next()).await;
+            return match next {
+                Err(_) => Frame::Timeout,
+                Ok(None) => Frame::Close(None),
+                Ok(Some(Err(_))) => Frame::Close(None),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("frame is JSON");
+                    match v {
+                        Value::Array(a) => Frame::Messages(a),
+                        other => Frame::Messages(vec![other]),
+                    }
+                }
+                Ok(Some(Ok(Message::Ping(_)))) => Frame::Ping,
+                Ok(Some(Ok(Message::Close(frame)))) => Frame::Close(frame.map(|f| f.code.into())),
+                Ok(Some(Ok(_))) => continue,
+            };
+        }
+    }
+
+    /// Reads messages until one satisfies `pred`, collecting all of them;
+    /// panics after `wait`.
+    pub async fn until(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut all = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Frame::Messages(msgs) => {
+                    let done = msgs.iter().any(&pred);
+                    all.extend(msgs);
+                    if done {
+                        return all;
+                    }
+                }
+                Frame::Ping => {}
+                other => panic!("expected messages, got {other:?} after {all:?}"),
+            }
+        }
+    }
+
+    pub async fn handshake(&mut self, ext: Value) -> String {
+        let mut msg = json!({
+            "channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["websocket"], "id": "hs"
+        });
+        if !ext.is_null() {
+            msg["ext"] = ext;
+        }
+        self.send(json!([msg])).await;
+        let got = self
+            .until(Duration::from_secs(5), |m| {
+                m["channel"] == "/meta/handshake"
+            })
+            .await;
+        let r = reply(&got, "/meta/handshake");
+        assert_eq!(r["successful"], true, "{r}");
+        r["clientId"].as_str().expect("clientId").to_owned()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
