@@ -31,7 +31,12 @@ pub(super) fn upgrade(
     let cfg = server.config();
     let (browser, is_new) = browser_id(headers, &cfg.browser_cookie_name);
     let cookie = is_new.then(|| browser_cookie(&cfg.browser_cookie_name, &browser));
+    // tungstenite's default buffers are 128 KiB each way, per socket; an
+    // idle Bayeux socket needs a few KiB. Every frame we write is a whole
+    // batch already, so nothing is gained by buffering writes either.
     let mut response = upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(cfg.max_message_size)
         .max_frame_size(cfg.max_message_size)
         .protocols(["cometd"])

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A short load run: starts gmshub on a free loopback port, drives it with
+# bayeux-load over WebSocket (200 clients, 20 rooms), checks that every
+# expected delivery arrived, and stops the server by its pid.
+# Usage: load-tests/smoke.sh [BIN_DIR]   (default target/release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-target/release}"
+log=$(mktemp)
+report=$(mktemp)
+"$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$log" "$report"' EXIT
+addr=""
+for _ in $(seq 1 100); do
+  addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
+  [ -n "$addr" ] && break
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "gmshub did not start:"; cat "$log"; exit 1; }
+timeout 120 "$bin/bayeux-load" --url "ws://$addr/genesys/cometd" --scenario rooms \
+  --clients 200 --rooms 20 --rooms-per-client 5 --rate 200 --publishers 2 --seconds 3 \
+  --server-pid "$pid" --json "$report"
+python3 - "$report" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["received"] > 0 and r["missed"] == 0 and r["errors"] == 0
+print(f"smoke: {r['received']} of {r['expected']} deliveries, {r['errors']} errors: {'ok' if ok else 'FAILED'}")
+sys.exit(0 if ok else 1)
+PY
