@@ -1,0 +1,244 @@
+//! The engine's server-side API, security policy and extension interfaces,
+//! exercised without HTTP: batches go straight into `Bayeux::handle_batch`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bayeux::channel::ChannelName;
+use bayeux::ext::timesync::Timesync;
+use bayeux::ext::Extension;
+use bayeux::message::{parse_batch, Incoming};
+use bayeux::security::SecurityPolicy;
+use bayeux::{
+    Bayeux, BayeuxConfig, RemoveReason, RequestContext, ServiceHandler, ServiceRequest, Session,
+    Transport,
+};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+const BROWSER: &str = "b1";
+
+fn ctx() -> RequestContext<'static> {
+    RequestContext {
+        transport: Transport::LongPolling,
+        browser: Some(BROWSER),
+        bound: None,
+    }
+}
+
+/// Runs one batch; returns the replies and, for a connect, what it carried.
+fn run(server: &Arc<Bayeux>, batch: Value) -> Vec<Value> {
+    let parsed = parse_batch(batch.to_string().as_bytes()).expect("batch");
+    let outcome = server.handle_batch(parsed, &ctx());
+    let mut parts = outcome.replies;
+    if let Some(held) = outcome.connect {
+        held.complete(&mut parts);
+    }
+    parts
+        .iter()
+        .map(|b| serde_json::from_slice(b).expect("reply JSON"))
+        .collect()
+}
+
+fn session(server: &Arc<Bayeux>) -> String {
+    let r = run(
+        server,
+        json!([{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}]),
+    );
+    r[0]["clientId"].as_str().expect("clientId").to_owned()
+}
+
+struct Policy;
+
+impl SecurityPolicy for Policy {
+    fn can_handshake(&self, message: &Incoming, _ctx: &RequestContext<'_>) -> Result<(), String> {
+        match message.ext_object().and_then(|e| e.get("token").cloned()) {
+            Some(Value::String(t)) if t == "secret" => Ok(()),
+            _ => Err("bad_token".into()),
+        }
+    }
+
+    fn can_subscribe(&self, _s: &Session, channel: &ChannelName) -> bool {
+        !channel.as_str().starts_with("/private")
+    }
+
+    fn can_publish(&self, _s: &Session, channel: &ChannelName, _m: &Incoming) -> bool {
+        channel.as_str() != "/readonly"
+    }
+
+    fn can_create(&self, _s: &Session, channel: &ChannelName) -> bool {
+        channel.as_str() != "/never"
+    }
+}
+
+#[tokio::test]
+async fn security_policy_decides_handshake_subscribe_publish_and_create() {
+    let server = Bayeux::new(BayeuxConfig::default());
+    server.set_security_policy(Arc::new(Policy));
+    let denied = run(
+        &server,
+        json!([{"channel": "/meta/handshake", "version": "1.0", "ext": {"token": "wrong"}}]),
+    );
+    assert_eq!(denied[0]["successful"], false);
+    assert_eq!(denied[0]["error"], "403:bad_token:handshake_denied");
+    assert_eq!(denied[0]["advice"]["reconnect"], "none");
+
+    let ok = run(
+        &server,
+        json!([{"channel": "/meta/handshake", "version": "1.0", "ext": {"token": "secret"}}]),
+    );
+    let id = ok[0]["clientId"].as_str().unwrap();
+    let s = server.session(id).expect("session");
+    assert_eq!(s.handshake_ext().unwrap()["token"], "secret");
+
+    let r = run(
+        &server,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/private/x"}]),
+    );
+    assert_eq!(
+        r[0]["error"],
+        "403:denied_by_security_policy:subscribe_denied"
+    );
+    let r = run(
+        &server,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/never"}]),
+    );
+    assert_eq!(
+        r[0]["error"],
+        "403:denied_by_security_policy:channel_create_denied"
+    );
+    let r = run(
+        &server,
+        json!([{"channel": "/readonly", "clientId": id, "data": 1}]),
+    );
+    assert_eq!(
+        r[0]["error"],
+        "403:denied_by_security_policy:publish_denied"
+    );
+    let r = run(
+        &server,
+        json!([{"channel": "/open", "clientId": id, "data": 1}]),
+    );
+    assert_eq!(r[0]["successful"], true);
+}
+
+struct DropSecrets;
+
+impl Extension for DropSecrets {
+    fn incoming(&self, _s: Option<&Session>, message: &mut Incoming) -> bool {
+        message.channel.as_deref() != Some("/secret")
+    }
+
+    fn outgoing_broadcast(&self, channel: &str, data: &mut Box<RawValue>) -> bool {
+        if channel == "/stamped" {
+            let mut v: Value = serde_json::from_str(data.get()).unwrap();
+            v["stamped"] = json!(true);
+            *data = RawValue::from_string(v.to_string()).unwrap();
+        }
+        true
+    }
+}
+
+#[tokio::test]
+async fn extensions_see_incoming_messages_replies_and_broadcasts() {
+    let server = Bayeux::new(BayeuxConfig::default());
+    server.add_extension(Arc::new(DropSecrets));
+    server.add_extension(Arc::new(Timesync));
+    let id = session(&server);
+    let r = run(
+        &server,
+        json!([{"channel": "/secret", "clientId": id, "data": 1, "id": "9"}]),
+    );
+    assert_eq!(r[0]["error"], "404::message_deleted");
+    assert_eq!(r[0]["id"], "9");
+
+    run(
+        &server,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/stamped"}]),
+    );
+    run(
+        &server,
+        json!([{"channel": "/stamped", "clientId": id, "data": {"a": 1}}]),
+    );
+    let r = run(
+        &server,
+        json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling",
+                "ext": {"timesync": {"tc": 1000, "l": 5, "o": -3}}}]),
+    );
+    assert_eq!(
+        r[0],
+        json!({"channel": "/stamped", "data": {"a": 1, "stamped": true}})
+    );
+    let sync = &r[1]["ext"]["timesync"];
+    assert_eq!(sync["tc"], 1000);
+    let ts = sync["ts"].as_i64().unwrap();
+    assert!(ts > 1_700_000_000_000, "server wall time in ms: {ts}");
+    assert!(sync["p"].as_i64().unwrap() >= 0);
+    assert_eq!(sync["a"].as_i64().unwrap(), 1000 - 3 + 5 - ts);
+}
+
+struct Upper;
+
+impl ServiceHandler for Upper {
+    fn handle(&self, server: &Arc<Bayeux>, session: &Arc<Session>, request: &ServiceRequest<'_>) {
+        let text = request.data.get().to_uppercase();
+        let reply = RawValue::from_string(text).unwrap();
+        server.deliver(session, "/service/upper", &reply).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn server_side_api_publish_deliver_lookup_and_removal() {
+    let server = Bayeux::new(BayeuxConfig::default());
+    let removed = Arc::new(AtomicUsize::new(0));
+    let seen = removed.clone();
+    server.on_session_removed(Arc::new(move |_s, reason| {
+        assert_eq!(reason, RemoveReason::Server);
+        seen.fetch_add(1, Ordering::SeqCst);
+    }));
+    server
+        .add_service("/service/upper", Arc::new(Upper))
+        .unwrap();
+    assert!(server
+        .add_service("/not/a/service", Arc::new(Upper))
+        .is_err());
+
+    let a = session(&server);
+    let b = session(&server);
+    run(
+        &server,
+        json!([{"channel": "/meta/subscribe", "clientId": a, "subscription": "/news/**"}]),
+    );
+    let data = RawValue::from_string(r#"{"headline":"x"}"#.into()).unwrap();
+    assert_eq!(server.publish("/news/today", &data).unwrap(), 1);
+    assert!(server.publish("/news/*", &data).is_err());
+    assert!(server.publish("/meta/connect", &data).is_err());
+
+    // A service request: answered to the requester only.
+    let r = run(
+        &server,
+        json!([{"channel": "/service/upper", "clientId": b, "data": "hi", "id": "u"}]),
+    );
+    assert_eq!(r[0]["successful"], true);
+    let connect = |id: &str| json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling"}]);
+    let got_b = run(&server, connect(&b));
+    assert_eq!(got_b[0], json!({"channel": "/service/upper", "data": "HI"}));
+    let got_a = run(&server, connect(&a));
+    assert_eq!(
+        got_a[0],
+        json!({"channel": "/news/today", "data": {"headline": "x"}})
+    );
+    assert_eq!(got_a.len(), 2, "no service reply leaked to another session");
+
+    let s = server.session(&a).expect("lookup");
+    assert_eq!(s.subscriptions().len(), 1);
+    server.disconnect(&s);
+    assert!(server.session(&a).is_none());
+    assert_eq!(removed.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        server.channel_count(),
+        0,
+        "the removed session's subscriptions are gone"
+    );
+    assert_eq!(server.session_count(), 1);
+}
