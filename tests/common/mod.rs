@@ -73,11 +73,15 @@ impl Server {
         self.child.id()
     }
 
-    /// Sends SIGTERM and waits (bounded) for the process to exit.
-    pub fn terminate(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+    /// Sends a signal (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status();
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + bound;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -86,6 +90,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("TERM");
+        self.wait(bound)
     }
 }
 

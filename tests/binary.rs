@@ -1,0 +1,102 @@
+//! The binary as an operator meets it: `--help`, a configuration file with
+//! GMS section and option names, environment overrides, a clear failure on
+//! a bad start, the demo page, and SIGINT.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Browser, Server};
+use serde_json::json;
+
+fn gmshub() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gmshub"))
+}
+
+#[test]
+fn help_names_the_config_file_and_environment_overrides() {
+    let out = gmshub().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--config"), "{text}");
+    assert!(text.contains("--listen"), "{text}");
+    assert!(text.contains("GMSHUB__"), "{text}");
+}
+
+#[test]
+fn a_missing_config_file_stops_the_start_with_a_clear_message() {
+    let out = gmshub()
+        .args([
+            "--config",
+            "/nonexistent/gmshub.ini",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/gmshub.ini"), "{err}");
+}
+
+#[tokio::test]
+async fn config_file_options_apply_and_the_environment_wins() {
+    let dir = std::env::temp_dir().join(format!("gmshub-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gmshub.ini");
+    std::fs::write(
+        &path,
+        "; GMS-style options\n[cometd]\ntimeout = 1234\nmaxInterval = 4321\ninterval = not-a-number\n",
+    )
+    .unwrap();
+    let server = Server::start(&[
+        ("GMSHUB_CONFIG", path.to_str().unwrap()),
+        ("GMSHUB__COMETD__MAXINTERVAL", "5555"),
+    ]);
+    let browser = Browser::new(&server);
+    let r = browser
+        .send(json!([{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}]))
+        .await;
+    // interval could not be read: GMS falls back to the default (0).
+    assert_eq!(
+        r[0]["advice"],
+        json!({"reconnect": "retry", "interval": 0, "timeout": 1234, "maxInterval": 5555})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_demo_page_and_its_cometd_client_are_served() {
+    let server = Server::start(&[]);
+    let browser = Browser::new(&server);
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains("/js/cometd/cometd.js"),
+        "page loads the CometD client"
+    );
+    let js = browser.get("/js/cometd/cometd.js").await;
+    assert_eq!(js.status, 200);
+    assert!(js.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.text.contains("./Client.js"), "the package entry point");
+    let client = browser.get("/js/cometd/Client.js").await;
+    assert!(
+        client.text.contains("export class CometD"),
+        "the CometD class"
+    );
+    assert_eq!(browser.get("/js/cometd/nope.js").await.status, 404);
+}
+
+#[test]
+fn sigint_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    server.signal("INT");
+    let status = server
+        .wait(Duration::from_secs(10))
+        .expect("exited in time");
+    assert!(status.success(), "{status:?}");
+}
