@@ -1,7 +1,8 @@
 //! `/service/echo`: a diagnostic service that sends each request's `data`
-//! back to the one session that published it, on the same channel. It lets
-//! an operator (or a test) check the `/service` request/response path end to
-//! end without any GMS service behind it.
+//! back to the one session that published it, on the same channel and with
+//! the request's `id`, so it answers both a subscriber and a CometD
+//! `remoteCall("/echo", ...)`. It lets an operator (or a test) check the
+//! `/service` request/response path without any GMS service behind it.
 
 use std::sync::Arc;
 
@@ -13,8 +14,11 @@ pub struct Echo;
 
 impl ServiceHandler for Echo {
     fn handle(&self, server: &Arc<Bayeux>, session: &Arc<Session>, request: &ServiceRequest<'_>) {
-        if let Err(e) = server.deliver(session, request.channel.as_str(), request.data) {
-            tracing::warn!(error = %e, "echo reply not delivered");
+        if !server.reply(session, request, request.data) {
+            tracing::debug!(
+                session = session.key(),
+                "echo reply not queued: session gone or full"
+            );
         }
     }
 }

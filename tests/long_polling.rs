@@ -604,9 +604,10 @@ async fn form_encoded_messages_sub_paths_and_the_echo_service() {
     } else {
         echoed
     };
+    // It carries the request's id, so a CometD remoteCall matches it.
     assert_eq!(
         echoed,
-        vec![json!({"channel": "/service/echo", "data": {"ping": 7}})]
+        vec![json!({"channel": "/service/echo", "id": "e", "data": {"ping": 7}})]
     );
 }
 

@@ -243,6 +243,23 @@ pub fn encode_delivery(channel: &str, data: &RawValue, ext: Option<&RawValue>) -
     out.freeze()
 }
 
+/// Encodes the answer to a `/service` request, delivered to the requester
+/// only: `{"channel":..,"id":..,"data":..}`. Carrying the request's `id` is
+/// what lets a CometD client match it to its `remoteCall`.
+pub fn encode_service_reply(channel: &str, id: Option<&RawValue>, data: &RawValue) -> Bytes {
+    let mut out = BytesMut::with_capacity(channel.len() + data.get().len() + 48);
+    out.put_slice(b"{\"channel\":");
+    out.put_slice(&serde_json::to_vec(channel).unwrap_or_default());
+    if let Some(id) = id {
+        out.put_slice(b",\"id\":");
+        out.put_slice(id.get().as_bytes());
+    }
+    out.put_slice(b",\"data\":");
+    out.put_slice(data.get().as_bytes());
+    out.put_u8(b'}');
+    out.freeze()
+}
+
 /// Joins encoded messages into one JSON array, the shape of every response
 /// body and WebSocket frame.
 pub fn encode_array<'a>(parts: impl IntoIterator<Item = &'a Bytes>) -> Vec<u8> {

@@ -27,7 +27,7 @@ use crate::channel::{
 use crate::config::BayeuxConfig;
 use crate::error;
 use crate::ext::{ack, Extension};
-use crate::message::{encode_delivery, Advice, Incoming, Parsed, Reply};
+use crate::message::{encode_delivery, encode_service_reply, Advice, Incoming, Parsed, Reply};
 use crate::security::{AllowAll, SecurityPolicy};
 use crate::session::{now_ms, Enqueued, RemoveReason, Session};
 use crate::subscriptions::{Subscribers, SubscriptionIndex};
@@ -277,16 +277,29 @@ impl Bayeux {
         if name.is_meta() || name.is_wildcard() {
             return Err(PublishError::NotBroadcast);
         }
+        Ok(self.deliver_encoded(session, encode_delivery(channel, data, None)))
+    }
+
+    /// Answers a `/service` request with `data`, to the requesting session
+    /// only, on the request's channel and with its `id` (a CometD client's
+    /// `remoteCall` waits for exactly that).
+    pub fn reply(
+        &self,
+        session: &Arc<Session>,
+        request: &ServiceRequest<'_>,
+        data: &RawValue,
+    ) -> bool {
+        let message = encode_service_reply(request.channel.as_str(), request.id, data);
+        self.deliver_encoded(session, message)
+    }
+
+    fn deliver_encoded(&self, session: &Arc<Session>, message: Bytes) -> bool {
         let mut overflow = Vec::new();
-        let queued = self.push(
-            session,
-            &encode_delivery(channel, data, None),
-            &mut overflow,
-        );
+        let queued = self.push(session, &message, &mut overflow);
         for s in overflow {
             self.remove_session(&s, RemoveReason::QueueFull);
         }
-        Ok(queued)
+        queued
     }
 
     /// Ends a session from the server side.

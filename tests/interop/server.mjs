@@ -21,9 +21,18 @@ const TERM_TIMEOUT_MS = 7_000;
 const OUTPUT_KEEP = 64 * 1024;
 
 const running = new Set();
-process.on("exit", () => {
+const killAll = () => {
   for (const child of running) child.kill("SIGKILL");
-});
+};
+process.on("exit", killAll);
+// 'exit' does not run when a signal ends the process: kill the children,
+// then let the signal do what it would have done.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
 export function freePort() {
@@ -74,9 +83,16 @@ export async function startServer({ port, env = {} } = {}) {
     url: `http://127.0.0.1:${port}/genesys/cometd`,
     env,
     child,
+    /** Date.now() once it accepts connections. */
+    readyAt: null,
     exited,
     output: () => output,
-    stop: (how) => stopChild(child, exited, how),
+    /** Set by stop(): { code, signal, forced, at } (`at`: Date.now() at exit). */
+    stopped: null,
+    async stop(how) {
+      server.stopped = { ...(await stopChild(child, exited, how)), at: Date.now() };
+      return server.stopped;
+    },
   };
   let timer;
   let outcome = await Promise.race([
@@ -92,6 +108,7 @@ export async function startServer({ port, env = {} } = {}) {
     await server.stop("SIGKILL");
     throw new Error(`gmshub ${outcome}; its output:\n${output}`);
   }
+  server.readyAt = Date.now();
   return server;
 }
 

@@ -1,0 +1,109 @@
+// The demo page at `/` in headless Chromium (driven by playwright-core): two
+// tabs of one browser connect with the official CometD client the page
+// loads, both subscribe to /demo/room, the first publishes, the second shows
+// it. Run once per transport the page offers. Chromium is not downloaded by
+// playwright: it must be installed (Debian: apt-get install -y chromium) or
+// named by CHROMIUM_BIN; without it these tests fail, they do not skip.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chromium } from "playwright-core";
+import { startServer } from "./server.mjs";
+import { within } from "./wait.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const UI_MS = 10_000;
+const SCREENSHOT = "/tmp/gmshub-page.png";
+
+describe("demo page in headless Chromium", () => {
+  let server;
+  let browser;
+  // Set up once; a failure (such as Chromium missing) is rethrown by every
+  // test, so each one fails with the reason instead of being cancelled.
+  let ready;
+  before(async () => {
+    ready = (async () => {
+      if (!existsSync(CHROMIUM)) {
+        throw new Error(
+          `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_BIN`,
+        );
+      }
+      server = await startServer();
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+    })();
+    await ready.catch(() => {});
+  }, { timeout: 60_000 });
+  after(async () => {
+    await within(10_000, browser?.close() ?? Promise.resolve(), "closing Chromium").catch(() => {});
+    await server?.stop();
+  }, { timeout: 30_000 });
+
+  /** Opens the page in a tab, connects with `transport`, subscribes. */
+  async function openConnected(context, transport, problems) {
+    const page = await context.newPage();
+    page.setDefaultTimeout(UI_MS);
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    // Failed loads are reported through their responses (with the URL); the
+    // browser's own /favicon.ico request may 404, which is nothing to see.
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+        problems.push(`console: ${m.text()}`);
+      }
+    });
+    page.on("response", (r) => {
+      if (r.status() >= 400 && new URL(r.url()).pathname !== "/favicon.ico") {
+        problems.push(`HTTP ${r.status()} for ${r.url()}`);
+      }
+    });
+    page.on("requestfailed", (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
+    await page.goto(`${server.origin}/`);
+    assert.equal(await page.inputValue("#url"), `${server.origin}/genesys/cometd`);
+    await page.selectOption("#transport", transport);
+    await page.click("#connect");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "connected");
+    assert.equal(await page.textContent("#transport-used"), `(${transport})`);
+    await page.fill("#channel", "/demo/room");
+    await page.click("#subscribe");
+    await page.locator("#log li", { hasText: "subscribed to /demo/room" }).waitFor();
+    return page;
+  }
+
+  for (const transport of ["websocket", "long-polling", "callback-polling"]) {
+    it(`one tab's message shows in the other (${transport})`, { timeout: 60_000 }, async () => {
+      await ready;
+      // One context = one browser profile: the tabs share BAYEUX_BROWSER,
+      // so over HTTP the second one is told multiple-clients and polls.
+      const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+      const problems = [];
+      try {
+        const sender = await openConnected(context, transport, problems);
+        const receiver = await openConnected(context, transport, problems);
+
+        const text = `hello over ${transport} ${randomUUID()}`;
+        await sender.fill("#target", "/demo/room");
+        await sender.fill("#text", text);
+        await sender.click("#publish");
+
+        for (const page of [receiver, sender]) { // the sender is subscribed too
+          const shown = page.locator('#log li[data-received="1"]', { hasText: text });
+          await shown.waitFor();
+          assert.equal(await shown.count(), 1);
+          assert.equal(await shown.locator(".channel").textContent(), "/demo/room");
+          assert.equal(await shown.locator(".text").textContent(), text);
+        }
+        assert.equal(await receiver.textContent("#status"), "connected");
+        const path = transport === "websocket" ? SCREENSHOT : SCREENSHOT.replace(".png", `-${transport}.png`);
+        await receiver.screenshot({ path, fullPage: true });
+        assert.deepEqual(problems, []);
+      } finally {
+        await context.close();
+      }
+    });
+  }
+});
