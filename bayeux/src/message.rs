@@ -219,6 +219,14 @@ impl<'a> Reply<'a> {
         self
     }
 
+    /// Success, or failure with the error string.
+    pub fn result<E: Into<String>>(self, result: Result<(), E>) -> Self {
+        match result {
+            Ok(()) => self.success(),
+            Err(e) => self.failure(e),
+        }
+    }
+
     pub fn encode(&self) -> Bytes {
         // A reply holds only strings and numbers we built; it always encodes.
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())

@@ -542,19 +542,23 @@ impl Bayeux {
         ctx: &RequestContext<'_>,
         out: &mut Outcome,
     ) {
-        let failure = match (&session, message.connection_type.as_deref()) {
-            (None, _) => Some((error::SESSION_UNKNOWN, Some(Advice::handshake()))),
-            (Some(_), Some(t)) if !self.supports(t) => {
-                Some((error::CONNECTION_TYPE_UNSUPPORTED, None))
+        let unsupported = message
+            .connection_type
+            .as_deref()
+            .is_some_and(|t| !self.supports(t));
+        let session = match session {
+            Some(session) if !unsupported => session,
+            other => {
+                let (error, advice) = match other {
+                    None => (error::SESSION_UNKNOWN, Some(Advice::handshake())),
+                    Some(_) => (error::CONNECTION_TYPE_UNSUPPORTED, None),
+                };
+                let mut reply =
+                    Reply::new(Some(META_CONNECT), message.id.as_deref()).failure(error);
+                reply.advice = advice;
+                out.replies.push(self.finish_reply(None, &message, reply));
+                return;
             }
-            _ => None,
-        };
-        let Some(session) = session.filter(|_| failure.is_none()) else {
-            let (err, advice) = failure.unwrap_or((error::SESSION_UNKNOWN, None));
-            let mut reply = Reply::new(Some(META_CONNECT), message.id.as_deref()).failure(err);
-            reply.advice = advice;
-            out.replies.push(self.finish_reply(None, &message, reply));
-            return;
         };
         if session.ack_enabled() {
             if let Some(acked) = ack::acknowledged(message.ext_object().as_ref()) {
@@ -689,10 +693,7 @@ impl Bayeux {
                 }
                 Ok(())
             });
-        let reply = match result {
-            Ok(()) => reply.success(),
-            Err(e) => reply.failure(e),
-        };
+        let reply = reply.result(result);
         out.replies
             .push(self.finish_reply(session.as_deref(), message, reply));
     }
@@ -710,10 +711,7 @@ impl Bayeux {
                 }
                 Ok(())
             });
-        let reply = match result {
-            Ok(()) => reply.success(),
-            Err(e) => reply.failure(e),
-        };
+        let reply = reply.result(result);
         out.replies
             .push(self.finish_reply(session.as_deref(), message, reply));
     }
@@ -744,10 +742,7 @@ impl Bayeux {
         out: &mut Outcome,
     ) {
         let reply = Reply::new(Some(channel), message.id.as_deref());
-        let reply = match self.try_publish(channel, message, session.as_ref()) {
-            Ok(()) => reply.success(),
-            Err(e) => reply.failure(e),
-        };
+        let reply = reply.result(self.try_publish(channel, message, session.as_ref()));
         out.replies
             .push(self.finish_reply(session.as_deref(), message, reply));
     }
