@@ -18,13 +18,14 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "gmshub did not start:"; cat "$log"; exit 1; }
-timeout 120 "$bin/bayeux-load" --url "ws://$addr/genesys/cometd" --scenario rooms \
-  --clients 200 --rooms 20 --rooms-per-client 5 --rate 200 --publishers 2 --seconds 3 \
-  --server-pid "$pid" --json "$report"
+timeout 120 "$bin/bayeux-load" --url "http://$addr/genesys/cometd" --scenario rooms \
+  --clients 200 --rooms 20 --rooms-per-client 5 --rates 200 --publishers 2 --seconds 3 --drain 2 \
+  --server-pid "$pid" --label gmshub --json "$report"
 python3 - "$report" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
-ok = r["received"] > 0 and r["missed"] == 0 and r["errors"] == 0
-print(f"smoke: {r['received']} of {r['expected']} deliveries, {r['errors']} errors: {'ok' if ok else 'FAILED'}")
+step = json.load(open(sys.argv[1]))["steps"][0]
+ok = step["received"] > 0 and step["missed"] == 0 and step["errors"] == 0
+print(f"smoke: {step['received']} of {step['expected']} deliveries, p99 {step['p99_ms']} ms, "
+      f"{step['errors']} errors: {'ok' if ok else 'FAILED'}")
 sys.exit(0 if ok else 1)
 PY

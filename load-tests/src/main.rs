@@ -1,86 +1,107 @@
-//! `bayeux-load`: a load generator for Bayeux servers over WebSocket.
+//! `bayeux-load`: a load generator for Bayeux servers (gmshub, Faye, any
+//! CometD server), over WebSocket or long-polling.
 //!
-//! Clients subscribe to rooms, publishers publish at a fixed rate, and every
-//! delivery is timed from publish to receipt (one process, one clock). The
-//! run reports delivered messages per second, latency percentiles, expected
-//! versus received deliveries, errors, and the server's peak RSS and CPU
-//! when its pid is given.
+//! Scenarios:
+//! - `rooms`: the CometD benchmark shape (clients each in several of many
+//!   rooms), publish rate stepped up (`--rates`) until latency or loss breaks;
+//! - `fanout`: every client in one room;
+//! - `idle`: as many idle sessions as asked for, reporting server memory per
+//!   session and the time to connect them all;
+//! - `churn`: handshake + connect + disconnect cycles per second.
 //!
-//! Scenarios: `rooms` (the CometD benchmark shape: clients each in several
-//! of many rooms) and `fanout` (every client in one room).
+//! Every delivery is timed from its publish (stamped in its data) to its
+//! receipt, counted against the deliveries expected from the room sizes, and
+//! the report gives delivered messages per second, latency percentiles,
+//! misses, errors, server RSS and CPU, and the generator's own CPU.
 
-mod client;
+mod fleet;
+mod lp;
 mod stats;
+mod target;
+mod wire;
+mod ws;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use tokio::sync::{watch, Semaphore};
+use fleet::{Fleet, LocalFleet, RemoteFleet};
+use stats::{cpu_percent, usage, Churn, Recorder, Report, Shared, Step};
+use target::{Publisher, Target, Transport};
 
-use client::Client;
-use stats::{process_usage, Recorder, Report};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Rooms,
     Fanout,
+    Idle,
+    Churn,
 }
 
-#[derive(Parser, Debug)]
-#[command(about = "Bayeux load generator (WebSocket)")]
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Bayeux load generator (WebSocket and long-polling)")]
 struct Args {
-    /// WebSocket URL of the Bayeux endpoint.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/genesys/cometd")]
+    /// The Bayeux endpoint, e.g. http://127.0.0.1:8080/genesys/cometd.
+    #[arg(long, default_value = "http://127.0.0.1:8080/genesys/cometd")]
     url: String,
+    #[arg(long, value_enum, default_value = "websocket")]
+    transport: Transport,
     #[arg(long, value_enum, default_value = "rooms")]
     scenario: Scenario,
-    /// Subscribing clients.
+    /// Subscribing (or idle) clients.
     #[arg(long, default_value_t = 1000)]
     clients: usize,
     /// Rooms (channels); `fanout` uses one.
     #[arg(long, default_value_t = 100)]
     rooms: usize,
-    /// Rooms each client joins (`rooms` scenario).
+    /// Rooms each client joins.
     #[arg(long, default_value_t = 10)]
     rooms_per_client: usize,
-    /// Messages published per second, over all publishers.
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
-    /// Publishing clients (each its own session).
+    /// Publishing sessions.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
     /// Bytes of padding in each message's data.
     #[arg(long, default_value_t = 50)]
     size: usize,
-    /// Seconds of publishing.
+    /// Publish rates (messages per second, all publishers together), stepped in order.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    rates: Vec<u64>,
+    /// Seconds each rate is held (and the length of `churn`).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Seconds to wait for late deliveries after publishing stops.
-    #[arg(long, default_value_t = 2)]
+    /// Seconds to wait for late deliveries after each step.
+    #[arg(long, default_value_t = 3)]
     drain: u64,
-    /// Clients connecting at once while ramping up.
+    /// Stop stepping after a step whose p99 exceeds this or that lost messages.
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+    /// Worker processes holding the subscribers (default: enough for the
+    /// open-files limit, about 9 000 clients each).
+    #[arg(long)]
+    processes: Option<usize>,
+    /// Clients opening at once (ramp-up), or concurrent cycles (`churn`).
     #[arg(long, default_value_t = 200)]
-    connect_concurrency: usize,
-    /// The server's pid, to report its peak RSS and CPU time.
+    concurrency: usize,
+    /// The server's pid, to report its memory and CPU.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A name for the server, written into the report.
+    #[arg(long, default_value = "server")]
+    label: String,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Internal: run as worker `INDEX` of `COUNT`, holding every COUNT-th client.
+    #[arg(long, hide = true, num_args = 2, value_names = ["INDEX", "COUNT"])]
+    worker: Option<Vec<usize>>,
 }
 
-/// Room membership, deterministic so runs are comparable: client `i` joins
-/// `k` distinct rooms starting at a stride that spreads them evenly.
+/// Room membership, deterministic so runs compare: client `i` joins `k`
+/// distinct rooms spread evenly over all of them.
 fn membership(clients: usize, rooms: usize, k: usize) -> Vec<Vec<usize>> {
-    let k = k.min(rooms).max(1);
+    let k = k.clamp(1, rooms.max(1));
+    let stride = (rooms / k).max(1);
     (0..clients)
         .map(|i| {
-            (0..k)
-                .map(|j| (i * 7 + j * (rooms / k).max(1)) % rooms)
-                .collect::<Vec<_>>()
-        })
-        .map(|mut v| {
+            let mut v: Vec<usize> = (0..k).map(|j| (i * 7 + j * stride) % rooms).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -88,159 +109,295 @@ fn membership(clients: usize, rooms: usize, k: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
+fn room_name(r: usize) -> String {
+    format!("/load/room/{r}")
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let (rooms, per_client) = match args.scenario {
-        Scenario::Rooms => (args.rooms.max(1), args.rooms_per_client),
-        Scenario::Fanout => (1, 1),
+    let target = Target::parse(&args.url)?;
+    let rooms = match args.scenario {
+        Scenario::Fanout => 1,
+        _ => args.rooms.max(1),
     };
-    let names: Vec<String> = (0..rooms).map(|r| format!("/load/room/{r}")).collect();
-    let members = membership(args.clients, rooms, per_client);
-    let mut room_size = vec![0u64; rooms];
-    for m in &members {
-        for r in m {
-            room_size[*r] += 1;
-        }
+    let members = match args.scenario {
+        Scenario::Fanout => vec![vec![0]; args.clients],
+        _ => membership(args.clients, rooms, args.rooms_per_client),
+    };
+
+    if let Some(w) = &args.worker {
+        let (index, count) = (w[0], w[1].max(1));
+        let mine = members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == index)
+            .map(|(_, m)| m.iter().map(|r| room_name(*r)).collect())
+            .collect();
+        let label = format!("worker {index}");
+        let fleet =
+            LocalFleet::start(&target, args.transport, mine, args.concurrency, &label).await;
+        fleet::serve_worker(fleet).await?;
+        return Ok(());
     }
 
-    // Ramp up: connect and subscribe every client, a bounded number at once.
-    let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(args.connect_concurrency));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
-    let mut receivers = Vec::with_capacity(args.clients);
-    for m in members {
-        let url = args.url.clone();
-        let channels: Vec<String> = m.iter().map(|r| names[*r].clone()).collect();
-        let gate = gate.clone();
-        let stop = stop_rx.clone();
-        let ready = ready_tx.clone();
-        receivers.push(tokio::spawn(async move {
-            let mut rec = Recorder::new();
-            let permit = gate.acquire_owned().await.expect("semaphore");
-            let opened = async {
-                let mut c = Client::open(&url).await?;
-                c.subscribe(&channels).await?;
-                Ok::<_, client::ClientError>(c)
-            }
-            .await;
-            drop(permit);
-            match opened {
-                Ok(c) => {
-                    let _ = ready.send(Ok(()));
-                    c.receive(&mut rec, stop).await;
-                }
-                Err(e) => {
-                    rec.errors += 1;
-                    let _ = ready.send(Err(e.to_string()));
-                }
-            }
-            rec
-        }));
-    }
-    drop(ready_tx);
-    let mut ok = 0usize;
-    let mut failed = 0usize;
-    let mut last_print = Instant::now();
-    while ok + failed < args.clients {
-        match ready_rx.recv().await {
-            Some(Ok(())) => ok += 1,
-            Some(Err(e)) => {
-                if failed == 0 {
-                    eprintln!("client failed: {e}");
-                }
-                failed += 1;
-            }
-            None => break,
-        }
-        if last_print.elapsed() > Duration::from_secs(1) {
-            eprintln!("ramp-up: {ok}/{} connected, {failed} failed", args.clients);
-            last_print = Instant::now();
-        }
-    }
-    eprintln!(
-        "ramp-up done: {ok} connected, {failed} failed in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-
-    // Publish.
-    let pad = "x".repeat(args.size);
-    let publishers = args.publishers.max(1);
-    let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
-    let mut pubs = Vec::new();
-    for p in 0..publishers {
-        // Publisher p takes rooms p, p+P, p+2P, ...: every room is covered.
-        let targets: Vec<String> = names.iter().skip(p).step_by(publishers).cloned().collect();
-        if targets.is_empty() {
-            continue;
-        }
-        let rate = args.rate as f64 / publishers.min(rooms) as f64;
-        let c = Client::open(&args.url).await?;
-        let stop = pub_stop_rx.clone();
-        let pad = pad.clone();
-        let first_room = p;
-        pubs.push(tokio::spawn(async move {
-            let mut rec = Recorder::new();
-            let sent = c.publish_loop(&targets, rate, &pad, &mut rec, stop).await;
-            (first_room, sent, rec)
-        }));
-    }
-    let run_start = Instant::now();
-    let progress = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            eprintln!("running: {:.0}s", run_start.elapsed().as_secs_f64());
-        }
-    });
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    // Publishers stop first; receivers get `drain` seconds for stragglers.
-    let publish_elapsed = run_start.elapsed().as_secs_f64();
-    pub_stop_tx.send_replace(true);
-    progress.abort();
-    let mut published = 0u64;
-    let mut expected = 0u64;
-    let mut total = Recorder::new();
-    for handle in pubs {
-        let (first_room, sent, rec) = handle.await?;
-        for (i, n) in sent.iter().enumerate() {
-            published += n;
-            expected += n * room_size[first_room + i * publishers];
-        }
-        total.errors += rec.errors;
-    }
-    tokio::time::sleep(Duration::from_secs(args.drain)).await;
-    stop_tx.send_replace(true);
-    for handle in receivers {
-        total.merge(&handle.await?);
-    }
-    let (rss, cpu) = args.server_pid.map(process_usage).unwrap_or((None, None));
     let mut report = Report {
+        label: args.label.clone(),
         scenario: format!("{:?}", args.scenario).to_lowercase(),
-        transport: "websocket".into(),
+        transport: args.transport.name().into(),
         clients: args.clients,
-        publish_rate: args.rate,
-        seconds: publish_elapsed,
-        published,
-        expected,
-        received: total.received,
-        missed: expected as i64 - total.received as i64,
-        errors: total.errors + failed as u64,
-        delivered_per_sec: total.received as f64 / publish_elapsed,
-        p50_ms: 0.0,
-        p90_ms: 0.0,
-        p99_ms: 0.0,
-        p999_ms: 0.0,
-        max_ms: 0.0,
-        server_peak_rss_kb: rss,
-        server_cpu_seconds: cpu,
+        rooms,
+        rooms_per_client: members.first().map_or(0, Vec::len),
+        size: args.size,
+        ..Report::default()
     };
-    report.latency(&total.latency_us);
-    report.print();
+    if args.scenario == Scenario::Churn {
+        report.churn = Some(churn(&args, &target).await);
+    } else {
+        run_fleet(&args, &target, &members, rooms, &mut report).await?;
+    }
+    if let Some(pid) = args.server_pid {
+        report.server_peak_rss_kb = usage(pid).peak_rss_kb;
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// Connects the subscribers, then (for `rooms` and `fanout`) steps the
+/// publish rate.
+async fn run_fleet(
+    args: &Args,
+    target: &Target,
+    members: &[Vec<usize>],
+    rooms: usize,
+    report: &mut Report,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let server = args.server_pid;
+    report.server_rss_kb_before = server.and_then(|p| usage(p).rss_kb);
+    let processes = args.processes.unwrap_or(args.clients.div_ceil(9000)).max(1);
+    let started = Instant::now();
+    let mut fleet = if processes == 1 {
+        let lists = members
+            .iter()
+            .map(|m| m.iter().map(|r| room_name(*r)).collect())
+            .collect();
+        Fleet::Local(
+            LocalFleet::start(target, args.transport, lists, args.concurrency, "ramp-up").await,
+        )
+    } else {
+        let mut workers = Vec::new();
+        let mut spawning = Vec::new();
+        for index in 0..processes {
+            let mut worker_args: Vec<String> = std::env::args().skip(1).collect();
+            worker_args.extend(["--worker".into(), index.to_string(), processes.to_string()]);
+            spawning.push(tokio::spawn(RemoteFleet::spawn(worker_args)));
+        }
+        for s in spawning {
+            workers.push(s.await??);
+        }
+        Fleet::Remote(workers)
+    };
+    let ready = fleet.ready();
+    report.connected = ready.connected;
+    report.failed = ready.failed;
+    report.ramp_up_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {} connected, {} failed in {:.1} s",
+        args.label, ready.connected, ready.failed, report.ramp_up_seconds
+    );
+    if let Some(pid) = server {
+        // Let the server settle (lazy allocations, freed handshake buffers).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        report.server_rss_kb_after_ramp = usage(pid).rss_kb;
+        if let (Some(before), Some(after)) =
+            (report.server_rss_kb_before, report.server_rss_kb_after_ramp)
+        {
+            if ready.connected > 0 {
+                report.rss_kb_per_session =
+                    Some(after.saturating_sub(before) as f64 / ready.connected as f64);
+            }
+        }
+    }
+    if args.scenario != Scenario::Idle {
+        let mut room_size = vec![0u64; rooms];
+        for m in members {
+            for r in m {
+                room_size[*r] += 1;
+            }
+        }
+        step_rates(args, target, &mut fleet, &room_size, report).await?;
+    }
+    fleet.stop().await;
+    Ok(())
+}
+
+/// Publishes at each rate in turn and measures what arrives.
+async fn step_rates(
+    args: &Args,
+    target: &Target,
+    fleet: &mut Fleet,
+    room_size: &[u64],
+    report: &mut Report,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rooms = room_size.len();
+    let count = args.publishers.clamp(1, rooms);
+    let errors = Shared::default();
+    let mut publishers = Vec::with_capacity(count);
+    for _ in 0..count {
+        publishers.push(Publisher::open(target, args.transport, errors.clone()).await?);
+    }
+    let pad = "x".repeat(args.size);
+    let mut pids = vec![std::process::id()];
+    pids.extend(fleet.pids());
+    for &rate in &args.rates {
+        fleet.take().await;
+        errors.take();
+        let server_before = args.server_pid.map(usage);
+        let gen_before: Vec<_> = pids.iter().map(|p| usage(*p)).collect();
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+        // Publisher p takes rooms p, p+P, p+2P, ...: every room is covered.
+        let runs: Vec<_> = publishers
+            .drain(..)
+            .enumerate()
+            .map(|(p, publisher)| {
+                let targets: Vec<String> = (p..rooms).step_by(count).map(room_name).collect();
+                let pad = pad.clone();
+                let share = rate as f64 / count as f64;
+                tokio::spawn(publish(publisher, targets, share, pad, deadline))
+            })
+            .collect();
+        let mut published = 0;
+        let mut expected = 0;
+        for (p, run) in runs.into_iter().enumerate() {
+            let (publisher, sent) = run.await?;
+            for (i, n) in sent.iter().enumerate() {
+                published += n;
+                expected += n * room_size[p + i * count];
+            }
+            publishers.push(publisher);
+        }
+        // CPU is read over the publishing time only, not the drain.
+        let seconds = started.elapsed().as_secs_f64();
+        let gen_after: Vec<_> = pids.iter().map(|p| usage(*p)).collect();
+        let server_after = args.server_pid.map(usage);
+        tokio::time::sleep(Duration::from_secs(args.drain)).await;
+        let got = fleet.take().await;
+        let mut step = Step {
+            rate,
+            seconds,
+            published,
+            expected,
+            received: got.received,
+            missed: expected as i64 - got.received as i64,
+            errors: got.errors + errors.lock().errors,
+            delivered_per_sec: got.received as f64 / seconds,
+            server_cpu_percent: match (server_before, server_after) {
+                (Some(b), Some(a)) => cpu_percent(&[b], &[a], seconds),
+                _ => None,
+            },
+            generator_cpu_percent: cpu_percent(&gen_before, &gen_after, seconds),
+            ..Step::default()
+        };
+        step.latency(&got.latency_us);
+        step.print();
+        let broke = args
+            .max_p99_ms
+            .is_some_and(|max| step.p99_ms > max || step.missed != 0);
+        report.steps.push(step);
+        if broke {
+            break;
+        }
+    }
+    for p in publishers {
+        p.close().await;
+    }
+    Ok(())
+}
+
+/// One publisher's share of a step: `rate` messages per second over
+/// `targets` until `deadline`, all messages due in a millisecond sent as one
+/// batch. Returns the publisher and the count sent to each target.
+async fn publish(
+    mut publisher: Publisher,
+    targets: Vec<String>,
+    rate: f64,
+    pad: String,
+    deadline: tokio::time::Instant,
+) -> (Publisher, Vec<u64>) {
+    let mut sent = vec![0u64; targets.len()];
+    let start = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut total = 0u64;
+    let mut next = 0usize;
+    while tokio::time::Instant::now() < deadline {
+        tick.tick().await;
+        let due = (start.elapsed().as_secs_f64() * rate) as u64;
+        if due <= total {
+            continue;
+        }
+        let mut channels = Vec::with_capacity((due - total) as usize);
+        while total < due {
+            channels.push(targets[next].as_str());
+            sent[next] += 1;
+            total += 1;
+            next = (next + 1) % targets.len();
+        }
+        let batch = wire::publishes(publisher.client_id(), &channels, &pad);
+        if publisher.send(batch).await.is_err() {
+            break;
+        }
+    }
+    (publisher, sent)
+}
+
+/// Handshake + connect + disconnect cycles, `concurrency` at a time, for
+/// `seconds`.
+async fn churn(args: &Args, target: &Target) -> Churn {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let target = target.clone();
+        let transport = args.transport;
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match target::Subscriber::open(&target, transport).await {
+                    Ok(c) => c.close().await,
+                    Err(_) => {
+                        rec.errors += 1;
+                        continue;
+                    }
+                }
+                rec.received += 1;
+                let _ = rec.latency_us.record(t.elapsed().as_micros() as u64);
+            }
+            rec
+        }));
+    }
+    let mut all = Recorder::default();
+    for t in tasks {
+        if let Ok(rec) = t.await {
+            all.merge(&rec);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let c = Churn {
+        seconds,
+        cycles: all.received,
+        cycles_per_sec: all.received as f64 / seconds,
+        errors: all.errors,
+        p50_ms: all.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: all.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+    };
+    eprintln!(
+        "{}: churn {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        args.label, c.cycles_per_sec, c.p50_ms, c.p99_ms, c.errors
+    );
+    c
 }
