@@ -8,6 +8,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -18,6 +19,15 @@ use crate::wire;
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const TYPE: &str = "websocket";
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Small socket buffers: tungstenite's defaults are 128 KiB each way, and it
+/// zero-fills the read buffer before every read, which would cost more than
+/// the deliveries a generator is there to count.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+}
 
 pub struct WsClient {
     pub id: String,
@@ -30,7 +40,7 @@ impl WsClient {
     pub async fn open(target: &Target) -> Result<Self, ClientError> {
         let (ws, _) = tokio::time::timeout(
             WAIT,
-            tokio_tungstenite::connect_async_with_config(target.ws_url(), None, true),
+            tokio_tungstenite::connect_async_with_config(target.ws_url(), Some(config()), true),
         )
         .await
         .map_err(|_| ClientError::Timeout("websocket connect"))??;

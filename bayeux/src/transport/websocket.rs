@@ -10,14 +10,21 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::time::{sleep_until, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{browser_cookie, browser_id};
 use crate::error;
 use crate::message::{encode_array, parse_batch, ParseError};
 use crate::server::{Bayeux, HeldConnect, RequestContext, Transport};
 use crate::session::{RemoveReason, Session};
+
+/// tungstenite zero-fills its whole read buffer before every read attempt,
+/// including those that find nothing to read, so it is kept small: client
+/// frames are mostly `/meta/connect`s of a hundred bytes, and a larger
+/// message is read in several steps.
+const READ_BUFFER: usize = 512;
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
@@ -31,11 +38,11 @@ pub(super) fn upgrade(
     let cfg = server.config();
     let (browser, is_new) = browser_id(headers, &cfg.browser_cookie_name);
     let cookie = is_new.then(|| browser_cookie(&cfg.browser_cookie_name, &browser));
-    // tungstenite's default buffers are 128 KiB each way, per socket; an
-    // idle Bayeux socket needs a few KiB. Every frame we write is a whole
-    // batch already, so nothing is gained by buffering writes either.
+    // tungstenite's default buffers are 128 KiB each way, per socket. Every
+    // frame we write is a whole batch already, so nothing is gained by
+    // buffering writes.
     let mut response = upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(cfg.max_message_size)
         .max_frame_size(cfg.max_message_size)
@@ -62,6 +69,15 @@ enum Step {
     Close(Option<u16>),
 }
 
+/// What woke the connection's task.
+enum Event {
+    Frame(Option<Result<Message, axum::Error>>),
+    Woken,
+    ConnectDue,
+    Ping,
+    Idle,
+}
+
 impl Connection {
     fn new(server: Arc<Bayeux>, browser: String) -> Self {
         Self {
@@ -73,13 +89,18 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
+    async fn run(mut self, mut socket: WebSocket) {
         let cfg = self.server.config().clone();
         let mut shutdown = self.server.shutdown_signal();
         let mut ping =
             tokio::time::interval_at(Instant::now() + cfg.ws_ping_interval, cfg.ws_ping_interval);
-        let mut idle_deadline = Instant::now() + cfg.ws_idle_timeout;
+        // Timers live across iterations and are reset only when their
+        // deadline moves: registering a timer per wake-up costs more than
+        // the delivery it wakes for.
+        let mut last_read = Instant::now();
+        let idle = tokio::time::sleep(cfg.ws_idle_timeout);
+        let connect_due = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(idle, connect_due);
         let close = loop {
             let session = self.bound.clone();
             let notified = session.as_deref().map(|s| s.signal.notified());
@@ -94,50 +115,66 @@ impl Connection {
             if !self.out.is_empty() {
                 let frame = encode_array(&self.out);
                 self.out.clear();
-                if sink.send(text(frame)).await.is_err() {
+                if socket.send(text(frame)).await.is_err() {
                     break None;
                 }
                 continue;
             }
-            let connect_deadline = self.held.as_ref().map(|(_, d)| *d);
+            if let Some((_, deadline)) = &self.held {
+                if connect_due.deadline() != *deadline {
+                    connect_due.as_mut().reset(*deadline);
+                }
+            }
             let woken = async {
                 match notified.as_mut().as_pin_mut() {
                     Some(n) => n.await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                incoming = stream.next() => {
-                    idle_deadline = Instant::now() + cfg.ws_idle_timeout;
-                    match self.on_frame(incoming) {
-                        Step::Continue => {}
-                        Step::Close(code) => break code,
+            let event = tokio::select! {
+                incoming = socket.recv() => Event::Frame(incoming),
+                _ = woken => Event::Woken,
+                _ = &mut connect_due, if self.held.is_some() => Event::ConnectDue,
+                _ = ping.tick() => Event::Ping,
+                _ = &mut idle => Event::Idle,
+                _ = shutdown.changed(), if self.bound.is_none() => break Some(GOING_AWAY),
+            };
+            match event {
+                Event::Frame(incoming) => {
+                    last_read = Instant::now();
+                    if let Step::Close(code) = self.on_frame(incoming) {
+                        break code;
                     }
                 }
-                _ = woken => {}
-                _ = async { sleep_until(connect_deadline.unwrap()).await }, if connect_deadline.is_some() => {
+                Event::Woken => {}
+                Event::ConnectDue => {
                     if let Some((held, _)) = self.held.take() {
                         held.complete(&mut self.out);
                     }
                 }
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                Event::Ping => {
+                    if socket.send(Message::Ping(Bytes::new())).await.is_err() {
                         break None;
                     }
                 }
-                _ = sleep_until(idle_deadline) => break Some(GOING_AWAY),
-                _ = shutdown.changed(), if self.bound.is_none() => break Some(GOING_AWAY),
+                Event::Idle => {
+                    let due = last_read + cfg.ws_idle_timeout;
+                    if due <= Instant::now() {
+                        break Some(GOING_AWAY);
+                    }
+                    idle.as_mut().reset(due);
+                }
             }
         };
         if !self.out.is_empty() {
-            let _ = sink.send(text(encode_array(&self.out))).await;
+            let _ = socket.send(text(encode_array(&self.out))).await;
         }
         if let Some(code) = close {
             let frame = CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(""),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = socket.send(Message::Close(Some(frame))).await;
         }
         // Dropping a held connect restarts the session's expiry clock: the
         // client has `maxInterval` to come back on another socket.
