@@ -596,6 +596,13 @@ impl Bayeux {
                 }
             }
         }
+        // A held connect may live for `timeout` on every session at once:
+        // keep only what its reply and the extensions still read.
+        let mut message = message;
+        message.client_id = None;
+        message.connection_type = None;
+        message.data = None;
+        message.subscription = None;
         out.connect = Some(HeldConnect {
             server: self.clone(),
             session,

@@ -123,6 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let members = match args.scenario {
         Scenario::Fanout => vec![vec![0]; args.clients],
+        // An idle session is subscribed to one channel and waits.
+        Scenario::Idle => membership(args.clients, rooms, 1),
         _ => membership(args.clients, rooms, args.rooms_per_client),
     };
 
