@@ -62,11 +62,13 @@ impl Settings {
                 timeout: o.millis("cometd", "timeout", d.timeout),
                 interval: o.millis("cometd", "interval", d.interval),
                 max_interval: o.millis("cometd", "maxInterval", d.max_interval),
-                max_sessions_per_browser: o.value(
+                // As in CometD, a negative value means no limit.
+                max_sessions_per_browser: usize::try_from(o.value::<i64>(
                     "cometd",
                     "maxSessionsPerBrowser",
-                    d.max_sessions_per_browser,
-                ),
+                    d.max_sessions_per_browser as i64,
+                ))
+                .unwrap_or(usize::MAX),
                 multi_session_interval: o.millis(
                     "cometd",
                     "multiSessionInterval",
@@ -110,5 +112,42 @@ impl Settings {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gms_and_cometd_names_map_to_settings() {
+        let o = Options::from_ini(
+            "[server]\nlisten = 0.0.0.0:9090\n[cometd]\nmaxSessionsPerBrowser = -1\nmaxQueue = 0\n\
+             allowedTransports = long-polling, websocket\nmaxQueuePolicy = drop-oldest\n\
+             [sml]\nsuspending-wait-timeout = 1\n",
+            &[],
+        );
+        let s = Settings::from_options(&o);
+        assert_eq!(s.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(
+            s.bayeux.max_sessions_per_browser,
+            usize::MAX,
+            "negative: unlimited"
+        );
+        assert_eq!(
+            s.bayeux.max_queue,
+            BayeuxConfig::default().max_queue,
+            "0 is not a bound"
+        );
+        assert_eq!(
+            s.bayeux.allowed_transports,
+            vec!["websocket", "long-polling"]
+        );
+        assert_eq!(s.bayeux.queue_full_policy, QueueFullPolicy::DropOldest);
+        assert_eq!(
+            s.shutdown_timeout,
+            Duration::from_secs(5),
+            "clamped to GMS's 5-600 s"
+        );
     }
 }

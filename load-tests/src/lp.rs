@@ -54,6 +54,8 @@ impl Conn {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        // The connection must be ready (its previous response read) first.
+        self.sender.ready().await?;
         let resp = tokio::time::timeout(WAIT, self.sender.send_request(req))
             .await
             .map_err(|_| ClientError::Timeout("http response"))??;
@@ -85,7 +87,7 @@ impl LpClient {
                 String::from_utf8_lossy(&reply)
             ))
         })?;
-        conn.post(wire::connect(&id, TYPE)).await?;
+        conn.post(wire::first_connect(&id, TYPE)).await?;
         Ok(Self { id, conn })
     }
 

@@ -69,6 +69,14 @@ pub fn connect(client_id: &str, connection_type: &str) -> String {
     )
 }
 
+/// The first connect of a session asks to be answered at once, as the CometD
+/// client does: Faye and CometD's Node server otherwise hold it.
+pub fn first_connect(client_id: &str, connection_type: &str) -> String {
+    format!(
+        r#"[{{"channel":"/meta/connect","clientId":"{client_id}","connectionType":"{connection_type}","advice":{{"timeout":0}}}}]"#
+    )
+}
+
 pub fn subscribe(client_id: &str, channels: &[String]) -> String {
     let list = serde_json::to_string(channels).unwrap_or_default();
     format!(r#"[{{"channel":"/meta/subscribe","clientId":"{client_id}","subscription":{list}}}]"#)

@@ -58,12 +58,15 @@ impl WsClient {
                 String::from_utf8_lossy(&reply)
             ))
         })?;
-        let connect = wire::connect(&c.id, TYPE);
-        c.sink.send(Message::text(connect.clone())).await?;
+        c.sink
+            .send(Message::text(wire::first_connect(&c.id, TYPE)))
+            .await?;
         c.wait_for("/meta/connect").await?;
         // The first connect is answered at once; the next one is the
         // outstanding connect that keeps the session alive.
-        c.sink.send(Message::text(connect)).await?;
+        c.sink
+            .send(Message::text(wire::connect(&c.id, TYPE)))
+            .await?;
         Ok(c)
     }
 
