@@ -2,6 +2,7 @@
 //! are found by scanning for the send timestamp the publishers embed
 //! (`{"t":<µs>,...}`), not by parsing every message as JSON.
 
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use memchr::memmem;
@@ -26,9 +27,26 @@ pub struct Scan {
     pub failures: u32,
 }
 
+/// The patterns `scan` looks for, each built once.
+struct Finders {
+    stamp: memmem::Finder<'static>,
+    connect: memmem::Finder<'static>,
+    failure: memmem::Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static FINDERS: OnceLock<Finders> = OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        stamp: memmem::Finder::new(b"{\"t\":"),
+        connect: memmem::Finder::new(b"\"/meta/connect\""),
+        failure: memmem::Finder::new(b"\"successful\":false"),
+    })
+}
+
 pub fn scan(text: &[u8]) -> Scan {
+    let f = finders();
     let mut out = Scan::default();
-    for i in memmem::find_iter(text, b"{\"t\":") {
+    for i in f.stamp.find_iter(text) {
         let digits = &text[i + 5..];
         let end = digits
             .iter()
@@ -41,8 +59,8 @@ pub fn scan(text: &[u8]) -> Scan {
             out.stamps.push(t);
         }
     }
-    out.connect_reply = memmem::find(text, b"\"/meta/connect\"").is_some();
-    out.failures = memmem::find_iter(text, b"\"successful\":false").count() as u32;
+    out.connect_reply = f.connect.find(text).is_some();
+    out.failures = f.failure.find_iter(text).count() as u32;
     out
 }
 

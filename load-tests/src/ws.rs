@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -29,10 +28,11 @@ fn config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
+/// One session on one socket, used by one task: not split, since splitting
+/// puts a lock on every read and write.
 pub struct WsClient {
     pub id: String,
-    sink: SplitSink<Stream, Message>,
-    stream: SplitStream<Stream>,
+    ws: Stream,
 }
 
 impl WsClient {
@@ -44,13 +44,11 @@ impl WsClient {
         )
         .await
         .map_err(|_| ClientError::Timeout("websocket connect"))??;
-        let (sink, stream) = ws.split();
         let mut c = WsClient {
             id: String::new(),
-            sink,
-            stream,
+            ws,
         };
-        c.sink.send(Message::text(wire::handshake(TYPE))).await?;
+        c.ws.send(Message::text(wire::handshake(TYPE))).await?;
         let reply = c.wait_for("/meta/handshake").await?;
         c.id = wire::field(&reply, "clientId").ok_or_else(|| {
             ClientError::Protocol(format!(
@@ -58,15 +56,12 @@ impl WsClient {
                 String::from_utf8_lossy(&reply)
             ))
         })?;
-        c.sink
-            .send(Message::text(wire::first_connect(&c.id, TYPE)))
+        c.ws.send(Message::text(wire::first_connect(&c.id, TYPE)))
             .await?;
         c.wait_for("/meta/connect").await?;
         // The first connect is answered at once; the next one is the
         // outstanding connect that keeps the session alive.
-        c.sink
-            .send(Message::text(wire::connect(&c.id, TYPE)))
-            .await?;
+        c.ws.send(Message::text(wire::connect(&c.id, TYPE))).await?;
         Ok(c)
     }
 
@@ -75,7 +70,7 @@ impl WsClient {
         let needle = format!("\"{channel}\"");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| ClientError::Timeout(channel))?
                 .ok_or_else(|| ClientError::Protocol("socket closed".into()))??;
@@ -88,7 +83,7 @@ impl WsClient {
     }
 
     pub async fn subscribe(&mut self, channels: &[String]) -> Result<(), ClientError> {
-        self.sink
+        self.ws
             .send(Message::text(wire::subscribe(&self.id, channels)))
             .await?;
         let reply = self.wait_for("/meta/subscribe").await?;
@@ -107,7 +102,7 @@ impl WsClient {
         let connect = wire::connect(&self.id, TYPE);
         loop {
             let frame = tokio::select! {
-                f = self.stream.next() => f,
+                f = self.ws.next() => f,
                 _ = stop.changed() => break,
             };
             let scan = match frame {
@@ -119,13 +114,7 @@ impl WsClient {
                 }
             };
             rec.lock().record_scan(&scan, wire::now_us());
-            if scan.connect_reply
-                && self
-                    .sink
-                    .send(Message::text(connect.clone()))
-                    .await
-                    .is_err()
-            {
+            if scan.connect_reply && self.ws.send(Message::text(connect.clone())).await.is_err() {
                 rec.lock().errors += 1;
                 return;
             }
@@ -135,10 +124,10 @@ impl WsClient {
 
     pub async fn close(mut self) {
         let _ = self
-            .sink
+            .ws
             .send(Message::text(wire::disconnect(&self.id)))
             .await;
-        let _ = self.sink.close().await;
+        let _ = self.ws.close(None).await;
     }
 }
 
@@ -153,11 +142,8 @@ pub struct WsPublisher {
 
 impl WsPublisher {
     pub async fn open(target: &Target, errors: Shared) -> Result<Self, ClientError> {
-        let WsClient {
-            id,
-            mut sink,
-            mut stream,
-        } = WsClient::open(target).await?;
+        let WsClient { id, ws } = WsClient::open(target).await?;
+        let (mut sink, mut stream) = ws.split();
         let (out, mut rx) = mpsc::unbounded_channel::<Message>();
         let writer = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {

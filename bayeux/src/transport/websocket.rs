@@ -5,13 +5,12 @@
 //! acknowledged. One task per connection reads, writes and keeps time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use super::{browser_cookie, browser_id};
