@@ -10,10 +10,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::stats::Shared;
-use crate::target::{ClientError, Target};
+use crate::target::{connect_tcp, ClientError, Target};
 use crate::wire;
 
 const TYPE: &str = "long-polling";
@@ -29,10 +28,9 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(target: &Target, cookie: Option<String>) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(WAIT, TcpStream::connect(target.addr))
+        let stream = tokio::time::timeout(WAIT, connect_tcp(target.addr))
             .await
             .map_err(|_| ClientError::Timeout("tcp connect"))??;
-        stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
         Ok(Self {

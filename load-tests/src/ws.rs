@@ -9,13 +9,13 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::stats::Shared;
-use crate::target::{ClientError, Target};
+use crate::target::{connect_tcp, ClientError, Target};
 use crate::wire;
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Stream = WebSocketStream<TcpStream>;
 const TYPE: &str = "websocket";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -38,10 +38,13 @@ pub struct WsClient {
 impl WsClient {
     /// Opens a socket, handshakes, and completes the first connect.
     pub async fn open(target: &Target) -> Result<Self, ClientError> {
-        let (ws, _) = tokio::time::timeout(
-            WAIT,
-            tokio_tungstenite::connect_async_with_config(target.ws_url(), Some(config()), true),
-        )
+        let (ws, _) = tokio::time::timeout(WAIT, async {
+            let tcp = connect_tcp(target.addr).await?;
+            Ok::<_, ClientError>(
+                tokio_tungstenite::client_async_with_config(target.ws_url(), tcp, Some(config()))
+                    .await?,
+            )
+        })
         .await
         .map_err(|_| ClientError::Timeout("websocket connect"))??;
         let mut c = WsClient {
