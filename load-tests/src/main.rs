@@ -113,9 +113,23 @@ fn room_name(r: usize) -> String {
     format!("/load/room/{r}")
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // A worker process runs on one thread: several workers already share the
+    // cores with the server, and more threads only add context switches.
+    let runtime = if args.worker.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let target = Target::parse(&args.url)?;
     let rooms = match args.scenario {
         Scenario::Fanout => 1,
