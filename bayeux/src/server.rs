@@ -596,6 +596,10 @@ impl Bayeux {
                 }
             }
         }
+        // Two connects in one batch: the first is superseded, answered now.
+        if let Some(previous) = out.connect.take() {
+            previous.complete(&mut out.replies);
+        }
         // A held connect may live for `timeout` on every session at once:
         // keep only what its reply and the extensions still read.
         let mut message = message;

@@ -242,3 +242,19 @@ async fn server_side_api_publish_deliver_lookup_and_removal() {
     );
     assert_eq!(server.session_count(), 1);
 }
+
+#[tokio::test]
+async fn every_connect_of_a_batch_gets_a_reply() {
+    let server = Bayeux::new(BayeuxConfig::default());
+    let id = session(&server);
+    let connect =
+        json!({"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling"});
+    let mut first = connect.clone();
+    first["id"] = json!("1");
+    let mut second = connect;
+    second["id"] = json!("2");
+    let r = run(&server, json!([first, second]));
+    let ids: Vec<&Value> = r.iter().map(|m| &m["id"]).collect();
+    assert_eq!(ids, vec!["1", "2"]);
+    assert!(r.iter().all(|m| m["successful"] == true), "{r:?}");
+}
