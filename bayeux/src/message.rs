@@ -236,34 +236,37 @@ impl<'a> Reply<'a> {
 /// Encodes a message delivered to subscribers: `{"channel":..,"data":..}`
 /// plus the publisher's `ext`, if any. Never the publisher's `clientId` or `id`.
 pub fn encode_delivery(channel: &str, data: &RawValue, ext: Option<&RawValue>) -> Bytes {
-    let mut out = BytesMut::with_capacity(channel.len() + data.get().len() + 32);
-    out.put_slice(b"{\"channel\":");
-    // Channel names are validated to plain ASCII without quotes; serde still
-    // escapes for us so this stays correct whatever the validator allows.
-    out.put_slice(&serde_json::to_vec(channel).unwrap_or_default());
-    out.put_slice(b",\"data\":");
-    out.put_slice(data.get().as_bytes());
-    if let Some(ext) = ext {
-        out.put_slice(b",\"ext\":");
-        out.put_slice(ext.get().as_bytes());
-    }
-    out.put_u8(b'}');
-    out.freeze()
+    encode_message(channel, None, data, ext)
 }
 
 /// Encodes the answer to a `/service` request, delivered to the requester
 /// only: `{"channel":..,"id":..,"data":..}`. Carrying the request's `id` is
 /// what lets a CometD client match it to its `remoteCall`.
 pub fn encode_service_reply(channel: &str, id: Option<&RawValue>, data: &RawValue) -> Bytes {
+    encode_message(channel, id, data, None)
+}
+
+fn encode_message(
+    channel: &str,
+    id: Option<&RawValue>,
+    data: &RawValue,
+    ext: Option<&RawValue>,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(channel.len() + data.get().len() + 48);
     out.put_slice(b"{\"channel\":");
+    // Channel names are validated to plain ASCII without quotes; serde still
+    // escapes for us so this stays correct whatever the validator allows.
     out.put_slice(&serde_json::to_vec(channel).unwrap_or_default());
-    if let Some(id) = id {
-        out.put_slice(b",\"id\":");
-        out.put_slice(id.get().as_bytes());
+    for (key, raw) in [
+        (&b",\"id\":"[..], id),
+        (b",\"data\":", Some(data)),
+        (b",\"ext\":", ext),
+    ] {
+        if let Some(raw) = raw {
+            out.put_slice(key);
+            out.put_slice(raw.get().as_bytes());
+        }
     }
-    out.put_slice(b",\"data\":");
-    out.put_slice(data.get().as_bytes());
     out.put_u8(b'}');
     out.freeze()
 }

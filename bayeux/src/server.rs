@@ -26,10 +26,10 @@ use crate::channel::{
 };
 use crate::config::BayeuxConfig;
 use crate::error;
-use crate::ext::{ack, Extension};
+use crate::ext::{ack, Broadcast, Extension};
 use crate::message::{encode_delivery, encode_service_reply, Advice, Incoming, Parsed, Reply};
 use crate::security::{AllowAll, SecurityPolicy};
-use crate::session::{now_ms, Enqueued, RemoveReason, Session};
+use crate::session::{now_ms, random_hex, Enqueued, RemoveReason, Session};
 use crate::subscriptions::{Subscribers, SubscriptionIndex};
 
 /// The transport a request came in on.
@@ -405,24 +405,24 @@ impl Bayeux {
                 .push(self.finish_reply(session.as_deref(), &message, reply));
             return;
         }
-        let Some(channel) = message.channel.clone() else {
+        let Some(channel) = message.channel.as_deref() else {
             let reply = Reply::new(None, message.id.as_deref()).failure(error::CHANNEL_MISSING);
             out.replies
                 .push(self.finish_reply(session.as_deref(), &message, reply));
             return;
         };
         if !message.id_is_valid() {
-            let reply = Reply::new(Some(&channel), None).failure(error::MESSAGE_ID_INVALID);
+            let reply = Reply::new(Some(channel), None).failure(error::MESSAGE_ID_INVALID);
             out.replies.push(reply.encode());
             return;
         }
-        match channel.as_str() {
+        match channel {
             META_HANDSHAKE => self.handshake(&message, ctx, out),
             META_CONNECT => self.connect(message, session, batch_len, ctx, out),
             META_SUBSCRIBE => self.subscribe(&message, session, out),
             META_UNSUBSCRIBE => self.unsubscribe(&message, session, out),
             META_DISCONNECT => self.disconnect_meta(&message, session, out),
-            _ => self.publish_message(&channel, &message, session, out),
+            _ => self.publish_message(channel, &message, session, out),
         }
     }
 
@@ -510,10 +510,7 @@ impl Bayeux {
         }
 
         let ext = message.ext_object();
-        let id: String = {
-            let bytes: [u8; 20] = rand::random();
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        };
+        let id = random_hex::<20>();
         let session = Arc::new(Session::new(
             self.next_key.fetch_add(1, Ordering::Relaxed),
             id.into(),
@@ -799,16 +796,19 @@ impl Bayeux {
         if !self.index.contains(&name) && !policy.can_create(session, &name) {
             return Err(error::denied("channel_create_denied"));
         }
-        let mut data = data.clone();
+        let mut replaced: Option<Box<RawValue>> = None;
         for ext in self.extensions.read().iter() {
-            if !ext.outgoing_broadcast(channel, &mut data) {
-                return Ok(());
+            match ext.outgoing_broadcast(channel, replaced.as_deref().unwrap_or(data)) {
+                Broadcast::Keep => {}
+                Broadcast::Replace(new) => replaced = Some(new),
+                Broadcast::Drop => return Ok(()),
             }
         }
+        let data = replaced.as_deref().unwrap_or(data);
         let skip = (!self.config.broadcast_to_publisher).then(|| session.key());
         self.fan_out(
             channel,
-            encode_delivery(channel, &data, message.ext.as_deref()),
+            encode_delivery(channel, data, message.ext.as_deref()),
             skip,
         );
         Ok(())

@@ -24,6 +24,18 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// `N` random bytes as lower-case hex: clientIds (160 bits) and browser ids
+/// (128 bits), at least the 128 random bits Bayeux asks for.
+pub(crate) fn random_hex<const N: usize>() -> String {
+    use std::fmt::Write;
+    let bytes: [u8; N] = rand::random();
+    let mut out = String::with_capacity(2 * N);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bayeux::channel::ChannelName;
 use bayeux::ext::timesync::Timesync;
-use bayeux::ext::Extension;
+use bayeux::ext::{Broadcast, Extension};
 use bayeux::message::{parse_batch, Incoming};
 use bayeux::security::SecurityPolicy;
 use bayeux::{
@@ -129,13 +129,13 @@ impl Extension for DropSecrets {
         message.channel.as_deref() != Some("/secret")
     }
 
-    fn outgoing_broadcast(&self, channel: &str, data: &mut Box<RawValue>) -> bool {
-        if channel == "/stamped" {
-            let mut v: Value = serde_json::from_str(data.get()).unwrap();
-            v["stamped"] = json!(true);
-            *data = RawValue::from_string(v.to_string()).unwrap();
+    fn outgoing_broadcast(&self, channel: &str, data: &RawValue) -> Broadcast {
+        if channel != "/stamped" {
+            return Broadcast::Keep;
         }
-        true
+        let mut v: Value = serde_json::from_str(data.get()).unwrap();
+        v["stamped"] = json!(true);
+        Broadcast::Replace(RawValue::from_string(v.to_string()).unwrap())
     }
 }
 

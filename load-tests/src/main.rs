@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use fleet::{Fleet, LocalFleet, RemoteFleet};
-use stats::{cpu_percent, usage, Churn, Recorder, Report, Shared, Step};
+use stats::{cpu_percent, quantile_ms, usage, Churn, Recorder, Report, Shared, Step};
 use target::{Publisher, Target, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -408,8 +408,8 @@ async fn churn(args: &Args, target: &Target) -> Churn {
         cycles: all.received,
         cycles_per_sec: all.received as f64 / seconds,
         errors: all.errors,
-        p50_ms: all.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: all.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+        p50_ms: quantile_ms(&all.latency_us, 0.5),
+        p99_ms: quantile_ms(&all.latency_us, 0.99),
     };
     eprintln!(
         "{}: churn {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",

@@ -114,7 +114,7 @@ pub struct Step {
 
 impl Step {
     pub fn latency(&mut self, h: &Histogram<u64>) {
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let ms = |q| quantile_ms(h, q);
         self.p50_ms = ms(0.5);
         self.p90_ms = ms(0.9);
         self.p99_ms = ms(0.99);
@@ -140,6 +140,11 @@ impl Step {
 
 fn percent(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
+}
+
+/// A latency quantile of a microsecond histogram, in milliseconds.
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
 }
 
 #[derive(Debug, Default, Serialize)]

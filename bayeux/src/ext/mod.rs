@@ -29,8 +29,17 @@ pub trait Extension: Send + Sync + 'static {
     }
 
     /// Sees a client's broadcast once, before it is encoded for every
-    /// subscriber; may replace its `data`. Returning `false` drops it.
-    fn outgoing_broadcast(&self, _channel: &str, _data: &mut Box<RawValue>) -> bool {
-        true
+    /// subscriber: keep it, replace its `data`, or drop it.
+    fn outgoing_broadcast(&self, _channel: &str, _data: &RawValue) -> Broadcast {
+        Broadcast::Keep
     }
+}
+
+/// What an extension does with a broadcast. Data is only copied when an
+/// extension replaces it, so the publish path allocates nothing for the
+/// (usual) extensions that leave broadcasts alone.
+pub enum Broadcast {
+    Keep,
+    Replace(Box<RawValue>),
+    Drop,
 }

@@ -12,6 +12,7 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 
 use crate::server::Bayeux;
+use crate::session::random_hex;
 
 /// A router serving Bayeux at each of `mounts` (e.g. `/genesys/cometd`).
 pub fn router(server: Arc<Bayeux>, mounts: &[&str]) -> Router {
@@ -43,10 +44,7 @@ pub(crate) fn browser_id(headers: &HeaderMap, cookie_name: &str) -> (String, boo
         .map(|(_, value)| value.to_owned());
     match found {
         Some(id) => (id, false),
-        None => {
-            let bytes: [u8; 16] = rand::random();
-            (bytes.iter().map(|b| format!("{b:02x}")).collect(), true)
-        }
+        None => (random_hex::<16>(), true),
     }
 }
 

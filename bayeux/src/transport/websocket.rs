@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
 
 use super::{browser_cookie, browser_id};
 use crate::error;
@@ -212,8 +213,12 @@ impl Connection {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Step::Continue,
             Some(Ok(Message::Close(_))) | None => return Step::Close(None),
             Some(Err(e)) => {
-                let too_big =
-                    e.to_string().contains("too long") || e.to_string().contains("too big");
+                // tungstenite reports a message or frame over the limits
+                // as a capacity error: that one gets "message too big".
+                let too_big = matches!(
+                    e.into_inner().downcast_ref::<tungstenite::Error>(),
+                    Some(tungstenite::Error::Capacity(_))
+                );
                 return Step::Close(too_big.then_some(TOO_BIG));
             }
         };
