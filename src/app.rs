@@ -1,5 +1,5 @@
 //! The HTTP surface of the binary: Bayeux at `/genesys/cometd` and
-//! `/cometd`, the demo page at `/`.
+//! `/cometd`, the demo page at `/`, the GMS REST APIs under `/genesys/1`.
 
 use std::sync::Arc;
 
@@ -7,14 +7,33 @@ use axum::routing::get;
 use axum::Router;
 use bayeux::Bayeux;
 
+use channels::storage::Storage;
+use gmshub::cluster::Membership;
+
+use crate::api;
+use crate::api::node::NodeStatus;
+use crate::api::storage::StorageSettings;
 use crate::page;
 
 /// Where Bayeux is mounted: the GMS path, and CometD's usual one.
 pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
 
-pub fn router(bayeux: Arc<Bayeux>) -> Router {
+/// The GMS services the HTTP routes reach.
+pub struct Services {
+    pub storage: Storage,
+    pub storage_settings: StorageSettings,
+    pub status: Arc<NodeStatus>,
+    pub membership: Arc<Membership>,
+}
+
+pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/js/cometd/{file}", get(page::cometd_js))
         .merge(bayeux::transport::router(bayeux, &MOUNTS))
+        .merge(api::storage::router(
+            services.storage,
+            services.storage_settings,
+        ))
+        .merge(api::node::router(services.status, services.membership))
 }

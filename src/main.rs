@@ -2,6 +2,7 @@
 //! Mobile Services. This binary reads the configuration, assembles the
 //! services, serves HTTP, and shuts down gracefully.
 
+mod api;
 mod app;
 mod config;
 mod echo;
@@ -19,6 +20,9 @@ use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
+use gmshub::cluster::Membership;
+
+use crate::api::node::NodeStatus;
 use crate::config::Options;
 use crate::settings::Settings;
 
@@ -69,6 +73,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         settings.listen = listen;
     }
 
+    let store = gmshub::store::open(&settings.store).await?;
+    if settings.clustered && !store.shared() {
+        return Err(format!(
+            "[cluster] enabled needs a store that several nodes share ([store] type = redis or cassandra); \
+             the {} store serves a single node",
+            store.backend()
+        )
+        .into());
+    }
+
     let bayeux = Bayeux::new(settings.bayeux.clone());
     bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
     bayeux.add_service(echo::CHANNEL, Arc::new(echo::Echo))?;
@@ -77,7 +91,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let listener = bind(settings.listen, settings.backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr()?;
+    let membership = Arc::new(Membership::new(
+        store.clone(),
+        settings.node_id.clone(),
+        local.to_string(),
+        settings.cluster_name.clone(),
+        settings.clustered,
+    ));
+    membership.beat().await?;
+    membership.spawn_heartbeat();
+    let status = Arc::new(NodeStatus::default());
+    let services = app::Services {
+        storage: channels::storage::Storage::new(store.clone()),
+        storage_settings: settings.storage.clone(),
+        status: status.clone(),
+        membership: membership.clone(),
+    };
     tracing::info!(
+        node = membership.node_id(),
+        store = store.backend(),
         "gmshub listening on http://{local} (Bayeux at http://{local}{})",
         app::MOUNTS[0]
     );
@@ -88,12 +120,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let serve = axum::serve(listener, app::router(bayeux)).with_graceful_shutdown(async move {
-        signals.recv().await;
-        tracing::info!("shutting down: telling clients to reconnect elsewhere");
-        shutdown_bayeux.shutdown();
-        let _ = stopping_tx.send(());
-    });
+    let serve =
+        axum::serve(listener, app::router(bayeux, services)).with_graceful_shutdown(async move {
+            signals.recv().await;
+            tracing::info!("shutting down: telling clients to reconnect elsewhere");
+            status.set_online(false);
+            shutdown_bayeux.shutdown();
+            let _ = stopping_tx.send(());
+        });
     let bound = settings.shutdown_timeout;
     tokio::select! {
         result = std::future::IntoFuture::into_future(serve) => result?,
@@ -101,6 +135,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             tracing::warn!(seconds = bound.as_secs(), "requests still open at the shutdown bound; exiting anyway");
         }
     }
+    membership.leave().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
+use gmshub::store::StoreConfig;
+
+use crate::api::storage::StorageSettings;
 use crate::config::Options;
 
 #[derive(Debug, Clone)]
@@ -20,6 +23,48 @@ pub struct Settings {
     /// in-flight requests may take to finish before the process exits.
     pub shutdown_timeout: Duration,
     pub bayeux: BayeuxConfig,
+    /// `[store] type` and the chosen backend's section.
+    pub store: StoreConfig,
+    pub storage: StorageSettings,
+    /// `[cluster] enabled`: run as one node of several (needs a shared store).
+    pub clustered: bool,
+    /// `[cluster] name`: nodes sharing a store and a name form one cluster.
+    pub cluster_name: String,
+    /// `[server] node-id`: this node's name in the cluster (default: random).
+    pub node_id: String,
+}
+
+/// Reads `[store] type` and the options of the backend it names.
+fn store_config(o: &Options) -> StoreConfig {
+    match o
+        .get("store", "type")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("sqlite") => StoreConfig::Sqlite {
+            path: o
+                .get("sqlite", "path")
+                .filter(|p| !p.is_empty())
+                .unwrap_or("data/gmshub.db")
+                .into(),
+        },
+        Some("redis") => StoreConfig::Redis {
+            url: o
+                .get("redis", "url")
+                .filter(|v| !v.is_empty())
+                .unwrap_or("redis://127.0.0.1:6379/")
+                .to_owned(),
+            key_prefix: o
+                .get("redis", "key-prefix")
+                .filter(|v| !v.is_empty())
+                .unwrap_or("gmshub")
+                .to_owned(),
+        },
+        Some(other) => {
+            tracing::warn!(value = other, "[store] type: unknown store, using sqlite");
+            StoreConfig::default()
+        }
+    }
 }
 
 impl Settings {
@@ -44,17 +89,40 @@ impl Settings {
                 QueueFullPolicy::Disconnect
             }
         };
-        let positive = |option: &str, default: usize| -> usize {
-            match o.value::<usize>("cometd", option, default) {
-                0 => default,
-                n => n,
-            }
-        };
+        let positive = |option: &str, default: usize| positive_in(o, "cometd", option, default);
         // `suspending-wait-timeout` is bounded to 5..=600 s in GMS.
         let shutdown_timeout = o
             .seconds("sml", "suspending-wait-timeout", Duration::from_secs(10))
             .clamp(Duration::from_secs(5), Duration::from_secs(600));
+        let allowed_mime_types = o.flag("storage", "allow-file-control", false).then(|| {
+            o.get("storage", "allowed-mime-types")
+                .unwrap_or("")
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect()
+        });
         Self {
+            store: store_config(o),
+            storage: StorageSettings {
+                max_upload: positive_in(o, "server", "max-file-upload", 5_000_000),
+                allowed_mime_types,
+                external_url_base: o
+                    .get("server", "external_url_base")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned),
+            },
+            clustered: o.flag("cluster", "enabled", false),
+            cluster_name: o
+                .get("cluster", "name")
+                .filter(|v| !v.is_empty())
+                .unwrap_or("gmshub")
+                .to_owned(),
+            node_id: o
+                .get("server", "node-id")
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>())),
             listen: o.value("server", "listen", default_listen),
             backlog: o.value("server", "backlog", 4096),
             shutdown_timeout,
@@ -112,6 +180,14 @@ impl Settings {
                 },
             },
         }
+    }
+}
+
+/// A size or count option, where 0 means the default.
+fn positive_in(o: &Options, section: &str, option: &str, default: usize) -> usize {
+    match o.value::<usize>(section, option, default) {
+        0 => default,
+        n => n,
     }
 }
 

@@ -1,4 +1,7 @@
 //! The GMS services built on the Bayeux engine, push delivery and a store:
 //! Chat API v1 and v2, the agent side, notifications, callbacks and the
-//! Storage API. Each arrives with its own issue; the store traits they need
-//! will be defined here and implemented in the binary.
+//! Storage API. The store they keep their state in is defined here
+//! ([`store`]) and implemented by the binary.
+
+pub mod storage;
+pub mod store;

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod redis;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,15 +20,29 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The folder of its SQLite store, removed with the server unless the
+    /// test owns it.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts the binary with `--listen 127.0.0.1:0` and the given
-    /// environment overrides, and waits until it says where it listens.
+    /// Starts the binary with `--listen 127.0.0.1:0`, a SQLite store in a
+    /// fresh temporary folder and the given environment overrides, and waits
+    /// until it says where it listens.
     pub fn start(env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("temporary folder");
+        let mut server = Self::start_with_data(data.path(), env);
+        server._data = Some(data);
+        server
+    }
+
+    /// Like `start`, with the SQLite store in `data` (which the test keeps,
+    /// to restart a server on the same data).
+    pub fn start_with_data(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
         cmd.args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
+            .env("GMSHUB__SQLITE__PATH", data.join("gmshub.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -58,6 +74,7 @@ impl Server {
         Server {
             child,
             addr: addr.parse().expect("address"),
+            _data: None,
         }
     }
 

@@ -1,0 +1,191 @@
+//! The store every GMS service of gmshub keeps its state in, as one small
+//! interface that the backends in the binary implement (SQLite, Redis,
+//! ScyllaDB/Cassandra).
+//!
+//! The interface is deliberately narrow, so that three very different
+//! engines can honour it exactly:
+//!
+//! - a *record* is a value (bytes) under `(collection, id)`, with a version
+//!   that every write bumps and an optional time to live;
+//! - writes are create-if-absent, unconditional put, or compare-and-set on
+//!   the version (the state machines of chat and callback are built on it: two
+//!   nodes racing to move one callback cannot both win);
+//! - a record may carry *index entries* `(name, value)`, and `find` returns
+//!   the live records of a collection whose entry matches: subscriptions by
+//!   tag, callbacks by customer number or state, nodes by cluster;
+//! - expiry is the store's job: an expired record is never returned, by any
+//!   operation, whether or not anything has purged it yet.
+//!
+//! Services keep typed values through [`Collection`].
+
+pub mod collection;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+pub use collection::Collection;
+
+/// A record's version: 1 when created, one more on every write.
+pub type Version = u64;
+
+/// What the store holds under one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub value: Vec<u8>,
+    pub version: Version,
+    /// When it stops existing, in milliseconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+}
+
+/// One index entry of a record: `find(collection, name, value)` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IndexEntry {
+    pub name: String,
+    pub value: String,
+}
+
+impl IndexEntry {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// What a write stores: the value, its time to live (none: until deleted)
+/// and the index entries that find it. A write replaces all of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub value: &'a [u8],
+    pub ttl: Option<Duration>,
+    pub indexes: &'a [IndexEntry],
+}
+
+impl<'a> Write<'a> {
+    pub fn new(value: &'a [u8]) -> Self {
+        Self {
+            value,
+            ttl: None,
+            indexes: &[],
+        }
+    }
+
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    pub fn indexes(mut self, indexes: &'a [IndexEntry]) -> Self {
+        self.indexes = indexes;
+        self
+    }
+
+    /// The expiry this write sets, from now.
+    pub fn expires_at(&self, now_ms: u64) -> Option<u64> {
+        self.ttl
+            .map(|ttl| now_ms.saturating_add(ttl.as_millis().max(1) as u64))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or failed; the operation may or may
+    /// not have happened.
+    #[error("{backend} store unavailable: {message}")]
+    Unavailable {
+        backend: &'static str,
+        message: String,
+    },
+    /// The backend answered something this interface cannot read (a schema
+    /// that does not match, a corrupt row).
+    #[error("{backend} store: {message}")]
+    Corrupt {
+        backend: &'static str,
+        message: String,
+    },
+    /// A stored value could not be decoded into its type.
+    #[error("stored value in {collection} cannot be read: {message}")]
+    Decode { collection: String, message: String },
+    /// A value could not be encoded.
+    #[error("value for {collection} cannot be stored: {message}")]
+    Encode { collection: String, message: String },
+    /// An argument the backend cannot hold (too long an id, a TTL beyond what
+    /// it keeps).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store. Implementations are cheap to share (`Arc<dyn Store>`), and
+/// safe to use from every node of a cluster at once where the backend is
+/// shared.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for logs and `/genesys/1/node`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether several gmshub nodes can share this store.
+    fn shared(&self) -> bool;
+
+    /// Stores the record if no live record has that id; returns its version
+    /// (1), or `None` when the id is taken.
+    async fn create(&self, collection: &str, id: &str, write: Write<'_>)
+        -> Result<Option<Version>>;
+
+    /// Stores the record whatever was there; returns the new version.
+    async fn put(&self, collection: &str, id: &str, write: Write<'_>) -> Result<Version>;
+
+    /// Replaces the record only if its live version is `expected`; returns the
+    /// new version, or `None` when it has changed, expired or gone.
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Version,
+        write: Write<'_>,
+    ) -> Result<Option<Version>>;
+
+    /// The live record with that id.
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>>;
+
+    /// Removes the record; returns whether a live one was there.
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool>;
+
+    /// Live records of the collection with the index entry `name = value`,
+    /// at most `limit` of them, in no particular order.
+    async fn find(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>>;
+}
+
+/// Milliseconds since the Unix epoch, the clock every expiry is read on.
+/// Nodes of a cluster need synchronised clocks (NTP), as GMS's do.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Longest id or index value a backend must accept, in bytes.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// Refuses ids and index entries that are empty or too long: every backend
+/// keys on them, and a key of unbounded length is a way to exhaust memory.
+pub fn check_key(what: &str, key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError::Invalid(format!(
+            "{what} must be 1 to {MAX_KEY_LEN} bytes long"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Request bodies of the classic GMS APIs: `application/x-www-form-urlencoded`
+//! (text values) or `multipart/form-data` (text values and files). Anything
+//! else is refused with 415, as GMS does.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{header, StatusCode};
+use channels::storage::Item;
+
+use super::ApiError;
+
+const EXCEPTION: &str = "com.genesyslab.gsg.services.exceptions.BadRequestException";
+
+/// Reads a form body into items by key. Empty values are not stored (GMS:
+/// "Value for key is undefined ... will not be stored"); a key given twice
+/// keeps its last value.
+pub async fn items(req: Request<Body>, limit: usize) -> Result<BTreeMap<String, Item>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut items = BTreeMap::new();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let body = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| too_large(limit))?;
+        for (k, v) in form_urlencoded::parse(&body) {
+            if !v.is_empty() {
+                items.insert(
+                    k.into_owned(),
+                    Item::Text {
+                        value: v.into_owned(),
+                    },
+                );
+            }
+        }
+    } else if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, EXCEPTION, e.body_text()))?;
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => return Err(multipart_error(e, limit)),
+            };
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            let file_name = field.file_name().map(str::to_owned);
+            let content_type = field.content_type().map(str::to_owned);
+            let data = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+            if data.is_empty() {
+                continue;
+            }
+            let item = match (file_name, content_type) {
+                (None, None) => match String::from_utf8(data.to_vec()) {
+                    Ok(value) => Item::Text { value },
+                    Err(e) => Item::File {
+                        file_name: None,
+                        content_type: "application/octet-stream".into(),
+                        data: e.into_bytes(),
+                    },
+                },
+                (file_name, content_type) => Item::File {
+                    file_name,
+                    content_type: content_type.unwrap_or_else(|| "application/octet-stream".into()),
+                    data: data.to_vec(),
+                },
+            };
+            items.insert(name, item);
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "com.genesyslab.gsg.services.exceptions.UnsupportedMediaTypeException",
+            "the body must be application/x-www-form-urlencoded or multipart/form-data",
+        ));
+    }
+    Ok(items)
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        EXCEPTION,
+        format!("the request body is larger than {limit} bytes ([server] max-file-upload)"),
+    )
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            EXCEPTION,
+            format!("malformed multipart body: {}", e.body_text()),
+        )
+    }
+}

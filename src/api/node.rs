@@ -1,0 +1,111 @@
+//! The Node API: `/genesys/1/admin/node/status` (`ONLINE` or `OFFLINE`, as
+//! text), `POST /genesys/1/admin/node/changestatus/{ONLINE|OFFLINE}`, and the
+//! 8.1 `/genesys/1/node` that load balancers probe (200 while online, 503
+//! once the node is offline or stopping), which also tells the node's id,
+//! its store and the cluster it sees.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::ApiError;
+use gmshub::cluster::Membership;
+
+/// Whether this node takes work; OFFLINE tells load balancers to send
+/// traffic elsewhere (an operator's drain, or a shutdown under way).
+#[derive(Debug, Default)]
+pub struct NodeStatus {
+    offline: AtomicBool,
+}
+
+impl NodeStatus {
+    pub fn online(&self) -> bool {
+        !self.offline.load(Ordering::Relaxed)
+    }
+
+    pub fn set_online(&self, online: bool) {
+        self.offline.store(!online, Ordering::Relaxed);
+    }
+
+    fn text(&self) -> &'static str {
+        if self.online() {
+            "ONLINE"
+        } else {
+            "OFFLINE"
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Node {
+    status: Arc<NodeStatus>,
+    membership: Arc<Membership>,
+}
+
+pub fn router(status: Arc<NodeStatus>, membership: Arc<Membership>) -> Router {
+    Router::new()
+        .route("/genesys/1/admin/node/status", get(status_text))
+        .route(
+            "/genesys/1/admin/node/changestatus/{status}",
+            post(change_status),
+        )
+        .route("/genesys/1/node", get(node))
+        .with_state(Node { status, membership })
+}
+
+async fn status_text(State(node): State<Node>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        node.status.text(),
+    )
+        .into_response()
+}
+
+async fn change_status(
+    State(node): State<Node>,
+    Path(status): Path<String>,
+) -> Result<Response, ApiError> {
+    match status.to_ascii_uppercase().as_str() {
+        "ONLINE" => node.status.set_online(true),
+        "OFFLINE" => node.status.set_online(false),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "com.genesyslab.gsg.services.exceptions.BadRequestException",
+                format!("unknown node status {status:?}: ONLINE or OFFLINE"),
+            ))
+        }
+    }
+    tracing::info!(
+        status = node.status.text(),
+        "node status changed by the Node API"
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        node.status.text(),
+    )
+        .into_response())
+}
+
+async fn node(State(node): State<Node>) -> Response {
+    let code = if node.status.online() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let m = &node.membership;
+    let nodes = m.nodes().await;
+    let body = serde_json::json!({
+        "id": m.node_id(),
+        "status": node.status.text(),
+        "store": m.store().backend(),
+        "cluster": m.clustered(),
+        "nodes": nodes,
+    });
+    (code, Json(body)).into_response()
+}

@@ -1,0 +1,229 @@
+//! The GMS Storage API (`/genesys/1/storage`): create an area with a TTL
+//! (random or custom id), update it and renew its TTL, read it whole or one
+//! key, delete it; and the area of a service instance,
+//! `/genesys/1/service/{id}/storage`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use channels::storage::{parse_ttl, Item, Storage, StorageError};
+
+use super::{form, ApiError};
+
+/// Storage API settings.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// `[server] max-file-upload`: the largest request body, in bytes.
+    pub max_upload: usize,
+    /// `[storage] allow-file-control` with `allowed-mime-types`: when set,
+    /// only files of these types are accepted.
+    pub allowed_mime_types: Option<Vec<String>>,
+    /// `[server] external_url_base`: where file values are fetched from;
+    /// without it, the request's own host.
+    pub external_url_base: Option<String>,
+}
+
+struct Api {
+    storage: Storage,
+    settings: StorageSettings,
+}
+
+const NOT_FOUND: &str = "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionNotFound";
+const BAD_REQUEST: &str =
+    "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionBadRequest";
+const CONFLICT: &str = "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionConflict";
+
+pub fn router(storage: Storage, settings: StorageSettings) -> Router {
+    let api = Arc::new(Api { storage, settings });
+    Router::new()
+        // POST takes a TTL where GET and DELETE take an id (one route, as
+        // the router needs one name per position).
+        .route(
+            "/genesys/1/storage/{id_or_ttl}",
+            post(create).get(read).delete(delete),
+        )
+        .route("/genesys/1/storage/custom/{id}/{ttl}", post(create_custom))
+        .route(
+            "/genesys/1/storage/{id}/{key_or_ttl}",
+            post(update).get(read_key),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            api.settings.max_upload,
+        ))
+        .with_state(api)
+}
+
+fn gms_user(headers: &HeaderMap) -> Option<&str> {
+    headers.get("gms_user").and_then(|v| v.to_str().ok())
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                NOT_FOUND,
+                format!("storage data {id} not found"),
+            ),
+            StorageError::UserRequired => {
+                ApiError::new(StatusCode::BAD_REQUEST, BAD_REQUEST, e.to_string())
+            }
+            StorageError::Taken(_) => ApiError::new(StatusCode::CONFLICT, CONFLICT, e.to_string()),
+            StorageError::Store(e) => ApiError::unavailable(&e),
+        }
+    }
+}
+
+impl Api {
+    async fn items(&self, req: Request<Body>) -> Result<BTreeMap<String, Item>, ApiError> {
+        let items = form::items(req, self.settings.max_upload).await?;
+        if let Some(allowed) = &self.settings.allowed_mime_types {
+            for (key, item) in &items {
+                if let Item::File { content_type, .. } = item {
+                    let essence = content_type.split(';').next().unwrap_or("").trim();
+                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(essence)) {
+                        return Err(ApiError::new(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            BAD_REQUEST,
+                            format!("file {key}: type {essence} is not allowed"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+async fn create(
+    State(api): State<Arc<Api>>,
+    Path(ttl): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let items = api.items(req).await?;
+    let id = api.storage.create(items, parse_ttl(&ttl)).await?;
+    Ok(Json(serde_json::json!({ "id": id })).into_response())
+}
+
+async fn create_custom(
+    State(api): State<Arc<Api>>,
+    Path((id, ttl)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let user = gms_user(req.headers()).map(str::to_owned);
+    let items = api.items(req).await?;
+    api.storage
+        .create_custom(&id, user.as_deref(), items, parse_ttl(&ttl))
+        .await?;
+    Ok(Json(serde_json::json!({ "id": id })).into_response())
+}
+
+async fn update(
+    State(api): State<Arc<Api>>,
+    Path((id, ttl)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let user = gms_user(req.headers()).map(str::to_owned);
+    let items = api.items(req).await?;
+    api.storage
+        .update(&id, user.as_deref(), items, parse_ttl(&ttl))
+        .await?;
+    Ok(Json(serde_json::json!({ "id": id })).into_response())
+}
+
+async fn read(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let area = api.storage.read(&id, gms_user(&headers)).await?;
+    let base = match &api.settings.external_url_base {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    // Text values as they are; a file as the URL it is read from, as GMS
+    // builds it from external_url_base.
+    let body: serde_json::Map<String, serde_json::Value> = area
+        .items
+        .into_iter()
+        .map(|(key, item)| {
+            let value = match item {
+                Item::Text { value } => value,
+                Item::File { .. } => {
+                    format!("{base}/genesys/1/storage/{}/{}", encode(&id), encode(&key))
+                }
+            };
+            (key, serde_json::Value::String(value))
+        })
+        .collect();
+    Ok(Json(body).into_response())
+}
+
+async fn read_key(
+    State(api): State<Arc<Api>>,
+    Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut area = api.storage.read(&id, gms_user(&headers)).await?;
+    match area.items.remove(&key) {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            format!("storage data {id} has no key {key}"),
+        )),
+        Some(Item::Text { value }) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], value).into_response())
+        }
+        Some(Item::File {
+            file_name,
+            content_type,
+            data,
+        }) => {
+            let mut response = data.into_response();
+            let h = response.headers_mut();
+            let content_type = HeaderValue::from_str(&content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            h.insert(header::CONTENT_TYPE, content_type);
+            if let Some(disposition) = file_name
+                .map(|name| name.replace(['"', '\\', '\r', '\n'], "_"))
+                .and_then(|name| {
+                    HeaderValue::from_str(&format!("inline; filename=\"{name}\"")).ok()
+                })
+            {
+                h.insert(header::CONTENT_DISPOSITION, disposition);
+            }
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok(response)
+        }
+    }
+}
+
+async fn delete(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    api.storage.delete(&id, gms_user(&headers)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+fn encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,112 @@
+//! Node membership: every node keeps a record of itself in the store's
+//! `node` collection, renewed every `HEARTBEAT` with a TTL of three
+//! heartbeats. The live records are the cluster; nothing else has to notice
+//! that a node died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use channels::store::{Collection, IndexEntry, Store};
+use serde::{Deserialize, Serialize};
+
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+const TTL: Duration = Duration::from_secs(15);
+
+/// What a node says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    /// The address its HTTP server listens on.
+    pub address: String,
+    pub cluster: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: u64,
+    pub last_seen: u64,
+}
+
+pub struct Membership {
+    me: NodeInfo,
+    clustered: bool,
+    nodes: Collection<NodeInfo>,
+}
+
+impl Membership {
+    pub fn new(
+        store: Arc<dyn Store>,
+        id: String,
+        address: String,
+        cluster: String,
+        clustered: bool,
+    ) -> Self {
+        let now = channels::store::now_ms();
+        Self {
+            me: NodeInfo {
+                id,
+                address,
+                cluster,
+                started_at: now,
+                last_seen: now,
+            },
+            clustered,
+            nodes: Collection::new(store, "node", |n: &NodeInfo| {
+                vec![IndexEntry::new("cluster", &n.cluster)]
+            }),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.me.id
+    }
+
+    pub fn clustered(&self) -> bool {
+        self.clustered
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.nodes.store()
+    }
+
+    /// Writes this node's record once.
+    pub async fn beat(&self) -> Result<(), channels::store::StoreError> {
+        let mut me = self.me.clone();
+        me.last_seen = channels::store::now_ms();
+        self.nodes.put(&me.id, &me, Some(TTL)).await.map(drop)
+    }
+
+    /// Renews this node's record until the process ends.
+    pub fn spawn_heartbeat(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            loop {
+                every.tick().await;
+                let Some(this) = this.upgrade() else { return };
+                if let Err(e) = this.beat().await {
+                    tracing::warn!("node heartbeat: {e}");
+                }
+            }
+        });
+    }
+
+    /// Removes this node's record (a clean stop), so others see it go at once.
+    pub async fn leave(&self) {
+        if let Err(e) = self.nodes.delete(&self.me.id).await {
+            tracing::warn!("leaving the cluster: {e}");
+        }
+    }
+
+    /// The live nodes of this cluster, this one included.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        match self.nodes.find("cluster", &self.me.cluster, 1000).await {
+            Ok(found) => {
+                let mut nodes: Vec<NodeInfo> = found.into_iter().map(|(_, n)| n.value).collect();
+                nodes.sort_by(|a, b| a.id.cmp(&b.id));
+                nodes
+            }
+            Err(e) => {
+                tracing::warn!("listing cluster nodes: {e}");
+                vec![self.me.clone()]
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The Redis store, shared by the nodes of a cluster (a standalone Redis or
+//! one managed by Sentinel; Redis Cluster is not supported, since each write
+//! touches a record and its index keys in one script).
+//!
+//! Layout, under the key prefix (`[redis] key-prefix`, default `gmshub`):
+//! - `P:r:C:ID` — a hash per record: `v` value, `n` version, `x` expiry
+//!   (ms since the epoch), `i` its index entries (JSON); Redis expires the
+//!   key itself (`PEXPIREAT`), so an expired record is gone for every reader;
+//! - `P:i:C:NAME:VALUE` — a sorted set of the ids with that entry, scored by
+//!   expiry, that expires with its longest-lived member; `find` drops
+//!   members whose record has expired.
+//!
+//! Every write is one Lua script, so a record and its index entries change
+//! together, and compare-and-set is atomic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+const BACKEND: &str = "redis";
+
+/// Shared by the write scripts: replace a record and its index entries.
+const WRITE_LUA: &str = r#"
+local function unindex(rec, ixprefix, id)
+  local old = redis.call('HGET', rec, 'i')
+  if old then
+    for _, e in ipairs(cjson.decode(old)) do
+      redis.call('ZREM', ixprefix .. e[1] .. ':' .. e[2], id)
+    end
+  end
+end
+local function write(rec, ixprefix, id, version, value, expires, indexes)
+  unindex(rec, ixprefix, id)
+  redis.call('DEL', rec)
+  redis.call('HSET', rec, 'v', value, 'n', version, 'i', indexes)
+  local score = '+inf'
+  if expires ~= '' then
+    redis.call('HSET', rec, 'x', expires)
+    redis.call('PEXPIREAT', rec, expires)
+    score = expires
+  end
+  for _, e in ipairs(cjson.decode(indexes)) do
+    local ik = ixprefix .. e[1] .. ':' .. e[2]
+    local existed = redis.call('EXISTS', ik)
+    redis.call('ZADD', ik, score, id)
+    if expires == '' then
+      redis.call('PERSIST', ik)
+    elseif existed == 0 then
+      redis.call('PEXPIREAT', ik, expires)
+    else
+      redis.call('PEXPIREAT', ik, expires, 'GT')
+    end
+  end
+end
+-- KEYS[1] record; ARGV: 1 index prefix, 2 value, 3 expiry or '', 4 index JSON, 5 id, 6 expected version
+"#;
+
+const CREATE_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+write(KEYS[1], ARGV[1], ARGV[5], 1, ARGV[2], ARGV[3], ARGV[4])
+return 1
+"#;
+
+const PUT_LUA: &str = r#"
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + 1
+write(KEYS[1], ARGV[1], ARGV[5], n, ARGV[2], ARGV[3], ARGV[4])
+return n
+"#;
+
+const UPDATE_LUA: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'n')
+if not cur or tonumber(cur) ~= tonumber(ARGV[6]) then return false end
+local n = tonumber(cur) + 1
+write(KEYS[1], ARGV[1], ARGV[5], n, ARGV[2], ARGV[3], ARGV[4])
+return n
+"#;
+
+const DELETE_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+unindex(KEYS[1], ARGV[1], ARGV[5])
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+/// KEYS[1] index key; ARGV: 1 now, 2 limit, 3 record key prefix.
+/// Returns id, value, version, expiry ('' for none) for each live record.
+const FIND_LUA: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+local n = 0
+local limit = tonumber(ARGV[2])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if n >= limit then break end
+  local r = redis.call('HMGET', ARGV[3] .. id, 'v', 'n', 'x')
+  if r[1] then
+    out[#out + 1] = id
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2]
+    out[#out + 1] = r[3] or ''
+    n = n + 1
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"#;
+
+struct Scripts {
+    create: Script,
+    put: Script,
+    update: Script,
+    delete: Script,
+    find: Script,
+}
+
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: String,
+    scripts: Scripts,
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        backend: BACKEND,
+        message: e.to_string(),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt {
+        backend: BACKEND,
+        message: what.to_owned(),
+    }
+}
+
+impl Redis {
+    /// Connects (failing at once if Redis cannot be reached); afterwards the
+    /// connection is re-established by itself when it drops.
+    pub async fn open(url: &str, prefix: &str) -> Result<Arc<Self>> {
+        if prefix.is_empty() || prefix.contains(':') {
+            return Err(StoreError::Invalid(
+                "[redis] key-prefix must be non-empty, without ':'".into(),
+            ));
+        }
+        let client = redis::Client::open(url).map_err(|e| failed(format!("[redis] url: {e}")))?;
+        // One plain attempt first, so that a Redis that is not there stops
+        // the start at once instead of after the manager's retries.
+        let unreachable =
+            |e: &dyn std::fmt::Display| failed(format!("cannot connect to {}: {e}", redact(url)));
+        let probe = tokio::time::timeout(
+            Duration::from_secs(3),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|e| unreachable(&e))?
+        .map_err(|e| unreachable(&e))?;
+        drop(probe);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let script = |body: &str| Script::new(&format!("{WRITE_LUA}{body}"));
+        Ok(Arc::new(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            scripts: Scripts {
+                create: script(CREATE_LUA),
+                put: script(PUT_LUA),
+                update: script(UPDATE_LUA),
+                delete: script(DELETE_LUA),
+                find: Script::new(FIND_LUA),
+            },
+        }))
+    }
+
+    /// The connection, for the cluster bus's commands.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    fn record_prefix(&self, collection: &str) -> String {
+        format!("{}:r:{collection}:", self.prefix)
+    }
+
+    fn index_prefix(&self, collection: &str) -> String {
+        format!("{}:i:{collection}:", self.prefix)
+    }
+
+    async fn write(
+        &self,
+        script: &Script,
+        collection: &str,
+        id: &str,
+        w: Write<'_>,
+        expected: Option<Version>,
+    ) -> Result<Option<i64>> {
+        check_name(collection)?;
+        check_key("an id", id)?;
+        let mut pairs = Vec::with_capacity(w.indexes.len());
+        for ix in w.indexes {
+            check_name(&ix.name)?;
+            check_key("an index value", &ix.value)?;
+            pairs.push([ix.name.as_str(), ix.value.as_str()]);
+        }
+        // cjson decodes `{}` for an empty table; send an array either way.
+        let indexes = if pairs.is_empty() {
+            "[]".to_owned()
+        } else {
+            serde_json::to_string(&pairs).map_err(failed)?
+        };
+        let expires = w
+            .expires_at(now_ms())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let mut conn = self.conn.clone();
+        script
+            .key(format!("{}{id}", self.record_prefix(collection)))
+            .arg(self.index_prefix(collection))
+            .arg(w.value)
+            .arg(expires)
+            .arg(indexes)
+            .arg(id)
+            .arg(expected.unwrap_or(0))
+            .invoke_async::<Option<i64>>(&mut conn)
+            .await
+            .map_err(failed)
+    }
+}
+
+/// Collection and index names are part of keys, separated by ':'.
+fn check_name(name: &str) -> Result<()> {
+    check_key("a name", name)?;
+    if name.contains(':') {
+        return Err(StoreError::Invalid(format!("name {name:?} contains ':'")));
+    }
+    Ok(())
+}
+
+/// A Redis URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn version(n: i64) -> Result<Version> {
+    u64::try_from(n).map_err(|_| corrupt("negative version"))
+}
+
+#[async_trait]
+impl Store for Redis {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        self.write(&self.scripts.create, collection, id, write, None)
+            .await?
+            .map(version)
+            .transpose()
+    }
+
+    async fn put(&self, collection: &str, id: &str, write: Write<'_>) -> Result<Version> {
+        let n = self
+            .write(&self.scripts.put, collection, id, write, None)
+            .await?;
+        version(n.ok_or_else(|| corrupt("put returned nothing"))?)
+    }
+
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Version,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        self.write(&self.scripts.update, collection, id, write, Some(expected))
+            .await?
+            .map(version)
+            .transpose()
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        check_name(collection)?;
+        let mut conn = self.conn.clone();
+        let (value, n, x): (Option<Vec<u8>>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(format!("{}{id}", self.record_prefix(collection)))
+            .arg("v")
+            .arg("n")
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let (Some(value), Some(n)) = (value, n) else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            value,
+            version: version(n)?,
+            expires_at: x.map(|x| x as u64),
+        }))
+    }
+
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        check_name(collection)?;
+        let mut conn = self.conn.clone();
+        let n: i64 = self
+            .scripts
+            .delete
+            .key(format!("{}{id}", self.record_prefix(collection)))
+            .arg(self.index_prefix(collection))
+            .arg("")
+            .arg("")
+            .arg("")
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(n == 1)
+    }
+
+    async fn find(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        check_name(collection)?;
+        check_name(name)?;
+        let mut conn = self.conn.clone();
+        let flat: Vec<Vec<u8>> = self
+            .scripts
+            .find
+            .key(format!("{}{name}:{value}", self.index_prefix(collection)))
+            .arg(now_ms())
+            .arg(limit)
+            .arg(self.record_prefix(collection))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let text = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| corrupt("non-UTF-8 id"))
+        };
+        let number = |b: &[u8]| -> Result<Option<u64>> {
+            if b.is_empty() {
+                return Ok(None);
+            }
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| corrupt("bad number"))
+        };
+        flat.chunks(4)
+            .map(|c| match c {
+                [id, v, n, x] => Ok((
+                    text(id)?,
+                    Record {
+                        value: v.clone(),
+                        version: number(n)?.ok_or_else(|| corrupt("no version"))?,
+                        expires_at: number(x)?,
+                    },
+                )),
+                _ => Err(corrupt("find returned a partial row")),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            super::redact("redis://:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(super::redact("redis://host:6379"), "redis://host:6379");
+    }
+}

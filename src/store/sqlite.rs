@@ -1,0 +1,357 @@
+//! The embedded store: one SQLite file (WAL journal), the default, so that
+//! `cargo run` needs nothing installed. A single node only: SQLite is not
+//! shared between machines.
+//!
+//! Every operation runs in one transaction on a blocking thread; the
+//! connection's mutex is never held across an `.await`. Expired rows are
+//! invisible to every query (each one compares `expires_at` with the clock)
+//! and are removed by a purge every minute, which only reclaims space.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+const BACKEND: &str = "sqlite";
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS record_index (
+    collection TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (collection, name, value, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_index_by_id ON record_index (collection, id);
+";
+
+pub struct Sqlite {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        backend: BACKEND,
+        message: e.to_string(),
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating it and its folder if needed) the database file, and
+    /// starts the purge of expired rows.
+    pub fn open(path: &Path) -> Result<Arc<Self>> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        // WAL: readers do not wait for the writer; NORMAL sync survives a
+        // crash of the process (a power cut may lose the last commits).
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(failed)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
+        conn.execute_batch(SCHEMA).map_err(failed)?;
+        let store = Arc::new(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(purge_loop(Arc::downgrade(&store)));
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(failed)?
+            .map_err(failed)
+    }
+
+    /// Deletes expired rows; returns how many records went.
+    pub async fn purge(&self) -> Result<usize> {
+        self.run(|conn| {
+            let tx = conn.transaction()?;
+            let now = now_ms() as i64;
+            tx.execute(
+                "DELETE FROM record_index WHERE EXISTS (SELECT 1 FROM records r
+                 WHERE r.collection = record_index.collection AND r.id = record_index.id
+                 AND r.expires_at IS NOT NULL AND r.expires_at <= ?1)",
+                [now],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                [now],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+async fn purge_loop(store: Weak<Sqlite>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        match store.purge().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(records = n, "purged expired records"),
+            Err(e) => tracing::warn!("purging expired records: {e}"),
+        }
+    }
+}
+
+/// The live version of a record, if any.
+fn live_version(
+    tx: &Transaction,
+    collection: &str,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<Option<Version>> {
+    tx.query_row(
+        "SELECT version FROM records WHERE collection = ?1 AND id = ?2
+         AND (expires_at IS NULL OR expires_at > ?3)",
+        params![collection, id, now],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(|v| v as Version))
+}
+
+/// Writes the record and its index entries, replacing whatever was there.
+fn write_record(
+    tx: &Transaction,
+    collection: &str,
+    id: &str,
+    version: Version,
+    value: &[u8],
+    expires_at: Option<u64>,
+    indexes: &[(String, String)],
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM record_index WHERE collection = ?1 AND id = ?2",
+        params![collection, id],
+    )?;
+    tx.execute(
+        "INSERT INTO records (collection, id, value, version, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (collection, id) DO UPDATE SET value = excluded.value,
+         version = excluded.version, expires_at = excluded.expires_at",
+        params![collection, id, value, version as i64, expires_at.map(|t| t as i64)],
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO record_index (collection, name, value, id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (name, value) in indexes {
+        insert.execute(params![collection, name, value, id])?;
+    }
+    Ok(())
+}
+
+/// Owned copies of a write, to move onto the blocking thread.
+struct OwnedWrite {
+    collection: String,
+    id: String,
+    value: Vec<u8>,
+    expires_at: Option<u64>,
+    indexes: Vec<(String, String)>,
+}
+
+impl OwnedWrite {
+    fn new(collection: &str, id: &str, w: Write<'_>) -> Result<Self> {
+        check_key("an id", id)?;
+        for ix in w.indexes {
+            check_key("an index name", &ix.name)?;
+            check_key("an index value", &ix.value)?;
+        }
+        Ok(Self {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            value: w.value.to_vec(),
+            expires_at: w.expires_at(now_ms()),
+            indexes: w
+                .indexes
+                .iter()
+                .map(|ix| (ix.name.clone(), ix.value.clone()))
+                .collect(),
+        })
+    }
+
+    fn store(&self, tx: &Transaction, version: Version) -> rusqlite::Result<()> {
+        write_record(
+            tx,
+            &self.collection,
+            &self.id,
+            version,
+            &self.value,
+            self.expires_at,
+            &self.indexes,
+        )
+    }
+}
+
+#[async_trait]
+impl Store for Sqlite {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        let w = OwnedWrite::new(collection, id, write)?;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            if live_version(&tx, &w.collection, &w.id, now_ms() as i64)?.is_some() {
+                return Ok(None);
+            }
+            w.store(&tx, 1)?;
+            tx.commit()?;
+            Ok(Some(1))
+        })
+        .await
+    }
+
+    async fn put(&self, collection: &str, id: &str, write: Write<'_>) -> Result<Version> {
+        let w = OwnedWrite::new(collection, id, write)?;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let version =
+                live_version(&tx, &w.collection, &w.id, now_ms() as i64)?.unwrap_or(0) + 1;
+            w.store(&tx, version)?;
+            tx.commit()?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Version,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        let w = OwnedWrite::new(collection, id, write)?;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            if live_version(&tx, &w.collection, &w.id, now_ms() as i64)? != Some(expected) {
+                return Ok(None);
+            }
+            w.store(&tx, expected + 1)?;
+            tx.commit()?;
+            Ok(Some(expected + 1))
+        })
+        .await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        let (collection, id) = (collection.to_owned(), id.to_owned());
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT value, version, expires_at FROM records WHERE collection = ?1 AND id = ?2
+                 AND (expires_at IS NULL OR expires_at > ?3)",
+                params![collection, id, now_ms() as i64],
+                read_record,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        let (collection, id) = (collection.to_owned(), id.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let live = live_version(&tx, &collection, &id, now_ms() as i64)?.is_some();
+            tx.execute(
+                "DELETE FROM record_index WHERE collection = ?1 AND id = ?2",
+                params![collection, id],
+            )?;
+            tx.execute(
+                "DELETE FROM records WHERE collection = ?1 AND id = ?2",
+                params![collection, id],
+            )?;
+            tx.commit()?;
+            Ok(live)
+        })
+        .await
+    }
+
+    async fn find(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.value, r.version, r.expires_at FROM record_index i
+                 JOIN records r ON r.collection = i.collection AND r.id = i.id
+                 WHERE i.collection = ?1 AND i.name = ?2 AND i.value = ?3
+                 AND (r.expires_at IS NULL OR r.expires_at > ?4) LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    collection,
+                    name,
+                    value,
+                    now_ms() as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |row| Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?)),
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn read_record(row: &rusqlite::Row) -> rusqlite::Result<Record> {
+    read_record_at(row, 0)
+}
+
+fn read_record_at(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Record> {
+    Ok(Record {
+        value: row.get(at)?,
+        version: row.get::<_, i64>(at + 1)? as Version,
+        expires_at: row.get::<_, Option<i64>>(at + 2)?.map(|t| t as u64),
+    })
+}
