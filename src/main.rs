@@ -37,11 +37,30 @@ use crate::settings::Settings;
 #[command(version)]
 struct Cli {
     /// Configuration file (INI: [section] and option = value lines).
-    #[arg(long, short, env = "GMSHUB_CONFIG")]
+    #[arg(long, short, env = "GMSHUB_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on; overrides [server] listen (default 127.0.0.1:8080).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the schema a store needs (CQL for cassandra), or apply it.
+    Schema {
+        #[arg(value_enum)]
+        store: SchemaStore,
+        /// Run the statements on the cluster named by [cassandra] nodes.
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum SchemaStore {
+    Cassandra,
 }
 
 #[tokio::main]
@@ -68,6 +87,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     // still shuts down gracefully instead of killing the process.
     let signals = Signals::install()?;
     let options = Options::load(cli.config.as_deref())?;
+    if let Some(Command::Schema {
+        store: SchemaStore::Cassandra,
+        apply,
+    }) = cli.command
+    {
+        let config = settings::cassandra_config(&options);
+        if apply {
+            gmshub::store::cassandra::apply_schema(&config).await?;
+            tracing::info!(keyspace = config.keyspace, "schema applied");
+        } else {
+            for statement in gmshub::store::cassandra::schema(&config)? {
+                println!("{statement};");
+            }
+        }
+        return Ok(());
+    }
     let mut settings = Settings::from_options(&options);
     if let Some(listen) = cli.listen {
         settings.listen = listen;

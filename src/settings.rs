@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
+use gmshub::store::cassandra::{self, CassandraConfig};
 use gmshub::store::StoreConfig;
 
 use crate::api::storage::StorageSettings;
@@ -60,6 +61,9 @@ fn store_config(o: &Options) -> StoreConfig {
                 .unwrap_or("gmshub")
                 .to_owned(),
         },
+        Some("cassandra") | Some("scylla") | Some("scylladb") => {
+            StoreConfig::Cassandra(cassandra_config(o))
+        }
         Some(other) => {
             tracing::warn!(value = other, "[store] type: unknown store, using sqlite");
             StoreConfig::default()
@@ -188,6 +192,61 @@ fn positive_in(o: &Options, section: &str, option: &str, default: usize) -> usiz
     match o.value::<usize>(section, option, default) {
         0 => default,
         n => n,
+    }
+}
+
+/// `[cassandra]` with GMS's option names, and the login from
+/// `[cassandra-authentication-security]`.
+pub fn cassandra_config(o: &Options) -> CassandraConfig {
+    let d = CassandraConfig::default();
+    let secured = o.flag("cassandra", "secured", d.secured);
+    let text = |section: &str, option: &str| {
+        o.get(section, option)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let consistency = text("cassandra", "consistency").map_or(d.consistency, |name| {
+        cassandra::parse_consistency(&name).unwrap_or_else(|| {
+            tracing::warn!(
+                value = name,
+                "[cassandra] consistency: unknown level, using LOCAL_QUORUM"
+            );
+            d.consistency
+        })
+    });
+    let serial_consistency =
+        text("cassandra", "serial-consistency").map_or(d.serial_consistency, |name| {
+            cassandra::parse_serial_consistency(&name).unwrap_or_else(|| {
+                tracing::warn!(
+                    value = name,
+                    "[cassandra] serial-consistency: unknown level, using LOCAL_SERIAL"
+                );
+                d.serial_consistency
+            })
+        });
+    CassandraConfig {
+        nodes: o
+            .get("cassandra", "nodes")
+            .unwrap_or("")
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        port: o.value(
+            "cassandra",
+            "native-port",
+            if secured { 9142 } else { 9042 },
+        ),
+        secured,
+        ca_file: text("cassandra", "ca-file"),
+        keyspace: text("cassandra", "keyspace-prefix").unwrap_or(d.keyspace),
+        strategy_class: text("cassandra", "strategy-class").unwrap_or(d.strategy_class),
+        strategy_option: text("cassandra", "strategy-option").unwrap_or(d.strategy_option),
+        consistency,
+        serial_consistency,
+        username: text("cassandra-authentication-security", "username"),
+        password: text("cassandra-authentication-security", "password"),
+        request_timeout: o.millis("cassandra", "request-timeout", d.request_timeout),
     }
 }
 

@@ -100,3 +100,72 @@ fn sigint_stops_the_server_cleanly() {
         .expect("exited in time");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_cassandra_schema_is_printed_from_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gmshub.ini");
+    std::fs::write(
+        &config,
+        "[cassandra]\nkeyspace-prefix = gsg_site1\nstrategy-option = DC1:2;DC2:2\n",
+    )
+    .unwrap();
+    let out = gmshub()
+        .args(["schema", "cassandra", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cql = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        cql.contains("CREATE KEYSPACE IF NOT EXISTS gsg_site1 WITH replication = {'class': 'NetworkTopologyStrategy', 'DC1': 2, 'DC2': 2}"),
+        "{cql}"
+    );
+    assert!(
+        cql.contains("CREATE TABLE IF NOT EXISTS gsg_site1.gmshub_records"),
+        "{cql}"
+    );
+    assert!(
+        cql.contains("CREATE TABLE IF NOT EXISTS gsg_site1.gmshub_index"),
+        "{cql}"
+    );
+    assert_eq!(cql.matches(';').count(), 3);
+}
+
+#[test]
+fn an_unreachable_store_stops_the_start_with_a_clear_message() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (store, option, value) in [
+        (
+            "redis",
+            "GMSHUB__REDIS__URL",
+            format!("redis://127.0.0.1:{closed}/"),
+        ),
+        (
+            "cassandra",
+            "GMSHUB__CASSANDRA__NODES",
+            format!("127.0.0.1:{closed}"),
+        ),
+    ] {
+        let out = gmshub()
+            .args(["--listen", "127.0.0.1:0"])
+            .env("GMSHUB__STORE__TYPE", store)
+            .env(option, &value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{store}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{store} store unavailable: cannot connect")),
+            "{store}: {err}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! `sqlite` (embedded, the default), `redis` and `cassandra` (shared by
 //! the nodes of a cluster). `[store] type` picks one.
 
+pub mod cassandra;
 pub mod redis;
 pub mod sqlite;
 
@@ -15,6 +16,7 @@ use channels::store::{Store, StoreError};
 pub enum StoreConfig {
     Sqlite { path: PathBuf },
     Redis { url: String, key_prefix: String },
+    Cassandra(cassandra::CassandraConfig),
 }
 
 impl Default for StoreConfig {
@@ -30,5 +32,6 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Sqlite { path } => Ok(sqlite::Sqlite::open(path)?),
         StoreConfig::Redis { url, key_prefix } => Ok(redis::Redis::open(url, key_prefix).await?),
+        StoreConfig::Cassandra(config) => Ok(cassandra::Cassandra::open(config).await?),
     }
 }
