@@ -20,7 +20,8 @@ use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
-use gmshub::cluster::Membership;
+use gmshub::cluster::{Membership, RedisBus};
+use gmshub::store::StoreConfig;
 
 use crate::api::node::NodeStatus;
 use crate::config::Options;
@@ -122,6 +123,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
     bayeux.add_service(echo::CHANNEL, Arc::new(echo::Echo))?;
     bayeux.spawn_sweeper();
+    if settings.clustered {
+        join_bus(&settings, &bayeux).await?;
+    }
 
     let listener = bind(settings.listen, settings.backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         local.to_string(),
         settings.cluster_name.clone(),
         settings.clustered,
+        settings.heartbeat,
     ));
     membership.beat().await?;
     membership.spawn_heartbeat();
@@ -172,6 +177,28 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     membership.leave().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.
+async fn join_bus(
+    settings: &Settings,
+    bayeux: &Arc<Bayeux>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (url, prefix) = match (&settings.bus_url, &settings.store) {
+        (Some(url), StoreConfig::Redis { key_prefix, .. }) => (url.clone(), key_prefix.clone()),
+        (Some(url), _) => (url.clone(), "gmshub".to_owned()),
+        (None, StoreConfig::Redis { url, key_prefix }) => (url.clone(), key_prefix.clone()),
+        (None, _) => {
+            return Err(
+                "[cluster] enabled: the cluster bus runs over Redis; set [cluster] bus-url".into(),
+            )
+        }
+    };
+    let bus = RedisBus::start(&url, &prefix, &settings.node_id, bayeux, settings.bus_queue)
+        .await
+        .map_err(|e| format!("cluster bus: cannot reach Redis: {e}"))?;
+    bayeux.set_relay(bus);
     Ok(())
 }
 

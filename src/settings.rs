@@ -33,6 +33,15 @@ pub struct Settings {
     pub cluster_name: String,
     /// `[server] node-id`: this node's name in the cluster (default: random).
     pub node_id: String,
+    /// `[cluster] bus-url`: the Redis the cluster bus runs over (default: the
+    /// store's, with `[store] type = redis`).
+    pub bus_url: Option<String>,
+    /// `[cluster] bus-queue`: bytes waiting to be relayed to Redis before
+    /// further broadcasts are dropped from the bus (default 16 MiB).
+    pub bus_queue: usize,
+    /// `[cluster] heartbeat-interval` (ms): how often a node renews its
+    /// membership record; it drops out three intervals after its last one.
+    pub heartbeat: Duration,
 }
 
 /// Reads `[store] type` and the options of the backend it names.
@@ -106,6 +115,12 @@ impl Settings {
                 .filter(|t| !t.is_empty())
                 .collect()
         });
+        let node_id = o
+            .get("server", "node-id")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+        let client_id_prefix = format!("{node_id}.");
         Self {
             store: store_config(o),
             storage: StorageSettings {
@@ -122,11 +137,15 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .unwrap_or("gmshub")
                 .to_owned(),
-            node_id: o
-                .get("server", "node-id")
+            bus_url: o
+                .get("cluster", "bus-url")
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>())),
+                .map(str::to_owned),
+            bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
+            heartbeat: o
+                .millis("cluster", "heartbeat-interval", Duration::from_secs(5))
+                .max(Duration::from_millis(100)),
+            node_id,
             listen: o.value("server", "listen", default_listen),
             backlog: o.value("server", "backlog", 4096),
             shutdown_timeout,
@@ -182,6 +201,7 @@ impl Settings {
                 } else {
                     transports
                 },
+                client_id_prefix,
             },
         }
     }

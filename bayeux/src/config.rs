@@ -51,6 +51,9 @@ pub struct BayeuxConfig {
     pub ws_idle_timeout: Duration,
     /// Transports offered at handshake, in the server's order of preference.
     pub allowed_transports: Vec<&'static str>,
+    /// Put before every clientId this server hands out, so that the server
+    /// of a cluster holding a session can be told from its id.
+    pub client_id_prefix: String,
 }
 
 impl Default for BayeuxConfig {
@@ -73,6 +76,7 @@ impl Default for BayeuxConfig {
             ws_ping_interval: Duration::from_secs(25),
             ws_idle_timeout: Duration::from_millis(300_000),
             allowed_transports: crate::TRANSPORTS.to_vec(),
+            client_id_prefix: String::new(),
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   the server-side API and the sweeper.
 //! - [`security`], [`ext`]: the policy and extension interfaces, with the
 //!   ack and timesync extensions.
+//! - [`relay`]: the hook that carries broadcasts between the servers of a
+//!   cluster.
 //! - [`transport`]: WebSocket, long-polling and callback-polling (JSONP) as an
 //!   axum router.
 
@@ -18,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod ext;
 pub mod message;
+pub mod relay;
 pub mod security;
 pub mod server;
 pub mod session;
@@ -26,6 +29,7 @@ pub mod transport;
 
 pub use channel::ChannelName;
 pub use config::{BayeuxConfig, QueueFullPolicy};
+pub use relay::Relay;
 pub use server::{
     Bayeux, HeldConnect, Outcome, RequestContext, ServiceHandler, ServiceRequest, Transport,
 };

@@ -28,6 +28,7 @@ use crate::config::BayeuxConfig;
 use crate::error;
 use crate::ext::{ack, Broadcast, Extension};
 use crate::message::{encode_delivery, encode_service_reply, Advice, Incoming, Parsed, Reply};
+use crate::relay::Relay;
 use crate::security::{AllowAll, SecurityPolicy};
 use crate::session::{now_ms, random_hex, Enqueued, RemoveReason, Session};
 use crate::subscriptions::{Subscribers, SubscriptionIndex};
@@ -187,6 +188,7 @@ pub struct Bayeux {
     policy: RwLock<Arc<dyn SecurityPolicy>>,
     extensions: RwLock<Vec<Arc<dyn Extension>>>,
     removal_listeners: RwLock<Vec<RemovalListener>>,
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
     next_key: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -202,6 +204,7 @@ impl Bayeux {
             policy: RwLock::new(Arc::new(AllowAll)),
             extensions: RwLock::new(Vec::new()),
             removal_listeners: RwLock::new(Vec::new()),
+            relay: std::sync::OnceLock::new(),
             next_key: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
         })
@@ -236,6 +239,12 @@ impl Bayeux {
         Ok(())
     }
 
+    /// Hands every broadcast to `relay` too (the cluster bus). Set once, at
+    /// startup; a second relay is refused (returns false).
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) -> bool {
+        self.relay.set(relay).is_ok()
+    }
+
     /// Calls `listener` whenever a session ends, whatever the reason.
     pub fn on_session_removed(&self, listener: RemovalListener) {
         self.removal_listeners.write().push(listener);
@@ -263,7 +272,25 @@ impl Bayeux {
         if name.family() != Family::Broadcast || name.is_wildcard() {
             return Err(PublishError::NotBroadcast);
         }
-        Ok(self.fan_out(channel, encode_delivery(channel, data, None), None))
+        let message = encode_delivery(channel, data, None);
+        self.relay(channel, &message);
+        Ok(self.fan_out(channel, message, None))
+    }
+
+    /// Fans out a broadcast another server of the cluster relayed here (an
+    /// encoded delivery), to this server's subscribers only.
+    pub fn fan_out_relayed(&self, channel: &str, message: Bytes) -> Result<usize, PublishError> {
+        let name = ChannelName::parse(channel)?;
+        if name.family() != Family::Broadcast || name.is_wildcard() {
+            return Err(PublishError::NotBroadcast);
+        }
+        Ok(self.fan_out(channel, message, None))
+    }
+
+    fn relay(&self, channel: &str, message: &Bytes) {
+        if let Some(relay) = self.relay.get() {
+            relay.broadcast(channel, message);
+        }
     }
 
     /// Delivers `data` on `channel` to one session only.
@@ -510,7 +537,7 @@ impl Bayeux {
         }
 
         let ext = message.ext_object();
-        let id = random_hex::<20>();
+        let id = format!("{}{}", self.config.client_id_prefix, random_hex::<20>());
         let session = Arc::new(Session::new(
             self.next_key.fetch_add(1, Ordering::Relaxed),
             id.into(),
@@ -806,11 +833,9 @@ impl Bayeux {
         }
         let data = replaced.as_deref().unwrap_or(data);
         let skip = (!self.config.broadcast_to_publisher).then(|| session.key());
-        self.fan_out(
-            channel,
-            encode_delivery(channel, data, message.ext.as_deref()),
-            skip,
-        );
+        let encoded = encode_delivery(channel, data, message.ext.as_deref());
+        self.relay(channel, &encoded);
+        self.fan_out(channel, encoded, skip);
         Ok(())
     }
 

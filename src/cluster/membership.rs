@@ -1,6 +1,6 @@
 //! Node membership: every node keeps a record of itself in the store's
-//! `node` collection, renewed every `HEARTBEAT` with a TTL of three
-//! heartbeats. The live records are the cluster; nothing else has to notice
+//! `node` collection, renewed every heartbeat (`[cluster]
+//! heartbeat-interval`, 5 s) with a TTL of three heartbeats. The live records are the cluster; nothing else has to notice
 //! that a node died.
 
 use std::sync::Arc;
@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use channels::store::{Collection, IndexEntry, Store};
 use serde::{Deserialize, Serialize};
-
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-const TTL: Duration = Duration::from_secs(15);
 
 /// What a node says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +24,7 @@ pub struct NodeInfo {
 pub struct Membership {
     me: NodeInfo,
     clustered: bool,
+    heartbeat: Duration,
     nodes: Collection<NodeInfo>,
 }
 
@@ -37,6 +35,7 @@ impl Membership {
         address: String,
         cluster: String,
         clustered: bool,
+        heartbeat: Duration,
     ) -> Self {
         let now = channels::store::now_ms();
         Self {
@@ -48,6 +47,7 @@ impl Membership {
                 last_seen: now,
             },
             clustered,
+            heartbeat,
             nodes: Collection::new(store, "node", |n: &NodeInfo| {
                 vec![IndexEntry::new("cluster", &n.cluster)]
             }),
@@ -70,14 +70,17 @@ impl Membership {
     pub async fn beat(&self) -> Result<(), channels::store::StoreError> {
         let mut me = self.me.clone();
         me.last_seen = channels::store::now_ms();
-        self.nodes.put(&me.id, &me, Some(TTL)).await.map(drop)
+        self.nodes
+            .put(&me.id, &me, Some(self.heartbeat * 3))
+            .await
+            .map(drop)
     }
 
     /// Renews this node's record until the process ends.
     pub fn spawn_heartbeat(self: &Arc<Self>) {
         let this = Arc::downgrade(self);
+        let mut every = tokio::time::interval(self.heartbeat);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(HEARTBEAT);
             loop {
                 every.tick().await;
                 let Some(this) = this.upgrade() else { return };

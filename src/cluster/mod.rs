@@ -2,6 +2,8 @@
 //! (each node renews a record with a short TTL, so a node that dies drops out
 //! by itself), and the bus that carries Bayeux traffic between nodes.
 
+mod bus;
 mod membership;
 
+pub use bus::RedisBus;
 pub use membership::{Membership, NodeInfo};

@@ -1,0 +1,315 @@
+//! Three gmshub processes sharing one real `redis-server`: broadcasts
+//! published on any node reach every subscriber of the cluster exactly once;
+//! a node killed with SIGKILL leaves the others serving, its clients
+//! re-handshake on another node and keep receiving, and nothing it stored is
+//! lost. Also the bus's delivery to one session held by another node.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use common::{Browser, Frame, Server, Ws};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn node(redis: &RedisServer) -> Server {
+    Server::start(&[
+        ("GMSHUB__STORE__TYPE", "redis"),
+        ("GMSHUB__REDIS__URL", &redis.url()),
+        ("GMSHUB__CLUSTER__ENABLED", "true"),
+        ("GMSHUB__CLUSTER__HEARTBEAT_INTERVAL", "300"),
+    ])
+}
+
+/// A WebSocket client subscribed to `channel`, with a connect held.
+async fn subscriber(server: &Server, channel: &str) -> (Ws, String) {
+    let mut ws = Ws::connect(server, None).await;
+    ws.send(json!([{"channel": "/meta/handshake", "version": "1.0",
+        "supportedConnectionTypes": ["websocket"], "id": "h"}]))
+        .await;
+    let hs = ws.until(WAIT, |m| m["channel"] == "/meta/handshake").await;
+    let id = hs
+        .iter()
+        .find(|m| m["channel"] == "/meta/handshake")
+        .unwrap()["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ws.send(
+        json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "websocket",
+        "advice": {"timeout": 0}, "id": "c0"}]),
+    )
+    .await;
+    ws.until(WAIT, |m| m["channel"] == "/meta/connect").await;
+    ws.send(
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": channel, "id": "s"}]),
+    )
+    .await;
+    let sub = ws.until(WAIT, |m| m["channel"] == "/meta/subscribe").await;
+    assert!(
+        sub.iter()
+            .any(|m| m["channel"] == "/meta/subscribe" && m["successful"] == true),
+        "{sub:?}"
+    );
+    ws.send(json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "websocket", "id": "c1"}]))
+        .await;
+    (ws, id)
+}
+
+/// Reads deliveries on `channel` until `expected` arrived and a quiet
+/// period shows no more come; returns how often each `data.n` arrived.
+async fn collect(ws: &mut Ws, channel: &str, expected: usize) -> HashMap<String, usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let total: usize = seen.values().sum();
+        let wait = if total >= expected {
+            Duration::from_millis(300)
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        match ws.next(wait).await {
+            Frame::Messages(msgs) => {
+                for m in msgs.iter().filter(|m| m["channel"] == channel) {
+                    *seen
+                        .entry(m["data"]["n"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+            }
+            Frame::Ping => {}
+            Frame::Timeout => return seen,
+            Frame::Close(code) => panic!("socket closed ({code:?}) after {seen:?}"),
+        }
+    }
+}
+
+fn exactly_once(seen: &HashMap<String, usize>, expected: &[String], who: &str) {
+    let mut got: Vec<&String> = seen.keys().collect();
+    got.sort();
+    let mut want: Vec<&String> = expected.iter().collect();
+    want.sort();
+    assert_eq!(got, want, "{who}: which messages arrived");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "{who}: duplicates in {seen:?}"
+    );
+}
+
+async fn publish_from(server: &Server, tag: &str, count: usize) -> Vec<String> {
+    let browser = Browser::new(server);
+    let id = browser.session().await;
+    let mut sent = Vec::new();
+    for i in 0..count {
+        let n = format!("{tag}-{i}");
+        let reply = browser
+            .publish(&id, "/cluster/room", json!({ "n": n }))
+            .await;
+        assert_eq!(reply["successful"], true, "{reply}");
+        sent.push(n);
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_one_redis() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Server> = (0..3).map(|_| node(&redis)).collect();
+
+    // Every node sees the cluster.
+    let listing = Browser::new(&nodes[0]).get("/genesys/1/node").await.json;
+    assert_eq!(listing["store"], "redis");
+    assert_eq!(listing["cluster"], true);
+    assert_eq!(listing["nodes"].as_array().unwrap().len(), 3, "{listing}");
+
+    // Two subscribers on each node.
+    let mut subs = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for _ in 0..2 {
+            let (ws, id) = subscriber(n, "/cluster/room").await;
+            subs.push((i, ws, id));
+        }
+    }
+    // Each node publishes; everyone gets all of it, once.
+    let mut sent = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        sent.extend(publish_from(n, &format!("node{i}"), 5).await);
+    }
+    for (i, ws, _) in subs.iter_mut() {
+        let seen = collect(ws, "/cluster/room", sent.len()).await;
+        exactly_once(&seen, &sent, &format!("subscriber on node {i}"));
+    }
+
+    // Data stored through node 2 before it dies.
+    let stored = Browser::new(&nodes[2])
+        .post_raw(
+            "/genesys/1/storage/600",
+            "application/x-www-form-urlencoded",
+            "k=survives",
+        )
+        .await;
+    assert_eq!(stored.status, 200, "{}", stored.text);
+    let data_id = stored.json["id"].as_str().unwrap().to_owned();
+
+    // SIGKILL node 2: its clients lose their socket.
+    let mut nodes = nodes;
+    let mut dead = nodes.pop().unwrap();
+    dead.signal("KILL");
+    dead.wait(WAIT).expect("killed");
+    let mut survivors = Vec::new();
+    for (i, mut ws, id) in subs {
+        if i == 2 {
+            match ws.next(WAIT).await {
+                Frame::Close(_) => {}
+                other => panic!("the dead node's socket: {other:?}"),
+            }
+            // As a load balancer would, the client goes to another node; its
+            // old session is unknown there, so it handshakes again.
+            let mut retry = Ws::connect(&nodes[0], None).await;
+            retry
+                .send(json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "websocket", "id": "r"}]))
+                .await;
+            let answer = retry.until(WAIT, |m| m["channel"] == "/meta/connect").await;
+            assert_eq!(answer[0]["successful"], false);
+            assert_eq!(answer[0]["advice"]["reconnect"], "handshake");
+            let (ws, _) = subscriber(&nodes[0], "/cluster/room").await;
+            survivors.push((0, ws));
+        } else {
+            survivors.push((i, ws));
+        }
+    }
+    let sent: Vec<String> = publish_from(&nodes[1], "after", 5).await;
+    for (i, ws) in survivors.iter_mut() {
+        let seen = collect(ws, "/cluster/room", sent.len()).await;
+        exactly_once(
+            &seen,
+            &sent,
+            &format!("subscriber on node {i} after the kill"),
+        );
+    }
+
+    // Nothing stored was lost; the dead node leaves the membership by itself.
+    for n in &nodes {
+        let read = Browser::new(n)
+            .get(&format!("/genesys/1/storage/{data_id}"))
+            .await;
+        assert_eq!(read.status, 200);
+        assert_eq!(read.json["k"], "survives");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listing = Browser::new(&nodes[0]).get("/genesys/1/node").await.json;
+        if listing["nodes"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead node is still listed: {listing}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs one Bayeux batch on an in-process engine; returns its replies and
+/// whatever a connect carried.
+fn run(server: &std::sync::Arc<bayeux::Bayeux>, batch: Value) -> Vec<Value> {
+    let parsed = bayeux::message::parse_batch(batch.to_string().as_bytes()).expect("batch");
+    let ctx = bayeux::RequestContext {
+        transport: bayeux::Transport::LongPolling,
+        browser: None,
+        bound: None,
+    };
+    let outcome = server.handle_batch(parsed, &ctx);
+    let mut parts = outcome.replies;
+    if let Some(held) = outcome.connect {
+        held.complete(&mut parts);
+    }
+    parts
+        .iter()
+        .map(|b| serde_json::from_slice(b).expect("JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_reaches_the_node_that_holds_a_session() {
+    use gmshub::cluster::RedisBus;
+    let redis = RedisServer::start();
+    let engine = |node: &str| {
+        bayeux::Bayeux::new(bayeux::BayeuxConfig {
+            client_id_prefix: format!("{node}."),
+            ..Default::default()
+        })
+    };
+    let (a, b) = (engine("a"), engine("b"));
+    let bus_a = RedisBus::start(&redis.url(), "t", "a", &a, 1 << 20)
+        .await
+        .unwrap();
+    let bus_b = RedisBus::start(&redis.url(), "t", "b", &b, 1 << 20)
+        .await
+        .unwrap();
+    a.set_relay(bus_a.clone());
+    b.set_relay(bus_b.clone());
+
+    let hs = run(
+        &b,
+        json!([{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}]),
+    );
+    let id = hs[0]["clientId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("b."), "{id}");
+    let connect =
+        json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling"}]);
+    run(&b, connect.clone());
+    run(
+        &b,
+        json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/news"}]),
+    );
+
+    // An event for the session, sent from node a; a broadcast from a's server API.
+    let data = serde_json::value::RawValue::from_string(r#"{"for":"you"}"#.into()).unwrap();
+    assert!(
+        bus_a.deliver(&id, "/service/private", &data),
+        "sent towards node b"
+    );
+    a.publish(
+        "/news",
+        &serde_json::value::RawValue::from_string(r#"{"headline":1}"#.into()).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !bus_a.deliver("no-node-in-this-id", "/x", &data),
+        "a clientId without a node"
+    );
+
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bus deliveries: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        got.extend(
+            run(&b, connect.clone())
+                .into_iter()
+                .filter(|m| m["channel"] != "/meta/connect"),
+        );
+    }
+    assert!(
+        got.iter()
+            .any(|m| m["channel"] == "/service/private" && m["data"]["for"] == "you"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m["channel"] == "/news" && m["data"]["headline"] == 1),
+        "{got:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again: Vec<Value> = run(&b, connect)
+        .into_iter()
+        .filter(|m| m["channel"] != "/meta/connect")
+        .collect();
+    assert!(again.is_empty(), "delivered once: {again:?}");
+}
