@@ -21,6 +21,7 @@ pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
 /// The GMS services the HTTP routes reach.
 pub struct Services {
     pub storage: Storage,
+    pub services: channels::service::Services,
     pub storage_settings: StorageSettings,
     pub status: Arc<NodeStatus>,
     pub membership: Arc<Membership>,
@@ -33,6 +34,7 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         .merge(bayeux::transport::router(bayeux, &MOUNTS))
         .merge(api::storage::router(
             services.storage,
+            services.services,
             services.storage_settings,
         ))
         .merge(api::node::router(services.status, services.membership))

@@ -141,8 +141,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     membership.beat().await?;
     membership.spawn_heartbeat();
     let status = Arc::new(NodeStatus::default());
+    let storage = channels::storage::Storage::new(store.clone());
     let services = app::Services {
-        storage: channels::storage::Storage::new(store.clone()),
+        services: channels::service::Services::new(store.clone(), storage.clone()),
+        storage,
         storage_settings: settings.storage.clone(),
         status: status.clone(),
         membership: membership.clone(),

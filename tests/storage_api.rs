@@ -326,6 +326,17 @@ async fn bad_requests_get_gms_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The storage of a service instance that does not exist (or expired).
+    let (status, body) = read(&s, "/genesys/1/service/nope/storage").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_gms_error(&body, "NotFound");
+    let r = client()
+        .post(s.url("/genesys/1/service/nope/storage"))
+        .form(&[("k", "v")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -3,5 +3,6 @@
 //! Storage API. The store they keep their state in is defined here
 //! ([`store`]) and implemented by the binary.
 
+pub mod service;
 pub mod storage;
 pub mod store;

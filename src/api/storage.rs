@@ -12,7 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use channels::storage::{parse_ttl, Item, Storage, StorageError};
+use channels::service::Services;
+use channels::storage::{parse_ttl, Area, Item, Storage, StorageError};
 
 use super::{form, ApiError};
 
@@ -31,6 +32,7 @@ pub struct StorageSettings {
 
 struct Api {
     storage: Storage,
+    services: Services,
     settings: StorageSettings,
 }
 
@@ -39,8 +41,12 @@ const BAD_REQUEST: &str =
     "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionBadRequest";
 const CONFLICT: &str = "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionConflict";
 
-pub fn router(storage: Storage, settings: StorageSettings) -> Router {
-    let api = Arc::new(Api { storage, settings });
+pub fn router(storage: Storage, services: Services, settings: StorageSettings) -> Router {
+    let api = Arc::new(Api {
+        storage,
+        services,
+        settings,
+    });
     Router::new()
         // POST takes a TTL where GET and DELETE take an id (one route, as
         // the router needs one name per position).
@@ -52,6 +58,10 @@ pub fn router(storage: Storage, settings: StorageSettings) -> Router {
         .route(
             "/genesys/1/storage/{id}/{key_or_ttl}",
             post(update).get(read_key),
+        )
+        .route(
+            "/genesys/1/service/{id}/storage",
+            post(write_service).get(read_service).delete(delete_service),
         )
         .layer(axum::extract::DefaultBodyLimit::max(
             api.settings.max_upload,
@@ -143,32 +153,73 @@ async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let area = api.storage.read(&id, gms_user(&headers)).await?;
-    let base = match &api.settings.external_url_base {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
-    };
-    // Text values as they are; a file as the URL it is read from, as GMS
-    // builds it from external_url_base.
-    let body: serde_json::Map<String, serde_json::Value> = area
-        .items
-        .into_iter()
-        .map(|(key, item)| {
-            let value = match item {
-                Item::Text { value } => value,
-                Item::File { .. } => {
-                    format!("{base}/genesys/1/storage/{}/{}", encode(&id), encode(&key))
-                }
-            };
-            (key, serde_json::Value::String(value))
-        })
-        .collect();
-    Ok(Json(body).into_response())
+    Ok(api.render(&id, area, &headers))
+}
+
+impl Api {
+    /// An area as JSON: text values as they are; a file as the URL it is
+    /// read from, built from external_url_base as GMS builds it.
+    fn render(&self, data_id: &str, area: Area, headers: &HeaderMap) -> Response {
+        let base = match &self.settings.external_url_base {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("http://{host}")
+            }
+        };
+        let body: serde_json::Map<String, serde_json::Value> = area
+            .items
+            .into_iter()
+            .map(|(key, item)| {
+                let value = match item {
+                    Item::Text { value } => value,
+                    Item::File { .. } => format!(
+                        "{base}/genesys/1/storage/{}/{}",
+                        encode(data_id),
+                        encode(&key)
+                    ),
+                };
+                (key, serde_json::Value::String(value))
+            })
+            .collect();
+        Json(body).into_response()
+    }
+}
+
+async fn read_service(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let area = api.services.read_storage(&id).await?;
+    let instance = api
+        .services
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let data_id = instance.and_then(|i| i.data_id).unwrap_or_default();
+    Ok(api.render(&data_id, area, &headers))
+}
+
+async fn write_service(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let items = api.items(req).await?;
+    api.services.write_storage(&id, items).await?;
+    Ok(Json(serde_json::json!({ "id": id })).into_response())
+}
+
+async fn delete_service(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    api.services.delete_storage(&id).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn read_key(

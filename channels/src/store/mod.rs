@@ -19,14 +19,16 @@
 //! Services keep typed values through [`Collection`].
 
 pub mod collection;
-#[cfg(feature = "conformance")]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod memory;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 pub use collection::Collection;
+pub use memory::MemoryStore;
 
 /// A record's version: 1 when created, one more on every write.
 pub type Version = u64;

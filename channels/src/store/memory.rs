@@ -1,0 +1,191 @@
+//! A store in process memory: what the services' own tests run on, and an
+//! executable statement of the interface's rules (it passes the same
+//! conformance suite as the real backends). Nothing survives the process.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{check_key, now_ms, IndexEntry, Record, Result, Store, Version, Write};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    records: HashMap<(String, String), (Record, Vec<IndexEntry>)>,
+    /// (collection, name, value) -> ids
+    index: HashMap<(String, String, String), BTreeSet<String>>,
+}
+
+impl Inner {
+    fn live(&self, key: &(String, String), now: u64) -> Option<&(Record, Vec<IndexEntry>)> {
+        self.records
+            .get(key)
+            .filter(|(r, _)| r.expires_at.is_none_or(|t| t > now))
+    }
+
+    fn remove(&mut self, key: &(String, String)) -> Option<Record> {
+        let (record, entries) = self.records.remove(key)?;
+        for e in entries {
+            if let Some(ids) = self.index.get_mut(&(key.0.clone(), e.name, e.value)) {
+                ids.remove(&key.1);
+            }
+        }
+        Some(record)
+    }
+
+    fn write(&mut self, key: (String, String), w: &Write<'_>, version: Version, now: u64) {
+        self.remove(&key);
+        for e in w.indexes {
+            self.index
+                .entry((key.0.clone(), e.name.clone(), e.value.clone()))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        let record = Record {
+            value: w.value.to_vec(),
+            version,
+            expires_at: w.expires_at(now),
+        };
+        self.records.insert(key, (record, w.indexes.to_vec()));
+    }
+}
+
+fn checked(collection: &str, id: &str, w: &Write<'_>) -> Result<(String, String)> {
+    check_key("an id", id)?;
+    for e in w.indexes {
+        check_key("an index name", &e.name)?;
+        check_key("an index value", &e.value)?;
+    }
+    Ok((collection.to_owned(), id.to_owned()))
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        let key = checked(collection, id, &write)?;
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        if inner.live(&key, now).is_some() {
+            return Ok(None);
+        }
+        inner.write(key, &write, 1, now);
+        Ok(Some(1))
+    }
+
+    async fn put(&self, collection: &str, id: &str, write: Write<'_>) -> Result<Version> {
+        let key = checked(collection, id, &write)?;
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        let version = inner.live(&key, now).map_or(0, |(r, _)| r.version) + 1;
+        inner.write(key, &write, version, now);
+        Ok(version)
+    }
+
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Version,
+        write: Write<'_>,
+    ) -> Result<Option<Version>> {
+        let key = checked(collection, id, &write)?;
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        if inner.live(&key, now).map(|(r, _)| r.version) != Some(expected) {
+            return Ok(None);
+        }
+        inner.write(key, &write, expected + 1, now);
+        Ok(Some(expected + 1))
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        let key = (collection.to_owned(), id.to_owned());
+        Ok(self
+            .inner
+            .lock()
+            .live(&key, now_ms())
+            .map(|(r, _)| r.clone()))
+    }
+
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        let key = (collection.to_owned(), id.to_owned());
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        let live = inner.live(&key, now).is_some();
+        inner.remove(&key);
+        Ok(live)
+    }
+
+    async fn find(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let now = now_ms();
+        let inner = self.inner.lock();
+        let Some(ids) =
+            inner
+                .index
+                .get(&(collection.to_owned(), name.to_owned(), value.to_owned()))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                inner
+                    .live(&(collection.to_owned(), id.clone()), now)
+                    .map(|(r, _)| (id.clone(), r.clone()))
+            })
+            .take(limit)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::MemoryStore;
+    use crate::store::conformance::Harness;
+    use crate::store::Store;
+
+    /// One store that every `open` returns: "reopening" a memory store is
+    /// the same process looking again.
+    struct Memory(Arc<MemoryStore>);
+
+    #[async_trait]
+    impl Harness for Memory {
+        async fn open(&self) -> Arc<dyn Store> {
+            self.0.clone()
+        }
+    }
+
+    async fn memory() -> Option<Box<dyn Harness>> {
+        Some(Box::new(Memory(Arc::default())))
+    }
+
+    crate::store_conformance!(memory);
+}
