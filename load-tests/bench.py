@@ -84,7 +84,9 @@ RESULTS = ROOT / "load-tests" / "results"
 SERVERS = {
     "gmshub": dict(
         cmd=[str(ROOT / "target/release/gmshub"), "--listen", "127.0.0.1:0"],
-        env={"GMSHUB__COMETD__MAXSESSIONSPERBROWSER": "-1", "RUST_LOG": "warn,gmshub=info"},
+        # The store in the results' log folder, not under the repository's data/.
+        env={"GMSHUB__COMETD__MAXSESSIONSPERBROWSER": "-1", "RUST_LOG": "warn,gmshub=info",
+             "GMSHUB__SQLITE__PATH": str(ROOT / "load-tests/results/logs/gmshub-bench.db")},
         path="/genesys/cometd",
     ),
     "faye": dict(

@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 bin="${1:-target/release}"
 log=$(mktemp)
 report=$(mktemp)
-"$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
+data=$(mktemp -d)
+GMSHUB__SQLITE__PATH="$data/gmshub.db" "$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$log" "$report"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$report" "$data"' EXIT
 addr=""
 for _ in $(seq 1 100); do
   addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -n 1)

@@ -32,11 +32,11 @@ pub struct LocalFleet {
 }
 
 impl LocalFleet {
-    /// Opens one client per entry of `channels` (subscribed to that list),
-    /// at most `concurrency` opening at once, and returns when all are
-    /// subscribed or have failed.
+    /// Opens one client per entry of `channels` (subscribed to that list,
+    /// connected to the targets in turn), at most `concurrency` opening at
+    /// once, and returns when all are subscribed or have failed.
     pub async fn start(
-        target: &Target,
+        targets: &[Target],
         transport: Transport,
         channels: Vec<Vec<String>>,
         concurrency: usize,
@@ -48,10 +48,10 @@ impl LocalFleet {
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let mut recs = Vec::with_capacity(total);
         let mut tasks = Vec::with_capacity(total);
-        for list in channels {
+        for (i, list) in channels.into_iter().enumerate() {
             let rec = Shared::default();
             recs.push(rec.clone());
-            let target = target.clone();
+            let target = targets[i % targets.len()].clone();
             let gate = gate.clone();
             let stop = stop_rx.clone();
             let ready = ready_tx.clone();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use fleet::{Fleet, LocalFleet, RemoteFleet};
-use stats::{cpu_percent, quantile_ms, usage, Churn, Recorder, Report, Shared, Step};
+use stats::{cpu_percent, quantile_ms, usage, usage_of, Churn, Recorder, Report, Shared, Step};
 use target::{Publisher, Target, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,9 +39,15 @@ enum Scenario {
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Bayeux load generator (WebSocket and long-polling)")]
 struct Args {
-    /// The Bayeux endpoint, e.g. http://127.0.0.1:8080/genesys/cometd.
-    #[arg(long, default_value = "http://127.0.0.1:8080/genesys/cometd")]
-    url: String,
+    /// The Bayeux endpoint, e.g. http://127.0.0.1:8080/genesys/cometd; several
+    /// (comma-separated: the nodes of a cluster) share the clients and the
+    /// publishers in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/genesys/cometd"
+    )]
+    url: Vec<String>,
     #[arg(long, value_enum, default_value = "websocket")]
     transport: Transport,
     #[arg(long, value_enum, default_value = "rooms")]
@@ -80,9 +86,10 @@ struct Args {
     /// Clients opening at once (ramp-up), or concurrent cycles (`churn`).
     #[arg(long, default_value_t = 200)]
     concurrency: usize,
-    /// The server's pid, to report its memory and CPU.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's pid, to report its memory and CPU (comma-separated for
+    /// the nodes of a cluster: their sum).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// A name for the server, written into the report.
     #[arg(long, default_value = "server")]
     label: String,
@@ -130,7 +137,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let target = Target::parse(&args.url)?;
+    let targets = args
+        .url
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
     let rooms = match args.scenario {
         Scenario::Fanout => 1,
         _ => args.rooms.max(1),
@@ -152,7 +163,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let label = format!("worker {index}");
         let fleet =
-            LocalFleet::start(&target, args.transport, mine, args.concurrency, &label).await;
+            LocalFleet::start(&targets, args.transport, mine, args.concurrency, &label).await;
         fleet::serve_worker(fleet).await?;
         return Ok(());
     }
@@ -168,12 +179,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Report::default()
     };
     if args.scenario == Scenario::Churn {
-        report.churn = Some(churn(&args, &target).await);
+        report.churn = Some(churn(&args, &targets).await);
     } else {
-        run_fleet(&args, &target, &members, rooms, &mut report).await?;
+        run_fleet(&args, &targets, &members, rooms, &mut report).await?;
     }
-    if let Some(pid) = args.server_pid {
-        report.server_peak_rss_kb = usage(pid).peak_rss_kb;
+    if let Some(u) = usage_of(&args.server_pid) {
+        report.server_peak_rss_kb = u.peak_rss_kb;
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
@@ -185,13 +196,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 /// publish rate.
 async fn run_fleet(
     args: &Args,
-    target: &Target,
+    targets: &[Target],
     members: &[Vec<usize>],
     rooms: usize,
     report: &mut Report,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let server = args.server_pid;
-    report.server_rss_kb_before = server.and_then(|p| usage(p).rss_kb);
+    let server = &args.server_pid;
+    report.server_rss_kb_before = usage_of(server).and_then(|u| u.rss_kb);
     let processes = args.processes.unwrap_or(args.clients.div_ceil(9000)).max(1);
     let started = Instant::now();
     let mut fleet = if processes == 1 {
@@ -200,7 +211,7 @@ async fn run_fleet(
             .map(|m| m.iter().map(|r| room_name(*r)).collect())
             .collect();
         Fleet::Local(
-            LocalFleet::start(target, args.transport, lists, args.concurrency, "ramp-up").await,
+            LocalFleet::start(targets, args.transport, lists, args.concurrency, "ramp-up").await,
         )
     } else {
         let mut workers = Vec::new();
@@ -223,10 +234,10 @@ async fn run_fleet(
         "{}: {} connected, {} failed in {:.1} s",
         args.label, ready.connected, ready.failed, report.ramp_up_seconds
     );
-    if let Some(pid) = server {
+    if !server.is_empty() {
         // Let the server settle (lazy allocations, freed handshake buffers).
         tokio::time::sleep(Duration::from_secs(1)).await;
-        report.server_rss_kb_after_ramp = usage(pid).rss_kb;
+        report.server_rss_kb_after_ramp = usage_of(server).and_then(|u| u.rss_kb);
         if let (Some(before), Some(after)) =
             (report.server_rss_kb_before, report.server_rss_kb_after_ramp)
         {
@@ -243,7 +254,7 @@ async fn run_fleet(
                 room_size[*r] += 1;
             }
         }
-        step_rates(args, target, &mut fleet, &room_size, report).await?;
+        step_rates(args, targets, &mut fleet, &room_size, report).await?;
     }
     fleet.stop().await;
     Ok(())
@@ -252,7 +263,7 @@ async fn run_fleet(
 /// Publishes at each rate in turn and measures what arrives.
 async fn step_rates(
     args: &Args,
-    target: &Target,
+    targets: &[Target],
     fleet: &mut Fleet,
     room_size: &[u64],
     report: &mut Report,
@@ -261,7 +272,8 @@ async fn step_rates(
     let count = args.publishers.clamp(1, rooms);
     let errors = Shared::default();
     let mut publishers = Vec::with_capacity(count);
-    for _ in 0..count {
+    for p in 0..count {
+        let target = &targets[p % targets.len()];
         publishers.push(Publisher::open(target, args.transport, errors.clone()).await?);
     }
     let pad = "x".repeat(args.size);
@@ -270,7 +282,7 @@ async fn step_rates(
     for &rate in &args.rates {
         fleet.take().await;
         errors.take();
-        let server_before = args.server_pid.map(usage);
+        let server_before = usage_of(&args.server_pid);
         let gen_before: Vec<_> = pids.iter().map(|p| usage(*p)).collect();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
@@ -298,7 +310,7 @@ async fn step_rates(
         // CPU is read over the publishing time only, not the drain.
         let seconds = started.elapsed().as_secs_f64();
         let gen_after: Vec<_> = pids.iter().map(|p| usage(*p)).collect();
-        let server_after = args.server_pid.map(usage);
+        let server_after = usage_of(&args.server_pid);
         tokio::time::sleep(Duration::from_secs(args.drain)).await;
         let got = fleet.take().await;
         let mut step = Step {
@@ -372,12 +384,12 @@ async fn publish(
 
 /// Handshake + connect + disconnect cycles, `concurrency` at a time, for
 /// `seconds`.
-async fn churn(args: &Args, target: &Target) -> Churn {
+async fn churn(args: &Args, targets: &[Target]) -> Churn {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let target = target.clone();
+    for i in 0..args.concurrency.max(1) {
+        let target = targets[i % targets.len()].clone();
         let transport = args.transport;
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();

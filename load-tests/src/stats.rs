@@ -213,6 +213,20 @@ pub fn usage(pid: u32) -> Usage {
     }
 }
 
+/// The usage of several processes (the nodes of a cluster) added up; none
+/// for an empty list.
+pub fn usage_of(pids: &[u32]) -> Option<Usage> {
+    if pids.is_empty() {
+        return None;
+    }
+    let all: Vec<Usage> = pids.iter().map(|p| usage(*p)).collect();
+    Some(Usage {
+        rss_kb: all.iter().map(|u| u.rss_kb).sum(),
+        peak_rss_kb: all.iter().map(|u| u.peak_rss_kb).sum(),
+        cpu_seconds: all.iter().map(|u| u.cpu_seconds).sum(),
+    })
+}
+
 /// CPU used by a set of processes between two readings, in percent of one core.
 pub fn cpu_percent(before: &[Usage], after: &[Usage], seconds: f64) -> Option<f64> {
     let sum = |u: &[Usage]| u.iter().map(|u| u.cpu_seconds).sum::<Option<f64>>();
