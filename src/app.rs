@@ -23,11 +23,14 @@ pub struct Services {
     pub storage: Storage,
     pub services: channels::service::Services,
     pub storage_settings: StorageSettings,
+    pub chats: channels::chat::Chats,
+    pub agents: channels::chat::Agents,
     pub status: Arc<NodeStatus>,
     pub membership: Arc<Membership>,
 }
 
 pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
+    let max_upload = services.storage_settings.max_upload;
     Router::new()
         .route("/", get(page::index))
         .route("/js/cometd/{file}", get(page::cometd_js))
@@ -37,5 +40,7 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
             services.services,
             services.storage_settings,
         ))
+        .merge(api::chat_v2::router(services.chats, max_upload))
+        .merge(api::agent::router(services.agents))
         .merge(api::node::router(services.status, services.membership))
 }

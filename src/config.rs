@@ -130,6 +130,11 @@ impl Options {
         }
     }
 
+    /// The sections the configuration file has.
+    pub fn section_names(&self) -> impl Iterator<Item = &str> {
+        self.sections.keys().map(String::as_str)
+    }
+
     /// A duration option counted in milliseconds (CometD's unit).
     pub fn millis(&self, section: &str, option: &str, default: Duration) -> Duration {
         Duration::from_millis(self.value(section, option, default.as_millis() as u64))

@@ -142,7 +142,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     membership.spawn_heartbeat();
     let status = Arc::new(NodeStatus::default());
     let storage = channels::storage::Storage::new(store.clone());
+    let chats = channels::chat::Chats::new(store.clone(), settings.chat.clone());
+    let agents = channels::chat::Agents::new(
+        store.clone(),
+        settings::agent_accounts(&options, &settings.chat),
+        chats.clone(),
+    );
     let services = app::Services {
+        chats,
+        agents,
         services: channels::service::Services::new(store.clone(), storage.clone()),
         storage,
         storage_settings: settings.storage.clone(),

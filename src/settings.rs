@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
+use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, PartyType};
 use gmshub::store::cassandra::{self, CassandraConfig};
 use gmshub::store::StoreConfig;
+use std::collections::HashMap;
 
 use crate::api::storage::StorageSettings;
 use crate::config::Options;
@@ -42,6 +44,7 @@ pub struct Settings {
     /// `[cluster] heartbeat-interval` (ms): how often a node renews its
     /// membership record; it drops out three intervals after its last one.
     pub heartbeat: Duration,
+    pub chat: ChatServices,
 }
 
 /// Reads `[store] type` and the options of the backend it names.
@@ -142,6 +145,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
+            chat: chat_services(o),
             heartbeat: o
                 .millis("cluster", "heartbeat-interval", Duration::from_secs(5))
                 .max(Duration::from_millis(100)),
@@ -205,6 +209,148 @@ impl Settings {
             },
         }
     }
+}
+
+/// The chat services: one per `chat.<name>` section, any name when the
+/// `[chat]` catch-all is configured, and `customer-support` (the guide's
+/// example) when neither is, so the widget works with no configuration.
+/// Options are looked up in the service's section, then `[chat]`, then the
+/// default; an option present but empty stops the lookup (GMS's rule).
+pub fn chat_services(o: &Options) -> ChatServices {
+    let options = |section: Option<&str>| -> ChatServiceOptions {
+        let d = ChatServiceOptions::default();
+        let get = |names: &[&str]| -> Option<String> {
+            for section in section.into_iter().chain(["chat"]) {
+                for name in names {
+                    if let Some(v) = o.get(section, name) {
+                        return Some(v.to_owned());
+                    }
+                }
+            }
+            None
+        };
+        let number = |names: &[&str], default: u64| -> u64 {
+            match get(names).as_deref().map(str::parse::<u64>) {
+                None => default,
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => {
+                    tracing::warn!(
+                        option = names[0],
+                        "wrong value for a chat option, using the default"
+                    );
+                    default
+                }
+            }
+        };
+        let queue = get(&["_chat_endpoint", "chat_endpoint"])
+            .filter(|q| !q.is_empty())
+            .or_else(|| {
+                o.get("chat", "default_chat_endpoint")
+                    .filter(|q| !q.is_empty())
+                    .map(str::to_owned)
+            })
+            .unwrap_or(d.queue);
+        ChatServiceOptions {
+            queue,
+            client_timeout: Duration::from_secs(number(
+                &["_client_timeout"],
+                d.client_timeout.as_secs(),
+            )),
+            max_message_size: number(&["max-message-size"], d.max_message_size as u64) as usize,
+            max_transcript_size: number(&["max-transcript-size"], d.max_transcript_size as u64)
+                as usize,
+        }
+    };
+    let named: HashMap<String, ChatServiceOptions> = o
+        .section_names()
+        .filter_map(|s| {
+            s.strip_prefix("chat.")
+                .filter(|n| !n.is_empty())
+                .map(|n| (n.to_owned(), s.to_owned()))
+        })
+        .map(|(name, section)| (name, options(Some(&section))))
+        .collect();
+    let configured = o.section_names().any(|s| s == "chat");
+    let mut services = ChatServices {
+        catch_all: configured.then(|| options(None)),
+        named,
+    };
+    if services.named.is_empty() && services.catch_all.is_none() {
+        services
+            .named
+            .insert("customer-support".into(), options(None));
+    }
+    services
+}
+
+/// The agents and bots who may log in to the agent API, one
+/// `[agent.<login>]` section each (`password`, `nickname`, `queues`,
+/// `type` = `agent` or `bot`). With none configured, one development agent,
+/// `agent` with password `agent`, serves every chat queue.
+pub fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
+    let mut all_queues: Vec<String> = chat
+        .named
+        .values()
+        .chain(chat.catch_all.iter())
+        .map(|s| s.queue.clone())
+        .chain([channels::chat::DEFAULT_QUEUE.to_owned()])
+        .collect();
+    all_queues.sort();
+    all_queues.dedup();
+    let mut accounts: Vec<AgentAccount> = o
+        .section_names()
+        .filter_map(|s| {
+            s.strip_prefix("agent.")
+                .filter(|l| !l.is_empty())
+                .map(|l| (l.to_owned(), s.to_owned()))
+        })
+        .filter_map(|(login, section)| {
+            let Some(password) = o.get(&section, "password").filter(|p| !p.is_empty()) else {
+                tracing::warn!(
+                    agent = login,
+                    "[{section}] has no password: the agent cannot log in"
+                );
+                return None;
+            };
+            let queues: Vec<String> = match o.get(&section, "queues") {
+                Some(list) if !list.is_empty() => list
+                    .split(',')
+                    .map(|q| q.trim().to_owned())
+                    .filter(|q| !q.is_empty())
+                    .collect(),
+                _ => all_queues.clone(),
+            };
+            let kind = match o
+                .get(&section, "type")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("bot") | Some("external") => PartyType::External,
+                _ => PartyType::Agent,
+            };
+            Some(AgentAccount {
+                nickname: o
+                    .get(&section, "nickname")
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&login)
+                    .to_owned(),
+                login,
+                password: password.to_owned(),
+                queues,
+                kind,
+            })
+        })
+        .collect();
+    if accounts.is_empty() {
+        accounts.push(AgentAccount {
+            login: "agent".into(),
+            password: "agent".into(),
+            nickname: "Agent".into(),
+            queues: all_queues,
+            kind: PartyType::Agent,
+        });
+    }
+    accounts
 }
 
 /// A size or count option, where 0 means the default.

@@ -1,6 +1,9 @@
-//! The GMS REST APIs under `/genesys/1` (and, with chat, `/genesys/2`):
-//! their routes, request bodies, and the classic-API error shape.
+//! The REST APIs: GMS's under `/genesys/1` and `/genesys/2` (chat), the
+//! agent API under `/gmshub/agent`; request bodies, and the classic-API
+//! error shape.
 
+pub mod agent;
+pub mod chat_v2;
 pub mod form;
 pub mod node;
 pub mod storage;

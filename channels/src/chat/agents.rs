@@ -1,0 +1,292 @@
+//! The agent side: who may log in (the `[agent.<login>]` sections), their
+//! sessions (bearer tokens in the store, so any node accepts them), whether
+//! they are ready and for how many chats, and the chats offered to them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::{ChatError, Chats};
+use super::model::{ChatSession, ChatState, PartyType};
+use crate::store::{Collection, Store, StoreError};
+
+/// One configured agent or bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAccount {
+    pub login: String,
+    pub password: String,
+    pub nickname: String,
+    /// The queues (chat endpoints) it serves.
+    pub queues: Vec<String>,
+    /// `Agent`, or `External` for a bot.
+    pub kind: PartyType,
+}
+
+/// A logged-in agent's state, shared by every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub ready: bool,
+    /// How many chats at once, when ready.
+    pub capacity: u32,
+}
+
+/// A waiting chat as an agent is offered it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    pub chat_id: String,
+    pub queue: String,
+    pub service: String,
+    pub waiting_since: u64,
+    pub nickname: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("unknown login or wrong password")]
+    BadLogin,
+    #[error("not logged in, or the session expired")]
+    NotLoggedIn,
+    #[error("not ready, or already at capacity")]
+    NotReady,
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long an agent's token lives without use.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The most chats an agent may take at once.
+pub const MAX_CAPACITY: u32 = 100;
+
+#[derive(Clone)]
+pub struct Agents {
+    accounts: Arc<HashMap<String, AgentAccount>>,
+    tokens: Collection<String>,
+    presence: Collection<Presence>,
+    chats: Chats,
+}
+
+/// Equal strings, compared in time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Agents {
+    pub fn new(store: Arc<dyn Store>, accounts: Vec<AgentAccount>, chats: Chats) -> Self {
+        Self {
+            accounts: Arc::new(accounts.into_iter().map(|a| (a.login.clone(), a)).collect()),
+            tokens: Collection::by_id(store.clone(), "agent-session"),
+            presence: Collection::by_id(store, "agent-presence"),
+            chats,
+        }
+    }
+
+    pub fn chats(&self) -> &Chats {
+        &self.chats
+    }
+
+    pub fn account(&self, login: &str) -> Option<&AgentAccount> {
+        self.accounts.get(login)
+    }
+
+    /// Checks the password; returns a new bearer token.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<(String, &AgentAccount), AgentError> {
+        let account = self.accounts.get(login).ok_or(AgentError::BadLogin)?;
+        if !same(&account.password, password) {
+            return Err(AgentError::BadLogin);
+        }
+        let b: [u8; 24] = rand::random();
+        let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        self.tokens
+            .put(&token, &account.login, Some(SESSION_TTL))
+            .await?;
+        Ok((token, account))
+    }
+
+    /// The account a token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<&AgentAccount, AgentError> {
+        if crate::store::check_key("a token", token).is_err() {
+            return Err(AgentError::NotLoggedIn);
+        }
+        let login = self
+            .tokens
+            .get(token)
+            .await?
+            .ok_or(AgentError::NotLoggedIn)?
+            .value;
+        self.accounts.get(&login).ok_or(AgentError::NotLoggedIn)
+    }
+
+    pub async fn logout(&self, token: &str, login: &str) -> Result<(), AgentError> {
+        self.tokens.delete(token).await?;
+        self.set_presence(login, false, 0).await
+    }
+
+    pub async fn set_presence(
+        &self,
+        login: &str,
+        ready: bool,
+        capacity: u32,
+    ) -> Result<(), AgentError> {
+        let presence = Presence {
+            ready,
+            capacity: capacity.min(MAX_CAPACITY),
+        };
+        self.presence
+            .put(login, &presence, Some(SESSION_TTL))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn presence(&self, login: &str) -> Result<Presence, AgentError> {
+        Ok(self
+            .presence
+            .get(login)
+            .await?
+            .map(|p| p.value)
+            .unwrap_or_default())
+    }
+
+    /// The chats the agent is in and has not left.
+    pub async fn active_chats(
+        &self,
+        login: &str,
+    ) -> Result<Vec<(String, ChatSession)>, AgentError> {
+        Ok(self.chats.of_agent(login).await?)
+    }
+
+    async fn has_room(&self, account: &AgentAccount) -> Result<bool, AgentError> {
+        let presence = self.presence(&account.login).await?;
+        if !presence.ready {
+            return Ok(false);
+        }
+        let busy = self.active_chats(&account.login).await?.len() as u32;
+        Ok(busy < presence.capacity)
+    }
+
+    /// Waiting chats of the agent's queues, oldest first; none unless the
+    /// agent is ready and below capacity.
+    pub async fn offers(&self, account: &AgentAccount) -> Result<Vec<Offer>, AgentError> {
+        if !self.has_room(account).await? {
+            return Ok(Vec::new());
+        }
+        let mut offers = Vec::new();
+        for queue in &account.queues {
+            for (id, chat) in self.chats.queued(queue).await? {
+                if chat.state == ChatState::Queued
+                    && !chat.declined.iter().any(|d| d == &account.login)
+                {
+                    offers.push(Offer {
+                        chat_id: id,
+                        queue: chat.queue.clone(),
+                        service: chat.service.clone(),
+                        waiting_since: chat.created_at,
+                        nickname: chat
+                            .participants
+                            .first()
+                            .map(|p| p.nickname.clone())
+                            .unwrap_or_default(),
+                        subject: chat.subject.clone(),
+                    });
+                }
+            }
+        }
+        offers.sort_by_key(|o| o.waiting_since);
+        Ok(offers)
+    }
+
+    /// Accepts one offered chat.
+    pub async fn accept(
+        &self,
+        account: &AgentAccount,
+        chat_id: &str,
+    ) -> Result<ChatSession, AgentError> {
+        if !self.has_room(account).await? {
+            return Err(AgentError::NotReady);
+        }
+        let chat = self.chats.read_unchecked(chat_id).await?;
+        if !account.queues.contains(&chat.queue) {
+            return Err(AgentError::Chat(ChatError::Forbidden(chat_id.to_owned())));
+        }
+        Ok(self
+            .chats
+            .join(
+                chat_id,
+                &account.login,
+                &account.nickname,
+                account.kind,
+                true,
+            )
+            .await?)
+    }
+
+    /// Accepts the oldest offered chat, if any.
+    pub async fn accept_next(
+        &self,
+        account: &AgentAccount,
+    ) -> Result<Option<(String, ChatSession)>, AgentError> {
+        if !self.has_room(account).await? {
+            return Err(AgentError::NotReady);
+        }
+        Ok(self
+            .chats
+            .take_next(
+                &account.login,
+                &account.nickname,
+                account.kind,
+                &account.queues,
+            )
+            .await?)
+    }
+
+    /// Invites another agent into a chat this agent is in.
+    pub async fn invite(
+        &self,
+        account: &AgentAccount,
+        chat_id: &str,
+        other: &str,
+    ) -> Result<ChatSession, AgentError> {
+        let chat = self.chats.read_as_agent(chat_id, &account.login).await?;
+        if chat.agent_participant(&account.login).is_none() {
+            return Err(AgentError::Chat(ChatError::Forbidden(chat_id.to_owned())));
+        }
+        let invited = self.accounts.get(other).ok_or_else(|| {
+            AgentError::Chat(ChatError::BadRequest(format!("no agent {other:?}")))
+        })?;
+        Ok(self
+            .chats
+            .join(
+                chat_id,
+                &invited.login,
+                &invited.nickname,
+                invited.kind,
+                false,
+            )
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_compare_whole() {
+        assert!(super::same("secret", "secret"));
+        assert!(!super::same("secret", "secreT"));
+        assert!(!super::same("secret", "secret2"));
+        assert!(!super::same("", "x"));
+    }
+}

@@ -1,0 +1,175 @@
+//! A chat session as it is stored: participants, the ordered transcript,
+//! attached user data and the state, in one record, so that every change
+//! is one compare-and-set and the whole chat expires together.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Who a participant is (`from.type` in Chat API v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartyType {
+    Client,
+    Agent,
+    External,
+    System,
+}
+
+/// Transcript event types of Chat API v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    ParticipantJoined,
+    ParticipantLeft,
+    Message,
+    PushUrl,
+    TypingStarted,
+    TypingStopped,
+    NicknameUpdated,
+    FileUploaded,
+    FileDeleted,
+    CustomNotice,
+    Notice,
+}
+
+/// `from` of a transcript event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct From {
+    pub nickname: String,
+    pub participant_id: u32,
+    #[serde(rename = "type")]
+    pub kind: PartyType,
+}
+
+/// One transcript event, in Chat API v2's shape (`messages[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub from: From,
+    /// From 1, in order.
+    pub index: u32,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Milliseconds since the Unix epoch.
+    pub utc_time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: u32,
+    pub nickname: String,
+    pub kind: PartyType,
+    /// For agents and bots: their login name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatState {
+    /// Waiting in its queue for an agent.
+    Queued,
+    /// An agent (or bot) has it.
+    Connected,
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSession {
+    pub service: String,
+    /// The queue (chat endpoint) agents take it from.
+    pub queue: String,
+    pub state: ChatState,
+    pub created_at: u64,
+    /// The customer's last request: the idle timeout counts from it.
+    pub client_active_at: u64,
+    /// The customer's credentials: `userId` and `secureKey` of every call.
+    pub user_id: String,
+    pub secure_key: String,
+    pub participants: Vec<Participant>,
+    pub user_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub transcript: Vec<Event>,
+    /// Agents who declined it (not offered to them again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined: Vec<String>,
+}
+
+/// The customer is always participant 1.
+pub const CLIENT_ID: u32 = 1;
+
+impl ChatSession {
+    pub fn next_position(&self) -> u32 {
+        self.transcript.len() as u32 + 1
+    }
+
+    pub fn participant(&self, id: u32) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.id == id)
+    }
+
+    pub fn participant_mut(&mut self, id: u32) -> Option<&mut Participant> {
+        self.participants.iter_mut().find(|p| p.id == id)
+    }
+
+    /// The present participant an agent login speaks as.
+    pub fn agent_participant(&self, agent: &str) -> Option<&Participant> {
+        self.participants
+            .iter()
+            .find(|p| p.present && p.agent.as_deref() == Some(agent))
+    }
+
+    /// Appends an event from participant `from`; returns its index.
+    pub fn push(&mut self, from: u32, kind: EventType, text: Option<String>, now: u64) -> u32 {
+        let who = self.participant(from).map_or(
+            From {
+                nickname: "system".into(),
+                participant_id: 0,
+                kind: PartyType::System,
+            },
+            |p| From {
+                nickname: p.nickname.clone(),
+                participant_id: p.id,
+                kind: p.kind,
+            },
+        );
+        let index = self.next_position();
+        self.transcript.push(Event {
+            from: who,
+            index,
+            kind,
+            utc_time: now,
+            text,
+            message_type: None,
+            user_data: None,
+        });
+        index
+    }
+
+    /// Events from `position` on (positions start at 1; 0 means all).
+    pub fn since(&self, position: u32) -> &[Event] {
+        let start = (position.max(1) as usize - 1).min(self.transcript.len());
+        &self.transcript[start..]
+    }
+
+    /// Bytes the transcript holds in text, for the size bound.
+    pub fn text_bytes(&self) -> usize {
+        self.transcript
+            .iter()
+            .map(|e| e.text.as_ref().map_or(0, String::len))
+            .sum()
+    }
+
+    pub fn ended(&self) -> bool {
+        self.state == ChatState::Ended
+    }
+}

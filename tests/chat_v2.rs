@@ -1,0 +1,556 @@
+//! Chat API v2 over REST and the agent API, end to end against the real
+//! binary: a customer requests a chat, an agent takes it and they talk;
+//! every operation, every error in the Digital Channels response shape, and
+//! refresh from a transcript position returning exactly the missed events.
+
+mod common;
+
+use common::Server;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const SVC: &str = "/genesys/2/chat/customer-support";
+
+struct Customer {
+    http: reqwest::Client,
+    base: String,
+    chat_id: String,
+    user_id: String,
+    secure_key: String,
+}
+
+async fn request_chat(s: &Server, form: &[(&str, &str)]) -> Value {
+    let r = reqwest::Client::new()
+        .post(s.url(SVC))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+impl Customer {
+    async fn start(s: &Server, nickname: &str) -> Customer {
+        let v = request_chat(
+            s,
+            &[
+                ("nickname", nickname),
+                ("subject", "billing"),
+                ("userData[account]", "42"),
+            ],
+        )
+        .await;
+        assert_eq!(v["statusCode"], 0, "{v}");
+        assert_eq!(v["chatEnded"], false);
+        assert_eq!(v["alias"], "1");
+        Customer {
+            http: reqwest::Client::new(),
+            base: s.url(SVC),
+            chat_id: v["chatId"].as_str().unwrap().to_owned(),
+            user_id: v["userId"].as_str().unwrap().to_owned(),
+            secure_key: v["secureKey"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn op(&self, op: &str, extra: &[(&str, &str)]) -> Value {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("userId", &self.user_id),
+            ("secureKey", &self.secure_key),
+            ("alias", "1"),
+        ];
+        form.extend_from_slice(extra);
+        let r = self
+            .http
+            .post(format!("{}/{}/{op}", self.base, self.chat_id))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{op}");
+        r.json().await.unwrap()
+    }
+}
+
+struct Agent {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Agent {
+    async fn login(s: &Server, agent: &str, password: &str) -> Agent {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(s.url("/gmshub/agent/login"))
+            .json(&json!({"agent": agent, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        Agent {
+            http,
+            base: s.url("/gmshub/agent"),
+            token: v["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn kinds(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn error_code(v: &Value) -> u64 {
+    v["errors"][0]["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("an error in {v}"))
+}
+
+#[tokio::test]
+async fn a_customer_and_an_agent_talk() {
+    let s = Server::start(&[]);
+    let c = Customer::start(&s, "Jane").await;
+    let a = Agent::login(&s, "agent", "agent").await;
+
+    // Not ready: nothing offered.
+    assert_eq!(a.get("/offers").await.1["offers"], json!([]));
+    let (status, _) = a
+        .post(&format!("/chats/{}/accept", c.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "accepting while not ready");
+    a.post("/ready", json!({"capacity": 2})).await;
+    let offers = a.get("/offers").await.1;
+    assert_eq!(offers["offers"][0]["chatId"], c.chat_id.as_str());
+    assert_eq!(offers["offers"][0]["nickname"], "Jane");
+    assert_eq!(offers["offers"][0]["subject"], "billing");
+
+    let (status, chat) = a
+        .post(&format!("/chats/{}/accept", c.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{chat}");
+    assert_eq!(chat["state"], "connected");
+    assert_eq!(chat["userData"]["account"], "42");
+    assert_eq!(a.get("/offers").await.1["offers"], json!([]), "taken");
+
+    a.post(&format!("/chats/{}/start-typing", c.chat_id), json!({}))
+        .await;
+    a.post(
+        &format!("/chats/{}/send", c.chat_id),
+        json!({"message": "Hello Jane"}),
+    )
+    .await;
+    let v = c
+        .op(
+            "send",
+            &[
+                ("message", "<b>hi</b>"),
+                ("messageType", "text"),
+                ("transcriptPosition", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(v["statusCode"], 0);
+    assert_eq!(
+        kinds(&v["messages"]),
+        [
+            "ParticipantJoined",
+            "ParticipantJoined",
+            "TypingStarted",
+            "Message",
+            "Message"
+        ]
+    );
+    let mine = &v["messages"][4];
+    assert_eq!(mine["text"], "<b>hi</b>", "text kept as sent");
+    assert_eq!(mine["messageType"], "text");
+    assert_eq!(
+        mine["from"],
+        json!({"nickname": "Jane", "participantId": 1, "type": "Client"})
+    );
+    assert_eq!(v["messages"][3]["from"]["type"], "Agent");
+    assert_eq!(v["nextPosition"], 6);
+    for (i, m) in v["messages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(m["index"], i + 1);
+        assert!(m["utcTime"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+
+    // Every other customer operation leaves its event.
+    c.op("startTyping", &[("message", "typing pre")]).await;
+    c.op("stopTyping", &[]).await;
+    c.op("pushUrl", &[("pushUrl", "https://example.com/cart")])
+        .await;
+    c.op("updateNickname", &[("nickname", "Jane D")]).await;
+    c.op("customNotice", &[("message", "page=checkout")]).await;
+    let v = c.op("updateData", &[("userData[cart]", "3 items")]).await;
+    assert_eq!(v["statusCode"], 0);
+    let v = c.op("refresh", &[("transcriptPosition", "6")]).await;
+    assert_eq!(
+        kinds(&v["messages"]),
+        [
+            "TypingStarted",
+            "TypingStopped",
+            "PushUrl",
+            "NicknameUpdated",
+            "CustomNotice"
+        ]
+    );
+    assert_eq!(v["messages"][0]["text"], "typing pre");
+    assert_eq!(v["messages"][2]["text"], "https://example.com/cart");
+    assert_eq!(v["messages"][3]["from"]["nickname"], "Jane D");
+    let (_, seen) = a.get(&format!("/chats/{}?from=10", c.chat_id)).await;
+    assert_eq!(seen["userData"]["cart"], "3 items");
+    assert_eq!(kinds(&seen["messages"]), ["CustomNotice"]);
+
+    // The customer leaves: the chat ends on both sides.
+    let v = c.op("disconnect", &[]).await;
+    assert_eq!(v["chatEnded"], true);
+    let v = c.op("refresh", &[("transcriptPosition", "11")]).await;
+    assert_eq!(
+        kinds(&v["messages"]),
+        ["ParticipantLeft", "ParticipantLeft"]
+    );
+    assert_eq!(v["chatEnded"], true);
+    let (_, seen) = a.get(&format!("/chats/{}", c.chat_id)).await;
+    assert_eq!(seen["state"], "ended");
+    assert_eq!(a.get("/chats").await.1["chats"], json!([]));
+    let v = c.op("send", &[("message", "anyone?")]).await;
+    assert_eq!(
+        (v["statusCode"].as_u64(), error_code(&v)),
+        (Some(2), 104),
+        "ended chat: {v}"
+    );
+    let (status, _) = a
+        .post(
+            &format!("/chats/{}/send", c.chat_id),
+            json!({"message": "late"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn refresh_returns_exactly_the_missed_events_in_order() {
+    let s = Server::start(&[]);
+    let c = Customer::start(&s, "Ann").await;
+    let a = Agent::login(&s, "agent", "agent").await;
+    a.post("/ready", json!({})).await;
+    let (_, chat) = a.post("/chats/next", json!({})).await;
+    assert_eq!(chat["chatId"], c.chat_id.as_str());
+    let seen = c.op("refresh", &[]).await;
+    let position = seen["nextPosition"].as_u64().unwrap();
+    assert_eq!(
+        kinds(&seen["messages"]),
+        ["ParticipantJoined", "ParticipantJoined"]
+    );
+    // The customer's connection drops; the agent goes on writing.
+    for i in 0..5 {
+        a.post(
+            &format!("/chats/{}/send", c.chat_id),
+            json!({"message": format!("m{i}")}),
+        )
+        .await;
+    }
+    let v = c
+        .op("refresh", &[("transcriptPosition", &position.to_string())])
+        .await;
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(v["nextPosition"], position + 5);
+    // A numeric JSON-ish position and the full transcript without one.
+    let all = c.op("refresh", &[]).await;
+    assert_eq!(all["messages"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn every_bad_request_gets_a_digital_channels_error() {
+    let s = Server::start(&[("GMSHUB__CHAT__MAX_MESSAGE_SIZE", "100")]);
+    // [chat] configured by the environment counts only for options; the
+    // default service still exists.
+    let http = reqwest::Client::new();
+
+    // Missing nickname (and only a first name): code 101.
+    for form in [vec![("subject", "x")], vec![("firstName", "Jo")]] {
+        let v = request_chat(&s, &form).await;
+        assert_eq!(
+            (v["statusCode"].as_u64(), error_code(&v)),
+            (Some(2), 101),
+            "{v}"
+        );
+        assert!(v.get("secureKey").is_none());
+    }
+    // First and last name make a nickname.
+    let v = request_chat(&s, &[("firstName", "Jo"), ("lastName", "Doe")]).await;
+    assert_eq!(v["statusCode"], 0);
+
+    // Unknown service: 404 with the same shape.
+    let r = http
+        .post(s.url("/genesys/2/chat/nope"))
+        .form(&[("nickname", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["statusCode"].as_u64(), error_code(&v)), (Some(2), 100));
+    assert_eq!(
+        v["chatEnded"], true,
+        "every payload says whether the chat ended"
+    );
+
+    // No body type: 415 in the classic shape.
+    let r = http
+        .post(s.url(SVC))
+        .body("nickname=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let c = Customer::start(&s, "Bob").await;
+    // Wrong secureKey, wrong userId, wrong alias, none at all: 103, and no
+    // credentials in the answer.
+    for (user, key, alias) in [
+        (c.user_id.as_str(), "wrong", "1"),
+        ("wrong", c.secure_key.as_str(), "1"),
+        (c.user_id.as_str(), c.secure_key.as_str(), "7"),
+    ] {
+        let r = http
+            .post(format!("{}/{}/refresh", c.base, c.chat_id))
+            .form(&[("userId", user), ("secureKey", key), ("alias", alias)])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["statusCode"].as_u64(), error_code(&v)),
+            (Some(2), 103),
+            "{v}"
+        );
+        assert!(v.get("secureKey").is_none() && v.get("messages").unwrap() == &json!([]));
+    }
+    // Unknown chat: 102, chatEnded.
+    let r = http
+        .post(format!("{}/0123456789abcdef/refresh", c.base))
+        .form(&[
+            ("userId", c.user_id.as_str()),
+            ("secureKey", c.secure_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (error_code(&v), v["chatEnded"].as_bool()),
+        (102, Some(true))
+    );
+    // The chat of another service is not found there.
+    let r = http
+        .post(format!(
+            "{}/{}/refresh",
+            s.url("/genesys/2/chat/other"),
+            c.chat_id
+        ))
+        .form(&[
+            ("userId", c.user_id.as_str()),
+            ("secureKey", c.secure_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown service");
+
+    // Oversized message (max-message-size 100), empty message, bad position,
+    // empty pushUrl or nickname, unknown operation.
+    let v = c.op("send", &[("message", &"x".repeat(101))]).await;
+    assert_eq!(error_code(&v), 105);
+    let v = c.op("send", &[]).await;
+    assert_eq!(error_code(&v), 101);
+    let v = c.op("refresh", &[("transcriptPosition", "soon")]).await;
+    assert_eq!(error_code(&v), 101);
+    let v = c.op("pushUrl", &[]).await;
+    assert_eq!(error_code(&v), 101);
+    let v = c.op("updateNickname", &[("nickname", "  ")]).await;
+    assert_eq!(error_code(&v), 101);
+    let r = http
+        .post(format!("{}/{}/teleport", c.base, c.chat_id))
+        .form(&[
+            ("userId", c.user_id.as_str()),
+            ("secureKey", c.secure_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&r.json().await.unwrap()), 107);
+    // A refused send left nothing in the transcript.
+    let v = c.op("refresh", &[]).await;
+    assert_eq!(kinds(&v["messages"]), ["ParticipantJoined"]);
+}
+
+#[tokio::test]
+async fn agents_decline_transfer_invite_and_end() {
+    let s = Server::start(&[]);
+    let a = Agent::login(&s, "agent", "agent").await;
+    // Bad logins and no token: 401.
+    let r = reqwest::Client::new()
+        .post(s.url("/gmshub/agent/login"))
+        .json(&json!({"agent": "agent", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = reqwest::Client::new()
+        .get(s.url("/gmshub/agent/offers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let first = Customer::start(&s, "First").await;
+    let second = Customer::start(&s, "Second").await;
+    a.post("/ready", json!({"capacity": 1})).await;
+    let offers = a.get("/offers").await.1;
+    let order: Vec<&str> = offers["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["nickname"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["First", "Second"], "oldest first");
+
+    // Declined: not offered to this agent again.
+    let (status, _) = a
+        .post(&format!("/chats/{}/reject", first.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, chat) = a.post("/chats/next", json!({})).await;
+    assert_eq!(chat["chatId"], second.chat_id.as_str());
+    // At capacity (1): nothing more.
+    assert_eq!(a.get("/offers").await.1["offers"], json!([]));
+    let (status, _) = a.post("/chats/next", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Transfer to another queue: the agent leaves, the chat waits there.
+    let (status, chat) = a
+        .post(
+            &format!("/chats/{}/transfer", second.chat_id),
+            json!({"queue": "Environment:vip"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{chat}");
+    assert_eq!(chat["state"], "queued");
+    assert_eq!(chat["queue"], "Environment:vip");
+    let v = second.op("refresh", &[("transcriptPosition", "3")]).await;
+    assert_eq!(kinds(&v["messages"]), ["ParticipantLeft"]);
+    assert_eq!(v["chatEnded"], false);
+
+    // Take the first one after all (accept, not next, ignores the decline),
+    // invite a second agent, then end it for everyone.
+    let (status, _) = a
+        .post(&format!("/chats/{}/accept", first.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = a
+        .post(
+            &format!("/chats/{}/invite", first.chat_id),
+            json!({"agent": "ghost"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = a
+        .post(
+            &format!("/chats/{}/url", first.chat_id),
+            json!({"url": "https://example.com/faq"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = a
+        .post(
+            &format!("/chats/{}/notice", first.chat_id),
+            json!({"message": "note"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, chat) = a
+        .post(&format!("/chats/{}/end", first.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(chat["state"], "ended");
+    let v = first.op("refresh", &[]).await;
+    assert_eq!(v["chatEnded"], true);
+    assert_eq!(
+        kinds(&v["messages"]),
+        [
+            "ParticipantJoined",
+            "ParticipantJoined",
+            "PushUrl",
+            "CustomNotice",
+            "ParticipantLeft",
+            "ParticipantLeft"
+        ]
+    );
+    // Someone else's chat is not this agent's to read.
+    let (status, _) = a.get(&format!("/chats/{}", second.chat_id)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "it was in the chat before the transfer"
+    );
+    let third = Customer::start(&s, "Third").await;
+    let (status, _) = a.get(&format!("/chats/{}", third.chat_id)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = a
+        .post(
+            &format!("/chats/{}/send", third.chat_id),
+            json!({"message": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = a
+        .post(&format!("/chats/{}/teleport", third.chat_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = a.post("/logout", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        a.get("/offers").await.0,
+        StatusCode::UNAUTHORIZED,
+        "token gone"
+    );
+}
