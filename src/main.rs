@@ -4,6 +4,7 @@
 
 mod api;
 mod app;
+mod chat_comet;
 mod config;
 mod echo;
 mod page;
@@ -123,8 +124,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
     bayeux.add_service(echo::CHANNEL, Arc::new(echo::Echo))?;
     bayeux.spawn_sweeper();
+    let notifier = chat_comet::CometNotifier::new(&bayeux);
     if settings.clustered {
-        join_bus(&settings, &bayeux).await?;
+        notifier.set_bus(join_bus(&settings, &bayeux).await?);
     }
 
     let listener = bind(settings.listen, settings.backlog)
@@ -142,7 +144,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     membership.spawn_heartbeat();
     let status = Arc::new(NodeStatus::default());
     let storage = channels::storage::Storage::new(store.clone());
-    let chats = channels::chat::Chats::new(store.clone(), settings.chat.clone());
+    let chats = channels::chat::Chats::new(store.clone(), settings.chat.clone())
+        .with_notifier(notifier.clone());
+    bayeux.add_service(
+        chat_comet::PATTERN,
+        Arc::new(chat_comet::ChatV2Comet::new(chats.clone(), notifier)),
+    )?;
     let agents = channels::chat::Agents::new(
         store.clone(),
         settings::agent_accounts(&options, &settings.chat),
@@ -194,7 +201,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 async fn join_bus(
     settings: &Settings,
     bayeux: &Arc<Bayeux>,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Arc<RedisBus>, Box<dyn std::error::Error>> {
     let (url, prefix) = match (&settings.bus_url, &settings.store) {
         (Some(url), StoreConfig::Redis { key_prefix, .. }) => (url.clone(), key_prefix.clone()),
         (Some(url), _) => (url.clone(), "gmshub".to_owned()),
@@ -208,8 +215,8 @@ async fn join_bus(
     let bus = RedisBus::start(&url, &prefix, &settings.node_id, bayeux, settings.bus_queue)
         .await
         .map_err(|e| format!("cluster bus: cannot reach Redis: {e}"))?;
-    bayeux.set_relay(bus);
-    Ok(())
+    bayeux.set_relay(bus.clone());
+    Ok(bus)
 }
 
 fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {

@@ -108,7 +108,7 @@ impl ChatV2Response {
         )
     }
 
-    fn bad(chat_id: Option<&str>, code: u32, advice: String) -> Self {
+    pub fn bad(chat_id: Option<&str>, code: u32, advice: String) -> Self {
         Self {
             status_code: 2,
             chat_id: chat_id.map(str::to_owned),
@@ -156,9 +156,17 @@ impl Params {
         self.fields.get(name).cloned()
     }
 
-    pub fn credentials(&self) -> Credentials {
+    /// The customer's credentials. Over REST `userId` is required (an absent
+    /// one matches nothing); over CometD only `secureKey` is (clients send
+    /// the others or not).
+    pub fn credentials(&self, user_id_required: bool) -> Credentials {
+        let user_id = self.get("userId");
         Credentials {
-            user_id: self.get("userId"),
+            user_id: if user_id_required {
+                Some(user_id.unwrap_or_default())
+            } else {
+                user_id
+            },
             secure_key: self.get("secureKey"),
             alias: self.get("alias"),
         }
@@ -221,6 +229,7 @@ async fn request_chat(
         subject: p.get("subject"),
         email: p.get("emailAddress"),
         user_data: p.user_data,
+        comet: None,
     };
     answer(match api.chats.request(&service, request).await {
         Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
@@ -289,7 +298,7 @@ async fn operation(
     answer(
         match api
             .chats
-            .client(&service, &chat_id, &p.credentials(), action)
+            .client(&service, &chat_id, &p.credentials(true), action)
             .await
         {
             Ok(chat) => Ok(ChatV2Response::ok(&chat_id, &chat, position)),

@@ -4,9 +4,10 @@
 // exiting early cannot leave one behind.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net from "node:net";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,6 +22,10 @@ const TERM_TIMEOUT_MS = 7_000;
 const OUTPUT_KEEP = 64 * 1024;
 
 const running = new Set();
+const dataDirs = [];
+process.on("exit", () => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
 const killAll = () => {
   for (const child of running) child.kill("SIGKILL");
 };
@@ -57,6 +62,13 @@ export async function startServer({ port, env = {} } = {}) {
     throw new Error(`gmshub binary not found at ${GMSHUB_BIN}: build it first or set GMSHUB_BIN`);
   }
   port ??= await freePort();
+  // Its SQLite store in a folder of its own (kept across restartServer,
+  // which passes the same env), never in the working tree.
+  if (!env.GMSHUB__SQLITE__PATH) {
+    const dir = mkdtempSync(join(tmpdir(), "gmshub-interop-"));
+    dataDirs.push(dir);
+    env = { ...env, GMSHUB__SQLITE__PATH: join(dir, "gmshub.db") };
+  }
   const child = spawn(GMSHUB_BIN, ["--listen", `127.0.0.1:${port}`], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

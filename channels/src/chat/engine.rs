@@ -8,7 +8,16 @@ use std::time::Duration;
 
 use crate::store::{now_ms, Collection, IndexEntry, Store, StoreError};
 
-use super::model::{ChatSession, ChatState, EventType, Participant, PartyType, CLIENT_ID};
+use super::model::{
+    ChatSession, ChatState, CometLink, EventType, Participant, PartyType, CLIENT_ID,
+};
+
+/// Told of every change to a chat that added events, on the node that made
+/// it, so the events reach the customer's CometD session wherever it is.
+pub trait ChatNotifier: Send + Sync + 'static {
+    /// `chat` now holds events from index `from` on that were not there.
+    fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32);
+}
 
 /// A chat service's options (`chat.<name>`, then `chat`, then these defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +89,12 @@ pub struct ChatRequest {
     pub subject: Option<String>,
     pub email: Option<String>,
     pub user_data: BTreeMap<String, String>,
+    /// The customer's CometD session, for Chat API v2 over CometD.
+    pub comet: Option<CometLink>,
 }
 
-/// The customer's credentials, checked on every call.
+/// The customer's credentials, checked on every call; `None` is "not
+/// given" (not "empty").
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub user_id: Option<String>,
@@ -123,6 +135,7 @@ const CAS_ATTEMPTS: usize = 64;
 pub struct Chats {
     sessions: Collection<ChatSession>,
     services: Arc<ChatServices>,
+    notifier: Option<Arc<dyn ChatNotifier>>,
 }
 
 fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
@@ -133,6 +146,7 @@ fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
         ChatState::Ended => return v,
     }
     v.push(IndexEntry::new("open", "1"));
+    v.push(IndexEntry::new("key", &c.secure_key));
     for p in c.participants.iter().filter(|p| p.present) {
         if let Some(agent) = &p.agent {
             v.push(IndexEntry::new("agent", agent));
@@ -151,7 +165,15 @@ impl Chats {
         Self {
             sessions: Collection::new(store, "chat", indexes),
             services: Arc::new(services),
+            notifier: None,
         }
+    }
+
+    /// Pushes every new event to the customer's CometD session through
+    /// `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn ChatNotifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn services(&self) -> &ChatServices {
@@ -222,6 +244,7 @@ impl Chats {
             email: req.email.filter(|s| !s.is_empty()),
             transcript: Vec::new(),
             declined: Vec::new(),
+            comet: req.comet,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
         let ttl = self.ttl(&chat);
@@ -266,6 +289,7 @@ impl Chats {
     ) -> Result<(T, ChatSession), ChatError> {
         for _ in 0..CAS_ATTEMPTS {
             let current = self.load(chat_id).await?;
+            let before = current.value.next_position();
             let mut chat = current.value;
             let out = f(&mut chat, now_ms())?;
             let ttl = self.ttl(&chat);
@@ -275,6 +299,11 @@ impl Chats {
                 .await?
                 .is_some()
             {
+                if let Some(notifier) = &self.notifier {
+                    if chat.next_position() > before {
+                        notifier.changed(chat_id, &chat, before);
+                    }
+                }
                 return Ok((out, chat));
             }
         }
@@ -439,6 +468,46 @@ impl Chats {
         .map(drop)
     }
 
+    /// The open chat whose customer holds `secure_key` (CometD requests
+    /// carry only that).
+    pub async fn by_key(
+        &self,
+        secure_key: &str,
+    ) -> Result<Option<(String, ChatSession)>, ChatError> {
+        if crate::store::check_key("a secureKey", secure_key).is_err() {
+            return Ok(None);
+        }
+        Ok(self
+            .sessions
+            .find("key", secure_key, 2)
+            .await?
+            .into_iter()
+            .map(|(id, c)| (id, c.value))
+            .find(|(_, c)| c.secure_key == secure_key))
+    }
+
+    /// Sends the chat's future events to a (new) CometD session: the
+    /// customer resumed on another connection.
+    pub async fn link(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+        link: CometLink,
+    ) -> Result<ChatSession, ChatError> {
+        let (_, chat) = self
+            .modify(chat_id, |chat, now| {
+                check(service, chat_id, chat, creds)?;
+                chat.comet = Some(link.clone());
+                if !chat.ended() {
+                    chat.client_active_at = now;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(chat)
+    }
+
     /// Chats waiting in a queue.
     pub async fn queued(&self, queue: &str) -> Result<Vec<(String, ChatSession)>, ChatError> {
         Ok(self
@@ -487,8 +556,8 @@ impl Chats {
 }
 
 /// The chat must be of the service asked for (else it is not found there),
-/// and the customer's credentials must all match: `userId` and `secureKey`,
-/// and `alias` when given.
+/// and the customer's credentials must match: `secureKey` always, `userId`
+/// and `alias` when given (Chat API v2 over REST always gives `userId`).
 fn check(
     service: &str,
     chat_id: &str,
@@ -499,10 +568,8 @@ fn check(
         return Err(ChatError::NotFound(chat_id.to_owned()));
     }
     let alias_ok = creds.alias.as_deref().is_none_or(|a| a == ALIAS);
-    if creds.user_id.as_deref() != Some(chat.user_id.as_str())
-        || creds.secure_key.as_deref() != Some(chat.secure_key.as_str())
-        || !alias_ok
-    {
+    let user_ok = creds.user_id.as_deref().is_none_or(|u| u == chat.user_id);
+    if creds.secure_key.as_deref() != Some(chat.secure_key.as_str()) || !user_ok || !alias_ok {
         return Err(ChatError::Forbidden(chat_id.to_owned()));
     }
     Ok(())

@@ -8,7 +8,9 @@ pub mod model;
 
 pub use agents::{AgentAccount, AgentError, Agents, Offer, Presence};
 pub use engine::{
-    Action, ChatError, ChatRequest, ChatServiceOptions, ChatServices, Chats, Credentials, ALIAS,
-    DEFAULT_QUEUE, ENDED_RETENTION,
+    Action, ChatError, ChatNotifier, ChatRequest, ChatServiceOptions, ChatServices, Chats,
+    Credentials, ALIAS, DEFAULT_QUEUE, ENDED_RETENTION,
 };
-pub use model::{ChatSession, ChatState, Event, EventType, From, Participant, PartyType};
+pub use model::{
+    ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType,
+};

@@ -103,6 +103,16 @@ pub struct ChatSession {
     /// Agents who declined it (not offered to them again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub declined: Vec<String>,
+    /// The customer's CometD session, when events are pushed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comet: Option<CometLink>,
+}
+
+/// Where a chat's events go in real time: a CometD session and channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CometLink {
+    pub client_id: String,
+    pub channel: String,
 }
 
 /// The customer is always participant 1.

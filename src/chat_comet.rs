@@ -1,0 +1,230 @@
+//! Chat API v2 over CometD: customers publish `{"operation": ...}` requests
+//! on `/service/chatV2/{serviceName}` and get every answer and every chat
+//! event as a delivery on that channel, to their session only. The
+//! [`CometNotifier`] pushes the events of any change, made on any node, to
+//! the session the chat is linked to (through the cluster bus when that
+//! session lives on another node).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+
+use bayeux::{Bayeux, ServiceHandler, ServiceRequest, Session};
+use channels::chat::{ChatError, ChatNotifier, ChatRequest, ChatSession, Chats, CometLink};
+use gmshub::cluster::RedisBus;
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::api::chat_v2::{action, code, ChatV2Response, Params};
+
+pub const PATTERN: &str = "/service/chatV2/*";
+const PREFIX: &str = "/service/chatV2/";
+
+pub struct ChatV2Comet {
+    chats: Chats,
+    notifier: Arc<CometNotifier>,
+}
+
+impl ChatV2Comet {
+    pub fn new(chats: Chats, notifier: Arc<CometNotifier>) -> Self {
+        Self { chats, notifier }
+    }
+}
+
+/// A request's `data` as parameters: top-level scalars by name, `userData`
+/// (an object here, not `userData[k]` keys) as strings.
+fn params(data: &Value) -> Params {
+    let mut p = Params::default();
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    if let Some(object) = data.as_object() {
+        for (k, v) in object {
+            if k == "userData" {
+                for (dk, dv) in v.as_object().into_iter().flatten() {
+                    if let Some(t) = text(dv) {
+                        p.user_data.insert(dk.clone(), t);
+                    }
+                }
+            } else if let Some(t) = text(v) {
+                p.fields.insert(k.clone(), t);
+            }
+        }
+    }
+    p
+}
+
+fn send(server: &Bayeux, session: &Arc<Session>, channel: &str, response: &ChatV2Response) {
+    match serde_json::value::to_raw_value(response) {
+        Ok(raw) => {
+            let _ = server.deliver(session, channel, &raw);
+        }
+        Err(e) => tracing::warn!("chat over CometD: cannot encode an answer: {e}"),
+    }
+}
+
+impl ServiceHandler for ChatV2Comet {
+    fn handle(&self, server: &Arc<Bayeux>, session: &Arc<Session>, request: &ServiceRequest<'_>) {
+        let channel = request.channel.as_str().to_owned();
+        let service = channel.strip_prefix(PREFIX).unwrap_or_default().to_owned();
+        let data: Value = serde_json::from_str(request.data.get()).unwrap_or(Value::Null);
+        let (chats, server, session) = (self.chats.clone(), server.clone(), session.clone());
+        let notifier = self.notifier.clone();
+        tokio::spawn(async move {
+            let response = answer(&chats, &service, &channel, session.id(), &data).await;
+            // What an answer carries is not pushed again.
+            if let (Some(id), Some(last)) = (&response.chat_id, response.messages.last()) {
+                if response.status_code == 0 && !response.chat_ended {
+                    notifier.sent_up_to(id, last.index);
+                }
+            }
+            send(&server, &session, &channel, &response);
+        });
+    }
+}
+
+async fn answer(
+    chats: &Chats,
+    service: &str,
+    channel: &str,
+    client_id: &str,
+    data: &Value,
+) -> ChatV2Response {
+    let p = params(data);
+    let fail = |chat_id: Option<&str>, e: ChatError| ChatV2Response::error(chat_id, &e).1;
+    let Some(operation) = p.get("operation") else {
+        return ChatV2Response::bad(None, code::BAD_REQUEST, "operation is required".into());
+    };
+    let link = CometLink {
+        client_id: client_id.to_owned(),
+        channel: channel.to_owned(),
+    };
+    if operation == "requestChat" {
+        let request = ChatRequest {
+            nickname: p.get("nickname"),
+            first_name: p.get("firstName"),
+            last_name: p.get("lastName"),
+            subject: p.get("subject"),
+            email: p.get("emailAddress"),
+            user_data: p.user_data.clone(),
+            comet: Some(link),
+        };
+        return match chats.request(service, request).await {
+            Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),
+            Err(e) => fail(None, e),
+        };
+    }
+    if chats.services().get(service).is_none() {
+        return fail(None, ChatError::UnknownService(service.to_owned()));
+    }
+    let creds = p.credentials(false);
+    let Some(key) = creds.secure_key.clone().filter(|k| !k.is_empty()) else {
+        return ChatV2Response::bad(None, code::BAD_REQUEST, "secureKey is required".into());
+    };
+    let (chat_id, _) = match chats.by_key(&key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return fail(None, ChatError::NotFound("for this secureKey".into())),
+        Err(e) => return fail(None, e),
+    };
+    let position = match p.position() {
+        Ok(position) => position,
+        Err(advice) => return ChatV2Response::bad(Some(&chat_id), code::BAD_REQUEST, advice),
+    };
+    if operation == "requestNotifications" {
+        // Resume on this connection: the events from the position given (all
+        // of them without one), then everything new as it happens.
+        return match chats.link(service, &chat_id, &creds, link).await {
+            Ok(chat) => ChatV2Response::ok(&chat_id, &chat, Some(position.unwrap_or(1))),
+            Err(e) => fail(Some(&chat_id), e),
+        };
+    }
+    let act = match action(&operation, &p) {
+        Ok(a) => a,
+        Err((code, advice)) => return ChatV2Response::bad(Some(&chat_id), code, advice),
+    };
+    // The events themselves arrive through the notifier; the answer
+    // acknowledges the request (with the events asked for by position).
+    match chats.client(service, &chat_id, &creds, act).await {
+        Ok(chat) => ChatV2Response::ok(&chat_id, &chat, position),
+        Err(e) => fail(Some(&chat_id), e),
+    }
+}
+
+/// Pushes new chat events to the customer's CometD session.
+///
+/// Two writers of one chat can finish their compare-and-sets in one order
+/// and call the notifier in the other. So the notifier remembers, per chat,
+/// the last index it pushed, and pushes from there to the end of the record
+/// it is given (a later record holds the earlier writer's events too):
+/// events go out once and in order. That memory is per node; across nodes,
+/// two writers racing within microseconds may still deliver out of order,
+/// and a client resyncs with `requestNotifications`.
+pub struct CometNotifier {
+    bayeux: Weak<Bayeux>,
+    bus: OnceLock<Arc<RedisBus>>,
+    pushed: Mutex<HashMap<String, u32>>,
+}
+
+impl CometNotifier {
+    pub fn new(bayeux: &Arc<Bayeux>) -> Arc<Self> {
+        Arc::new(Self {
+            bayeux: Arc::downgrade(bayeux),
+            bus: OnceLock::new(),
+            pushed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client has been sent the chat's events up to `index` (in an
+    /// answer to requestChat or requestNotifications).
+    pub fn sent_up_to(&self, chat_id: &str, index: u32) {
+        let mut pushed = self.pushed.lock();
+        let entry = pushed.entry(chat_id.to_owned()).or_insert(index);
+        *entry = (*entry).max(index);
+    }
+
+    /// In a cluster, sessions on other nodes are reached through the bus.
+    pub fn set_bus(&self, bus: Arc<RedisBus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    fn deliver(&self, link: &CometLink, data: &RawValue) {
+        if let Some(bus) = self.bus.get() {
+            bus.deliver(&link.client_id, &link.channel, data);
+            return;
+        }
+        let Some(bayeux) = self.bayeux.upgrade() else {
+            return;
+        };
+        if let Some(session) = bayeux.session(&link.client_id) {
+            let _ = bayeux.deliver(&session, &link.channel, data);
+        }
+    }
+}
+
+impl ChatNotifier for CometNotifier {
+    fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        let Some(link) = &chat.comet else { return };
+        let last = chat.next_position() - 1;
+        let from = {
+            let mut pushed = self.pushed.lock();
+            let from = pushed.get(chat_id).map_or(from, |&p| p + 1);
+            if from > last {
+                return; // a later record already carried these
+            }
+            if chat.ended() {
+                pushed.remove(chat_id);
+            } else {
+                pushed.insert(chat_id.to_owned(), last);
+            }
+            from
+        };
+        let response = ChatV2Response::ok(chat_id, chat, Some(from));
+        match serde_json::value::to_raw_value(&response) {
+            Ok(raw) => self.deliver(link, &raw),
+            Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
+        }
+    }
+}
