@@ -150,6 +150,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         chat_comet::PATTERN,
         Arc::new(chat_comet::ChatV2Comet::new(chats.clone(), notifier)),
     )?;
+    chats.spawn_idle_check();
     let agents = channels::chat::Agents::new(
         store.clone(),
         settings::agent_accounts(&options, &settings.chat),

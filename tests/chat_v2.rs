@@ -554,3 +554,54 @@ async fn agents_decline_transfer_invite_and_end() {
         "token gone"
     );
 }
+
+#[tokio::test]
+async fn an_idle_customer_ends_the_chat_for_both_sides() {
+    let s = Server::start(&[("GMSHUB__CHAT___CLIENT_TIMEOUT", "2")]);
+    let c = Customer::start(&s, "Idle").await;
+    let a = Agent::login(&s, "agent", "agent").await;
+    a.post("/ready", json!({})).await;
+    a.post(&format!("/chats/{}/accept", c.chat_id), json!({}))
+        .await;
+    // The agent writing does not keep the chat alive; only the customer does.
+    for _ in 0..4 {
+        a.post(
+            &format!("/chats/{}/send", c.chat_id),
+            json!({"message": "hello?"}),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    }
+    let (_, seen) = a.get(&format!("/chats/{}", c.chat_id)).await;
+    assert_eq!(seen["state"], "ended", "{seen}");
+    let tail: Vec<&str> = seen["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["ParticipantLeft", "ParticipantLeft", "Notice"]);
+    let v = c.op("refresh", &[]).await;
+    assert_eq!(v["chatEnded"], true);
+    let notice = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["type"] == "Notice")
+        .unwrap();
+    assert_eq!(notice["from"]["type"], "System");
+    assert!(notice["text"].as_str().unwrap().contains("2 s"));
+}
+
+#[tokio::test]
+async fn a_customer_who_refreshes_keeps_the_chat() {
+    let s = Server::start(&[("GMSHUB__CHAT___CLIENT_TIMEOUT", "2")]);
+    let c = Customer::start(&s, "Busy").await;
+    for _ in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let v = c.op("refresh", &[]).await;
+        assert_eq!(v["chatEnded"], false, "{v}");
+    }
+}
