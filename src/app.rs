@@ -24,6 +24,7 @@ pub struct Services {
     pub services: channels::service::Services,
     pub storage_settings: StorageSettings,
     pub chats: channels::chat::Chats,
+    pub v1: api::chat_v1::V1,
     pub agents: channels::chat::Agents,
     pub status: Arc<NodeStatus>,
     pub membership: Arc<Membership>,
@@ -42,5 +43,6 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         ))
         .merge(api::chat_v2::router(services.chats, max_upload))
         .merge(api::agent::router(services.agents))
+        .merge(api::chat_v1::router(services.v1))
         .merge(api::node::router(services.status, services.membership))
 }

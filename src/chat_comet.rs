@@ -111,6 +111,7 @@ async fn answer(
             email: p.get("emailAddress"),
             user_data: p.user_data.clone(),
             comet: Some(link),
+            v1: None,
         };
         return match chats.request(service, request).await {
             Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),

@@ -157,6 +157,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         chats.clone(),
     );
     let services = app::Services {
+        v1: api::chat_v1::V1 {
+            chats: chats.clone(),
+            services: channels::service::Services::new(store.clone(), storage.clone()),
+            storage: storage.clone(),
+            max_upload: settings.storage.max_upload,
+            service_ttl: options.seconds(
+                "service.request-chat",
+                "_ttl",
+                std::time::Duration::from_secs(3600),
+            ),
+        },
         chats,
         agents,
         services: channels::service::Services::new(store.clone(), storage.clone()),

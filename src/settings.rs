@@ -280,6 +280,12 @@ pub fn chat_services(o: &Options) -> ChatServices {
             .named
             .insert("customer-support".into(), options(None));
     }
+    // The chats of Chat API v1's built-in service (its options in
+    // [service.request-chat], then [chat]).
+    services.named.insert(
+        crate::api::chat_v1::SERVICE.into(),
+        options(Some("service.request-chat")),
+    );
     services
 }
 

@@ -230,6 +230,7 @@ async fn request_chat(
         email: p.get("emailAddress"),
         user_data: p.user_data,
         comet: None,
+        v1: None,
     };
     answer(match api.chats.request(&service, request).await {
         Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::store::{now_ms, Collection, IndexEntry, Store, StoreError};
 
 use super::model::{
-    ChatSession, ChatState, CometLink, EventType, Participant, PartyType, CLIENT_ID,
+    ChatSession, ChatState, CometLink, EventType, Participant, PartyType, V1Link, CLIENT_ID,
 };
 
 /// Told of every change to a chat that added events, on the node that made
@@ -91,6 +91,8 @@ pub struct ChatRequest {
     pub user_data: BTreeMap<String, String>,
     /// The customer's CometD session, for Chat API v2 over CometD.
     pub comet: Option<CometLink>,
+    /// For Chat API v1: the service instance it is requested through.
+    pub v1: Option<V1Link>,
 }
 
 /// The customer's credentials, checked on every call; `None` is "not
@@ -138,15 +140,21 @@ pub struct Chats {
     notifier: Option<Arc<dyn ChatNotifier>>,
 }
 
+/// How a chat is found: by its customer's key (and v1 service) while it can
+/// be read at all; waiting in its queue; open (for the idle check); by the
+/// agents in it.
 fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
-    let mut v = Vec::new();
-    match c.state {
-        ChatState::Queued => v.push(IndexEntry::new("queued", &c.queue)),
-        ChatState::Connected => {}
-        ChatState::Ended => return v,
+    let mut v = vec![IndexEntry::new("key", &c.secure_key)];
+    if let Some(v1) = &c.v1 {
+        v.push(IndexEntry::new("v1", &v1.service_id));
+    }
+    if c.ended() {
+        return v;
+    }
+    if c.state == ChatState::Queued {
+        v.push(IndexEntry::new("queued", &c.queue));
     }
     v.push(IndexEntry::new("open", "1"));
-    v.push(IndexEntry::new("key", &c.secure_key));
     for p in c.participants.iter().filter(|p| p.present) {
         if let Some(agent) = &p.agent {
             v.push(IndexEntry::new("agent", agent));
@@ -245,6 +253,7 @@ impl Chats {
             transcript: Vec::new(),
             declined: Vec::new(),
             comet: req.comet,
+            v1: req.v1,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
         let ttl = self.ttl(&chat);
@@ -470,7 +479,7 @@ impl Chats {
         .map(drop)
     }
 
-    /// The open chat whose customer holds `secure_key` (CometD requests
+    /// The chat whose customer holds `secure_key` (CometD requests
     /// carry only that).
     pub async fn by_key(
         &self,
@@ -486,6 +495,28 @@ impl Chats {
             .into_iter()
             .map(|(id, c)| (id, c.value))
             .find(|(_, c)| c.secure_key == secure_key))
+    }
+
+    /// The Chat API v1 chat requested through service instance `service_id`
+    /// (ended ones included, while they can be read).
+    pub async fn by_v1_service(
+        &self,
+        service_id: &str,
+    ) -> Result<Option<(String, ChatSession)>, ChatError> {
+        if crate::store::check_key("a service id", service_id).is_err() {
+            return Ok(None);
+        }
+        if let Some(found) = self
+            .sessions
+            .find("v1", service_id, 2)
+            .await?
+            .into_iter()
+            .map(|(id, c)| (id, c.value))
+            .find(|(_, c)| c.v1.as_ref().is_some_and(|v| v.service_id == service_id))
+        {
+            return Ok(Some(found));
+        }
+        Ok(None)
     }
 
     /// Sends the chat's future events to a (new) CometD session: the

@@ -12,5 +12,5 @@ pub use engine::{
     Credentials, ALIAS, DEFAULT_QUEUE, ENDED_RETENTION,
 };
 pub use model::{
-    ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType,
+    ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType, V1Link,
 };

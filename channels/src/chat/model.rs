@@ -106,6 +106,18 @@ pub struct ChatSession {
     /// The customer's CometD session, when events are pushed to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comet: Option<CometLink>,
+    /// For a Chat API v1 chat: the service instance it was requested through
+    /// and the `gms_user` that requested it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1: Option<V1Link>,
+}
+
+/// How a Chat API v1 chat is reached: `/genesys/1/service/{service_id}/ixn/chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V1Link {
+    pub service_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gms_user: Option<String>,
 }
 
 /// Where a chat's events go in real time: a CometD session and channel.
