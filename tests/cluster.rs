@@ -313,3 +313,161 @@ async fn the_bus_reaches_the_node_that_holds_a_session() {
         .collect();
     assert!(again.is_empty(), "delivered once: {again:?}");
 }
+
+/// A chat customer over raw Bayeux on a WebSocket: subscribed to the chat
+/// channel, publishing chat requests, reading chat payloads.
+struct ChatClient {
+    ws: Ws,
+    id: String,
+    n: u32,
+}
+
+const CHAT: &str = "/service/chatV2/customer-support";
+
+impl ChatClient {
+    async fn open(server: &Server) -> ChatClient {
+        let (ws, id) = subscriber(server, CHAT).await;
+        ChatClient { ws, id, n: 0 }
+    }
+
+    async fn request(&mut self, data: Value) {
+        self.n += 1;
+        let msg = json!([{"channel": CHAT, "clientId": self.id, "data": data, "id": format!("p{}", self.n)}]);
+        self.ws.send(msg).await;
+    }
+
+    /// Chat payloads (deliveries with data) until `done` holds for the
+    /// collected list.
+    async fn payloads_until(&mut self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&got) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.ws.next(left).await {
+                Frame::Messages(msgs) => got.extend(
+                    msgs.into_iter()
+                        .filter(|m| m["channel"] == CHAT && m.get("data").is_some())
+                        .map(|m| m["data"].clone()),
+                ),
+                Frame::Ping => {}
+                other => panic!("waiting for chat payloads: {other:?} after {got:?}"),
+            }
+        }
+        got
+    }
+}
+
+fn chat_events(payloads: &[Value]) -> Vec<Value> {
+    payloads
+        .iter()
+        .flat_map(|p| p["messages"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_survives_the_death_of_the_customers_node() {
+    let redis = RedisServer::start();
+    let mut nodes: Vec<Server> = (0..2).map(|_| node(&redis)).collect();
+    let agent_node = nodes.pop().unwrap();
+    let mut customer_node = nodes.pop().unwrap();
+
+    // The customer on node A over CometD.
+    let mut customer = ChatClient::open(&customer_node).await;
+    customer
+        .request(json!({"operation": "requestChat", "nickname": "Jane"}))
+        .await;
+    let first = customer.payloads_until(|p| !p.is_empty()).await;
+    let key = first[0]["secureKey"].as_str().unwrap().to_owned();
+    let chat_id = first[0]["chatId"].as_str().unwrap().to_owned();
+
+    // The agent on node B, over REST: its events reach node A through the bus.
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(agent_node.url("/gmshub/agent/login"))
+        .json(&json!({"agent": "agent", "password": "agent"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let agent = |path: &str, body: Value| {
+        http.post(agent_node.url(&format!("/gmshub/agent{path}")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    agent("/ready", json!({"capacity": 1})).await.unwrap();
+    let taken: Value = agent(&format!("/chats/{chat_id}/accept"), json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(taken["state"], "connected", "{taken}");
+    agent(
+        &format!("/chats/{chat_id}/send"),
+        json!({"message": "hello from node B"}),
+    )
+    .await
+    .unwrap();
+    let got = customer
+        .payloads_until(|p| {
+            chat_events(p)
+                .iter()
+                .any(|m| m["text"] == "hello from node B")
+        })
+        .await;
+    let mut seen: Vec<u64> = chat_events(&first)
+        .iter()
+        .chain(chat_events(&got).iter())
+        .map(|m| m["index"].as_u64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [1, 2, 3], "join, agent join, message: once each");
+    let position = seen.last().unwrap() + 1;
+
+    // Node A dies; the agent keeps writing on node B.
+    customer_node.signal("KILL");
+    customer_node.wait(WAIT).expect("killed");
+    for text in ["one", "two", "three"] {
+        let r = agent(&format!("/chats/{chat_id}/send"), json!({"message": text}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    // The widget comes back through the load balancer, on node B, and
+    // resumes from the last position it saw: exactly the missed events.
+    let mut resumed = ChatClient::open(&agent_node).await;
+    resumed
+        .request(json!({"operation": "requestNotifications", "secureKey": key, "transcriptPosition": position}))
+        .await;
+    let back = resumed.payloads_until(|p| !p.is_empty()).await;
+    let texts: Vec<String> = chat_events(&back)
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(texts, ["one", "two", "three"], "{back:?}");
+    assert_eq!(back[0]["statusCode"], 0);
+
+    // And the conversation goes on in real time.
+    resumed
+        .request(json!({"operation": "sendMessage", "secureKey": key, "message": "I am back"}))
+        .await;
+    agent(
+        &format!("/chats/{chat_id}/send"),
+        json!({"message": "welcome back"}),
+    )
+    .await
+    .unwrap();
+    let later = resumed
+        .payloads_until(|p| chat_events(p).iter().any(|m| m["text"] == "welcome back"))
+        .await;
+    let indexes: Vec<u64> = chat_events(&later)
+        .iter()
+        .map(|m| m["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [position + 3, position + 4], "{later:?}");
+}
