@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
-use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, PartyType};
+use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType};
 use gmshub::store::cassandra::{self, CassandraConfig};
 use gmshub::store::StoreConfig;
 use std::collections::HashMap;
@@ -259,6 +259,21 @@ pub fn chat_services(o: &Options) -> ChatServices {
             max_message_size: number(&["max-message-size"], d.max_message_size as u64) as usize,
             max_transcript_size: number(&["max-transcript-size"], d.max_transcript_size as u64)
                 as usize,
+            files: FileLimits {
+                max_file_size: number(&["upload-max-file-size"], d.files.max_file_size as u64)
+                    as usize,
+                max_total_size: number(&["upload-max-total-size"], d.files.max_total_size as u64)
+                    as usize,
+                max_files: number(&["upload-max-files"], d.files.max_files as u64) as usize,
+                file_types: get(&["upload-file-types"])
+                    .map(|t| {
+                        t.split(':')
+                            .map(|x| x.trim().to_ascii_lowercase())
+                            .filter(|x| !x.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or(d.files.file_types),
+            },
         }
     };
     let named: HashMap<String, ChatServiceOptions> = o

@@ -605,3 +605,166 @@ async fn a_customer_who_refreshes_keeps_the_chat() {
         assert_eq!(v["chatEnded"], false, "{v}");
     }
 }
+
+#[tokio::test]
+async fn files_go_up_down_and_away_within_the_limits() {
+    use reqwest::multipart::{Form, Part};
+    let s = Server::start(&[
+        ("GMSHUB__CHAT__UPLOAD_MAX_FILES", "2"),
+        ("GMSHUB__CHAT__UPLOAD_MAX_FILE_SIZE", "1000"),
+    ]);
+    let c = Customer::start(&s, "Files").await;
+    let a = Agent::login(&s, "agent", "agent").await;
+    a.post("/ready", json!({})).await;
+    a.post(&format!("/chats/{}/accept", c.chat_id), json!({}))
+        .await;
+
+    let limits = c.op("file/limits", &[]).await;
+    assert_eq!(limits["statusCode"], 0, "{limits}");
+    let notice = &limits["messages"][0];
+    assert_eq!(
+        (notice["type"].as_str(), notice["text"].as_str()),
+        (Some("Notice"), Some("file-client-cfg-get"))
+    );
+    assert_eq!(notice["userData"]["upload-max-files"], "2");
+    assert_eq!(notice["userData"]["upload-max-file-size"], "1000");
+    assert_eq!(notice["userData"]["used-upload-max-files"], "0");
+
+    let upload = |name: &'static str, mime: &'static str, bytes: Vec<u8>| {
+        let form = Form::new()
+            .text("userId", c.user_id.clone())
+            .text("secureKey", c.secure_key.clone())
+            .text("alias", "1")
+            .text("userData[file-description]", "a receipt")
+            .part(
+                "file",
+                Part::bytes(bytes).file_name(name).mime_str(mime).unwrap(),
+            );
+        c.http
+            .post(format!("{}/{}/file", c.base, c.chat_id))
+            .multipart(form)
+            .send()
+    };
+    let bytes: Vec<u8> = (0..=255).collect();
+    let v: Value = upload("receipt.pdf", "application/pdf", bytes.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["statusCode"], 0, "{v}");
+    let file_id = v["userData"]["file-id"].as_str().unwrap().to_owned();
+
+    // Refused: a type not allowed, a file too large.
+    let v: Value = upload("run.exe", "application/octet-stream", vec![1])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&v), 101, "{v}");
+    let v: Value = upload("big.png", "image/png", vec![0; 1001])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&v), 105, "{v}");
+    let v: Value = upload("two.png", "image/png", vec![7; 10])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["statusCode"], 0);
+    let v: Value = upload("three.png", "image/png", vec![7; 10])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&v), 105, "at most 2 files: {v}");
+
+    // The transcript tells both sides; the customer and the agent download it.
+    let t = c.op("refresh", &[("transcriptPosition", "3")]).await;
+    let uploaded: Vec<&Value> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == "FileUploaded")
+        .collect();
+    assert_eq!(uploaded.len(), 2);
+    assert_eq!(uploaded[0]["userData"]["file-id"], file_id.as_str());
+    assert_eq!(uploaded[0]["userData"]["file-name"], "receipt.pdf");
+    assert_eq!(uploaded[0]["userData"]["file-size"], "256");
+    assert_eq!(uploaded[0]["userData"]["file-description"], "a receipt");
+    let download = c
+        .http
+        .post(format!("{}/{}/file/{file_id}/download", c.base, c.chat_id))
+        .form(&[
+            ("userId", c.user_id.as_str()),
+            ("secureKey", c.secure_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.headers()["content-type"], "application/pdf");
+    assert!(download.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("receipt.pdf"));
+    assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
+    let by_agent = a
+        .http
+        .get(format!("{}/chats/{}/files/{file_id}", a.base, c.chat_id))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_agent.bytes().await.unwrap().to_vec(), bytes);
+
+    // Deleted: gone for both, and room for another.
+    let v = c.op(&format!("file/{file_id}/delete"), &[]).await;
+    assert_eq!(v["statusCode"], 0);
+    let v = c.op(&format!("file/{file_id}/download"), &[]).await;
+    assert_eq!(error_code(&v), 101);
+    let gone = a
+        .get(&format!("/chats/{}/files/{file_id}", c.chat_id))
+        .await;
+    assert_eq!(gone.0, StatusCode::BAD_REQUEST);
+    let v: Value = upload("three.png", "image/png", vec![7; 10])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["statusCode"], 0, "{v}");
+
+    // The same through chat-ntf, as CometD clients do it, by secureKey.
+    let ntf = |form: Vec<(&'static str, String)>| {
+        c.http.post(s.url("/genesys/2/chat-ntf")).form(&form).send()
+    };
+    let v: Value = ntf(vec![
+        ("operation", "fileGetsLimits".into()),
+        ("secureKey", c.secure_key.clone()),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["messages"][0]["userData"]["used-upload-max-files"], "2",
+        "{v}"
+    );
+    let v: Value = ntf(vec![
+        ("operation", "fileGetLimits".into()),
+        ("secureKey", "wrong".into()),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(error_code(&v), 102);
+}

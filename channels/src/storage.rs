@@ -218,7 +218,7 @@ pub fn new_id() -> String {
     )
 }
 
-mod base64_bytes {
+pub(crate) mod base64_bytes {
     use super::*;
     use serde::{Deserializer, Serializer};
 

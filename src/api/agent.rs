@@ -24,6 +24,7 @@ pub fn router(agents: Agents) -> Router {
         .route("/gmshub/agent/chats/next", post(accept_next))
         .route("/gmshub/agent/chats/{chat_id}", get(transcript))
         .route("/gmshub/agent/chats/{chat_id}/{action}", post(act))
+        .route("/gmshub/agent/chats/{chat_id}/files/{file_id}", get(file))
         .with_state(agents)
 }
 
@@ -277,4 +278,17 @@ async fn act(
         }
     };
     Ok(Json(view(&chat_id, &chat, u32::MAX)).into_response())
+}
+
+async fn file(
+    State(agents): State<Agents>,
+    headers: HeaderMap,
+    Path((chat_id, file_id)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let account = me(&agents, &headers).await?;
+    let file = agents
+        .chats()
+        .download_as_agent(&account.login, &chat_id, &file_id)
+        .await?;
+    Ok(super::chat_v2::file_response(file))
 }

@@ -196,6 +196,15 @@ pub fn router(chats: Chats, max_upload: usize) -> Router {
             "/genesys/2/chat/{service}/{chat_id}/{operation}",
             post(operation),
         )
+        .route(
+            "/genesys/2/chat/{service}/{chat_id}/file/{what}",
+            post(file_limits),
+        )
+        .route(
+            "/genesys/2/chat/{service}/{chat_id}/file/{file_id}/{what}",
+            post(file_by_id),
+        )
+        .route("/genesys/2/chat-ntf", post(chat_ntf))
         .with_state(Arc::new(Api { chats, max_upload }))
 }
 
@@ -274,6 +283,13 @@ async fn operation(
             &ChatError::UnknownService(service),
         )));
     }
+    if operation == "file" {
+        let (p, file) = match with_file(&api, req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        return file_op(&api.chats, &service, &chat_id, &p, FileOp::Upload(file)).await;
+    }
     let p = match params(&api, req).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -306,4 +322,206 @@ async fn operation(
             Err(e) => Err(ChatV2Response::error(Some(&chat_id), &e)),
         },
     )
+}
+
+// ---- file transfer ------------------------------------------------------
+
+/// A request body with one file part (`file`) and the usual parameters.
+async fn with_file(
+    api: &Api,
+    req: Request,
+) -> Result<(Params, Option<(String, String, Vec<u8>)>), Response> {
+    let mut items = form::items(req, api.max_upload)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let file = match items.remove("file") {
+        Some(Item::File {
+            file_name,
+            content_type,
+            data,
+        }) => Some((file_name.unwrap_or_default(), content_type, data)),
+        _ => None,
+    };
+    Ok((Params::from_items(items), file))
+}
+
+/// A stored file as the download answer.
+pub fn file_response(file: channels::chat::ChatFile) -> Response {
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file.name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    let mut response = file.data.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&file.content_type) {
+        h.insert(axum::http::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&disposition) {
+        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// One file operation on a chat, for REST and for `chat-ntf` alike.
+pub enum FileOp {
+    Limits,
+    Upload(Option<(String, String, Vec<u8>)>),
+    Download(String),
+    Delete(String),
+}
+
+pub async fn file_op(
+    chats: &Chats,
+    service: &str,
+    chat_id: &str,
+    p: &Params,
+    op: FileOp,
+) -> Response {
+    let creds = p.credentials(true);
+    let fail = |e: ChatError| answer(Err(ChatV2Response::error(Some(chat_id), &e)));
+    match op {
+        FileOp::Limits => match chats.file_limits(service, chat_id, &creds).await {
+            Ok((chat, notice)) => {
+                let mut r = ChatV2Response::ok(chat_id, &chat, None);
+                r.messages = vec![notice];
+                r.into_response()
+            }
+            Err(e) => fail(e),
+        },
+        FileOp::Upload(None) => ChatV2Response::bad(
+            Some(chat_id),
+            code::BAD_REQUEST,
+            "a multipart part named file is required".into(),
+        )
+        .into_response(),
+        FileOp::Upload(Some((name, content_type, data))) => {
+            match chats
+                .upload(
+                    service,
+                    chat_id,
+                    &creds,
+                    &name,
+                    &content_type,
+                    data,
+                    p.user_data.clone(),
+                )
+                .await
+            {
+                Ok((file_id, chat)) => {
+                    let mut r = ChatV2Response::ok(chat_id, &chat, None);
+                    r.user_data = Some(BTreeMap::from([("file-id".to_owned(), file_id)]));
+                    r.into_response()
+                }
+                Err(e) => fail(e),
+            }
+        }
+        FileOp::Download(file_id) => match chats.download(service, chat_id, &creds, &file_id).await
+        {
+            Ok(file) => file_response(file),
+            Err(e) => fail(e),
+        },
+        FileOp::Delete(file_id) => {
+            match chats.delete_file(service, chat_id, &creds, &file_id).await {
+                Ok(chat) => ChatV2Response::ok(chat_id, &chat, None).into_response(),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+async fn file_limits(
+    State(api): State<Arc<Api>>,
+    Path((service, chat_id, what)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let p = match params(&api, req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let op = match what.as_str() {
+        "limits" => FileOp::Limits,
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                ChatV2Response::bad(
+                    Some(&chat_id),
+                    code::UNKNOWN_OPERATION,
+                    format!("unknown file operation {other:?}"),
+                ),
+            )
+                .into_response();
+        }
+    };
+    file_op(&api.chats, &service, &chat_id, &p, op).await
+}
+
+async fn file_by_id(
+    State(api): State<Arc<Api>>,
+    Path((service, chat_id, file_id, what)): Path<(String, String, String, String)>,
+    req: Request,
+) -> Response {
+    let p = match params(&api, req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let op = match what.as_str() {
+        "download" => FileOp::Download(file_id),
+        "delete" => FileOp::Delete(file_id),
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                ChatV2Response::bad(
+                    Some(&chat_id),
+                    code::UNKNOWN_OPERATION,
+                    format!("unknown file operation {other:?}"),
+                ),
+            )
+                .into_response();
+        }
+    };
+    file_op(&api.chats, &service, &chat_id, &p, op).await
+}
+
+/// `POST /genesys/2/chat-ntf`: file operations of CometD chats, found by
+/// `secureKey` (`operation`: fileGetLimits, fileUpload, fileDownload,
+/// fileDelete; GMSLibrary spells the first fileGetsLimits).
+async fn chat_ntf(State(api): State<Arc<Api>>, req: Request) -> Response {
+    let (p, file) = match with_file(&api, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let key = p.get("secureKey").unwrap_or_default();
+    let (chat_id, chat) = match api.chats.by_key(&key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return answer(Err(ChatV2Response::error(
+                None,
+                &ChatError::NotFound("for this secureKey".into()),
+            )))
+        }
+        Err(e) => return answer(Err(ChatV2Response::error(None, &e))),
+    };
+    let mut p = p;
+    // CometD clients send only the key; the REST checks want the rest too.
+    p.fields.insert("userId".into(), chat.user_id.clone());
+    let file_id = p.get("fileId").unwrap_or_default();
+    let op = match p.get("operation").as_deref() {
+        Some("fileGetLimits") | Some("fileGetsLimits") => FileOp::Limits,
+        Some("fileUpload") => FileOp::Upload(file),
+        Some("fileDownload") => FileOp::Download(file_id),
+        Some("fileDelete") => FileOp::Delete(file_id),
+        other => {
+            return ChatV2Response::bad(
+                Some(&chat_id),
+                code::UNKNOWN_OPERATION,
+                format!("unknown operation {other:?}"),
+            )
+            .into_response();
+        }
+    };
+    file_op(&api.chats, &chat.service, &chat_id, &p, op).await
 }

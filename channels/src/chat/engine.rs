@@ -33,6 +33,7 @@ pub struct ChatServiceOptions {
     /// `max-transcript-size` (bytes of text): a chat whose transcript reaches
     /// it takes no more messages.
     pub max_transcript_size: usize,
+    pub files: super::files::FileLimits,
 }
 
 impl Default for ChatServiceOptions {
@@ -42,6 +43,7 @@ impl Default for ChatServiceOptions {
             client_timeout: Duration::from_secs(900),
             max_message_size: 16 * 1024,
             max_transcript_size: 1024 * 1024,
+            files: super::files::FileLimits::default(),
         }
     }
 }
@@ -194,6 +196,21 @@ impl Chats {
             .ok_or_else(|| ChatError::UnknownService(service.to_owned()))
     }
 
+    pub(super) fn file_options(&self, service: &str) -> super::files::FileLimits {
+        self.services
+            .get(service)
+            .map(|o| o.files.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn files(&self) -> Collection<super::files::ChatFile> {
+        Collection::by_id(self.sessions.store().clone(), "chat-file")
+    }
+
+    pub(super) fn chat_ttl(&self, chat: &ChatSession) -> Duration {
+        self.ttl(chat)
+    }
+
     fn ttl(&self, chat: &ChatSession) -> Duration {
         if chat.ended() {
             return ENDED_RETENTION;
@@ -291,7 +308,7 @@ impl Chats {
     }
 
     /// Applies `f` to the chat with compare-and-set, retrying on races.
-    async fn modify<T>(
+    pub(super) async fn modify<T>(
         &self,
         chat_id: &str,
         mut f: impl FnMut(&mut ChatSession, u64) -> Result<T, ChatError>,

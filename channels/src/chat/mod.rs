@@ -4,6 +4,7 @@
 
 pub mod agents;
 mod engine;
+pub mod files;
 pub mod model;
 
 pub use agents::{AgentAccount, AgentError, Agents, Offer, Presence};
@@ -11,6 +12,7 @@ pub use engine::{
     Action, ChatError, ChatNotifier, ChatRequest, ChatServiceOptions, ChatServices, Chats,
     Credentials, ALIAS, DEFAULT_QUEUE, ENDED_RETENTION,
 };
+pub use files::{ChatFile, FileLimits};
 pub use model::{
     ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType, V1Link,
 };

@@ -1,0 +1,297 @@
+//! File transfer in a chat: limits per service (Chat Server's
+//! `client-file-transfer` names and defaults), uploads kept in the store for
+//! as long as their chat, `FileUploaded` / `FileDeleted` events in the
+//! transcript.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::{ChatError, Chats, Credentials};
+use super::model::{ChatSession, Event, EventType, From, PartyType, CLIENT_ID};
+use crate::store::now_ms;
+
+/// A service's file-transfer limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLimits {
+    /// `upload-max-file-size` (bytes, 2097152).
+    pub max_file_size: usize,
+    /// `upload-max-total-size` (bytes, 5242880): all files of one chat.
+    pub max_total_size: usize,
+    /// `upload-max-files` (3): files of one chat.
+    pub max_files: usize,
+    /// `upload-file-types`: allowed extensions, colon-separated.
+    pub file_types: Vec<String>,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            max_file_size: 2_097_152,
+            max_total_size: 5_242_880,
+            max_files: 3,
+            file_types: "jpeg:jpg:png:gif:pdf:txt:zip"
+                .split(':')
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+/// An uploaded file, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatFile {
+    pub chat_id: String,
+    pub name: String,
+    pub content_type: String,
+    pub uploader: u32,
+    #[serde(with = "crate::storage::base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Files of a chat still there: (file-id, size), from its transcript.
+fn live_files(chat: &ChatSession) -> Vec<(String, usize)> {
+    let mut files: Vec<(String, usize)> = Vec::new();
+    for e in &chat.transcript {
+        let Some(data) = &e.user_data else { continue };
+        let Some(id) = data.get("file-id") else {
+            continue;
+        };
+        match e.kind {
+            EventType::FileUploaded => {
+                let size = data
+                    .get("file-size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                files.push((id.clone(), size));
+            }
+            EventType::FileDeleted => files.retain(|(f, _)| f != id),
+            _ => {}
+        }
+    }
+    files
+}
+
+impl Chats {
+    /// The limits, as the `Notice` event (`text` "file-client-cfg-get") Chat
+    /// Server answers with; not added to the transcript.
+    pub async fn file_limits(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+    ) -> Result<(ChatSession, Event), ChatError> {
+        let chat = self.read(service, chat_id, creds).await?;
+        let limits = self.file_options(&chat.service);
+        let used = live_files(&chat);
+        let data = BTreeMap::from([
+            (
+                "upload-max-file-size".to_owned(),
+                limits.max_file_size.to_string(),
+            ),
+            (
+                "upload-max-total-size".to_owned(),
+                limits.max_total_size.to_string(),
+            ),
+            (
+                "used-upload-max-total-size".to_owned(),
+                used.iter().map(|(_, s)| s).sum::<usize>().to_string(),
+            ),
+            ("upload-max-files".to_owned(), limits.max_files.to_string()),
+            ("used-upload-max-files".to_owned(), used.len().to_string()),
+            ("upload-file-types".to_owned(), limits.file_types.join(":")),
+            ("upload-need-agent".to_owned(), "false".to_owned()),
+            ("delete-file".to_owned(), "enabled".to_owned()),
+        ]);
+        let event = Event {
+            from: From {
+                nickname: "system".into(),
+                participant_id: 0,
+                kind: PartyType::System,
+            },
+            index: chat.next_position(),
+            kind: EventType::Notice,
+            utc_time: now_ms(),
+            text: Some("file-client-cfg-get".into()),
+            message_type: None,
+            user_data: Some(data),
+        };
+        Ok((chat, event))
+    }
+
+    /// The customer uploads a file; returns its file-id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+        name: &str,
+        content_type: &str,
+        data: Vec<u8>,
+        user_data: BTreeMap<String, String>,
+    ) -> Result<(String, ChatSession), ChatError> {
+        let chat = self.read(service, chat_id, creds).await?;
+        if chat.ended() {
+            return Err(ChatError::Ended(chat_id.to_owned()));
+        }
+        let limits = self.file_options(&chat.service);
+        let name = name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let extension = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if name.is_empty()
+            || !limits
+                .file_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&extension))
+        {
+            return Err(ChatError::BadRequest(format!(
+                "file type {extension:?} is not allowed (upload-file-types: {})",
+                limits.file_types.join(":")
+            )));
+        }
+        if data.len() > limits.max_file_size {
+            return Err(ChatError::TooLarge(format!(
+                "the file is larger than {} bytes",
+                limits.max_file_size
+            )));
+        }
+        let size = data.len();
+        let file = ChatFile {
+            chat_id: chat_id.to_owned(),
+            name: name.clone(),
+            content_type: content_type.to_owned(),
+            uploader: CLIENT_ID,
+            data,
+        };
+        let file_id = {
+            let b: [u8; 12] = rand::random();
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        };
+        self.files()
+            .put(&file_id, &file, Some(self.chat_ttl(&chat)))
+            .await?;
+        let description = user_data.get("file-description").cloned();
+        let result = self
+            .modify(chat_id, |chat, now| {
+                if chat.ended() {
+                    return Err(ChatError::Ended(chat_id.to_owned()));
+                }
+                let used = live_files(chat);
+                if used.len() >= limits.max_files {
+                    return Err(ChatError::TooLarge(format!(
+                        "a chat holds at most {} files",
+                        limits.max_files
+                    )));
+                }
+                if used.iter().map(|(_, s)| s).sum::<usize>() + size > limits.max_total_size {
+                    return Err(ChatError::TooLarge(format!(
+                        "a chat holds at most {} bytes of files",
+                        limits.max_total_size
+                    )));
+                }
+                chat.client_active_at = now;
+                chat.push(CLIENT_ID, EventType::FileUploaded, None, now);
+                let mut data = user_data.clone();
+                data.insert("file-id".into(), file_id.clone());
+                data.insert("file-name".into(), name.clone());
+                data.insert("file-size".into(), size.to_string());
+                data.insert("file-type".into(), content_type.to_owned());
+                if let Some(d) = &description {
+                    data.insert("file-description".into(), d.clone());
+                }
+                if let Some(e) = chat.transcript.last_mut() {
+                    e.user_data = Some(data);
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok((_, chat)) => Ok((file_id, chat)),
+            Err(e) => {
+                let _ = self.files().delete(&file_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A file of the chat, for its customer.
+    pub async fn download(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+        file_id: &str,
+    ) -> Result<ChatFile, ChatError> {
+        let chat = self.read(service, chat_id, creds).await?;
+        self.file_of(&chat, chat_id, file_id).await
+    }
+
+    /// A file of the chat, for one of its agents.
+    pub async fn download_as_agent(
+        &self,
+        agent: &str,
+        chat_id: &str,
+        file_id: &str,
+    ) -> Result<ChatFile, ChatError> {
+        let chat = self.read_as_agent(chat_id, agent).await?;
+        self.file_of(&chat, chat_id, file_id).await
+    }
+
+    async fn file_of(
+        &self,
+        chat: &ChatSession,
+        chat_id: &str,
+        file_id: &str,
+    ) -> Result<ChatFile, ChatError> {
+        let missing = || ChatError::BadRequest(format!("no file {file_id} in chat {chat_id}"));
+        if !live_files(chat).iter().any(|(f, _)| f == file_id) {
+            return Err(missing());
+        }
+        let file = self.files().get(file_id).await?.ok_or_else(missing)?.value;
+        if file.chat_id != chat_id {
+            return Err(missing());
+        }
+        Ok(file)
+    }
+
+    /// The customer deletes a file it uploaded.
+    pub async fn delete_file(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+        file_id: &str,
+    ) -> Result<ChatSession, ChatError> {
+        let chat = self.read(service, chat_id, creds).await?;
+        self.file_of(&chat, chat_id, file_id).await?;
+        let (_, chat) = self
+            .modify(chat_id, |chat, now| {
+                if chat.ended() {
+                    return Err(ChatError::Ended(chat_id.to_owned()));
+                }
+                if !live_files(chat).iter().any(|(f, _)| f == file_id) {
+                    return Err(ChatError::BadRequest(format!(
+                        "no file {file_id} in chat {chat_id}"
+                    )));
+                }
+                chat.client_active_at = now;
+                chat.push(CLIENT_ID, EventType::FileDeleted, None, now);
+                if let Some(e) = chat.transcript.last_mut() {
+                    e.user_data =
+                        Some(BTreeMap::from([("file-id".to_owned(), file_id.to_owned())]));
+                }
+                Ok(())
+            })
+            .await?;
+        self.files().delete(file_id).await?;
+        Ok(chat)
+    }
+}
