@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use bayeux::{Bayeux, ServiceHandler, ServiceRequest, Session};
-use channels::chat::{ChatError, ChatNotifier, ChatRequest, ChatSession, Chats, CometLink};
+use channels::chat::{Agents, ChatError, ChatNotifier, ChatRequest, ChatSession, Chats, CometLink};
 use gmshub::cluster::RedisBus;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::api::chat_v2::{action, code, ChatV2Response, Params};
 
@@ -166,6 +166,7 @@ async fn answer(
 pub struct CometNotifier {
     bayeux: Weak<Bayeux>,
     bus: OnceLock<Arc<RedisBus>>,
+    agents: OnceLock<Agents>,
     pushed: Mutex<HashMap<String, u32>>,
 }
 
@@ -174,6 +175,7 @@ impl CometNotifier {
         Arc::new(Self {
             bayeux: Arc::downgrade(bayeux),
             bus: OnceLock::new(),
+            agents: OnceLock::new(),
             pushed: Mutex::new(HashMap::new()),
         })
     }
@@ -191,22 +193,91 @@ impl CometNotifier {
         let _ = self.bus.set(bus);
     }
 
+    /// Agents' CometD sessions get pings about their chats and offers.
+    pub fn set_agents(&self, agents: Agents) {
+        let _ = self.agents.set(agents);
+    }
+
     fn deliver(&self, link: &CometLink, data: &RawValue) {
-        if let Some(bus) = self.bus.get() {
-            bus.deliver(&link.client_id, &link.channel, data);
-            return;
-        }
-        let Some(bayeux) = self.bayeux.upgrade() else {
+        deliver_to(
+            &self.bayeux,
+            self.bus.get(),
+            &link.client_id,
+            &link.channel,
+            data,
+        );
+    }
+
+    /// Sends `ping` to the CometD sessions of `logins` (looked up in the
+    /// store, off the caller's path).
+    fn ping_agents(&self, logins: Vec<String>, ping: Value) {
+        let Some(agents) = self.agents.get().cloned() else {
             return;
         };
-        if let Some(session) = bayeux.session(&link.client_id) {
-            let _ = bayeux.deliver(&session, &link.channel, data);
+        if logins.is_empty() {
+            return;
         }
+        let (bayeux, bus) = (self.bayeux.clone(), self.bus.get().cloned());
+        tokio::spawn(async move {
+            let Ok(raw) = serde_json::value::to_raw_value(&ping) else {
+                return;
+            };
+            for login in logins {
+                if let Ok(Some(client_id)) = agents.comet(&login).await {
+                    deliver_to(&bayeux, bus.as_ref(), &client_id, AGENT_CHANNEL, &raw);
+                }
+            }
+        });
+    }
+}
+
+/// Delivers to a session on this node, or through the bus to its node.
+fn deliver_to(
+    bayeux: &Weak<Bayeux>,
+    bus: Option<&Arc<RedisBus>>,
+    client_id: &str,
+    channel: &str,
+    data: &RawValue,
+) {
+    if let Some(bus) = bus {
+        bus.deliver(client_id, channel, data);
+        return;
+    }
+    let Some(bayeux) = bayeux.upgrade() else {
+        return;
+    };
+    if let Some(session) = bayeux.session(client_id) {
+        let _ = bayeux.deliver(&session, channel, data);
     }
 }
 
 impl ChatNotifier for CometNotifier {
+    fn queued(&self, chat_id: &str, chat: &ChatSession) {
+        let Some(agents) = self.agents.get() else {
+            return;
+        };
+        let logins = agents
+            .serving(&chat.queue)
+            .map(|a| a.login.clone())
+            .collect();
+        self.ping_agents(
+            logins,
+            json!({"event": "offers", "queue": chat.queue, "chatId": chat_id}),
+        );
+    }
+
     fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        // Agents in the chat (and any who just left it) hear that it moved;
+        // they read the events through the agent API.
+        let logins: Vec<String> = chat
+            .participants
+            .iter()
+            .filter_map(|p| p.agent.clone())
+            .collect();
+        self.ping_agents(
+            logins,
+            json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
+        );
         let Some(link) = &chat.comet else { return };
         let last = chat.next_position() - 1;
         let from = {
@@ -227,5 +298,57 @@ impl ChatNotifier for CometNotifier {
             Ok(raw) => self.deliver(link, &raw),
             Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
         }
+    }
+}
+
+/// Where agents' CometD sessions get their pings, and attach with their
+/// token: `{"operation": "attach", "token": "..."}`.
+pub const AGENT_CHANNEL: &str = "/service/agent";
+
+/// The agent side's CometD channel: an agent attaches its session with the
+/// token of the agent API, then gets a ping on every change of its chats
+/// (`{"event": "chat", "chatId", "nextPosition", "state"}`) and whenever a
+/// chat waits in one of its queues (`{"event": "offers", ...}`), and reads
+/// what changed through the agent API.
+pub struct AgentComet {
+    agents: Agents,
+}
+
+impl AgentComet {
+    pub fn new(agents: Agents) -> Self {
+        Self { agents }
+    }
+}
+
+impl ServiceHandler for AgentComet {
+    fn handle(&self, server: &Arc<Bayeux>, session: &Arc<Session>, request: &ServiceRequest<'_>) {
+        let data: Value = serde_json::from_str(request.data.get()).unwrap_or(Value::Null);
+        let (agents, server, session) = (self.agents.clone(), server.clone(), session.clone());
+        tokio::spawn(async move {
+            let answer = match (data["operation"].as_str(), data["token"].as_str()) {
+                (Some("attach"), Some(token)) => match agents.authenticate(token).await {
+                    Ok(account) => {
+                        let login = account.login.clone();
+                        match agents.set_comet(&login, session.id()).await {
+                            Ok(()) => {
+                                json!({"operation": "attach", "successful": true, "agent": login})
+                            }
+                            Err(e) => {
+                                json!({"operation": "attach", "successful": false, "error": e.to_string()})
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        json!({"operation": "attach", "successful": false, "error": e.to_string()})
+                    }
+                },
+                _ => {
+                    json!({"successful": false, "error": "expected {\"operation\": \"attach\", \"token\": ...}"})
+                }
+            };
+            if let Ok(raw) = serde_json::value::to_raw_value(&answer) {
+                let _ = server.deliver(&session, AGENT_CHANNEL, &raw);
+            }
+        });
     }
 }

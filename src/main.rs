@@ -146,6 +146,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let storage = channels::storage::Storage::new(store.clone());
     let chats = channels::chat::Chats::new(store.clone(), settings.chat.clone())
         .with_notifier(notifier.clone());
+    let notifier_agents = notifier.clone();
     bayeux.add_service(
         chat_comet::PATTERN,
         Arc::new(chat_comet::ChatV2Comet::new(chats.clone(), notifier)),
@@ -156,6 +157,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         settings::agent_accounts(&options, &settings.chat),
         chats.clone(),
     );
+    bayeux.add_service(
+        chat_comet::AGENT_CHANNEL,
+        Arc::new(chat_comet::AgentComet::new(agents.clone())),
+    )?;
+    notifier_agents.set_agents(agents.clone());
     let services = app::Services {
         v1: api::chat_v1::V1 {
             chats: chats.clone(),

@@ -165,3 +165,43 @@ for (const transport of ["websocket", "long-polling"]) {
     });
   });
 }
+
+describe("the agent side over CometD", () => {
+  let server;
+  before(async () => (server = await startServer()), TEST);
+  after(async () => {
+    await disconnectAll();
+    await server?.stop();
+  }, TEST);
+
+  it("an attached agent session hears of offers and of every change to its chats", TEST, async () => {
+    const agent = await Agent.login(server);
+    await agent.call("POST", "/ready", { capacity: 1 });
+    const desk = newClient(server.url);
+    assert.equal((await connect(desk)).successful, true);
+    const pings = new Inbox();
+    await subscribe(desk, "/service/agent", pings.listener);
+    await publish(desk, "/service/agent", { operation: "attach", token: "forged" });
+    await pings.until((m) => m.some((x) => x.data.successful === false), "refused attach");
+    await publish(desk, "/service/agent", { operation: "attach", token: agent.token });
+    await pings.until((m) => m.some((x) => x.data.successful === true && x.data.agent === "agent"), "attach");
+
+    // A customer asks for a chat (over REST): the desk hears of an offer.
+    const form = new URLSearchParams({ nickname: "Kim" });
+    const started = await (await fetch(`${server.origin}/genesys/2/chat/customer-support`, { method: "POST", body: form })).json();
+    await pings.until((m) => m.some((x) => x.data.event === "offers" && x.data.chatId === started.chatId), "offer ping");
+
+    await agent.call("POST", `/chats/${started.chatId}/accept`);
+    const send = new URLSearchParams({ userId: started.userId, secureKey: started.secureKey, alias: "1", message: "hello desk" });
+    await fetch(`${server.origin}/genesys/2/chat/customer-support/${started.chatId}/send`, { method: "POST", body: send });
+    const ping = await pings.until(
+      (m) => m.some((x) => x.data.event === "chat" && x.data.chatId === started.chatId && x.data.nextPosition >= 4),
+      "chat ping",
+    );
+    const last = ping.filter((x) => x.data.event === "chat").at(-1).data;
+    const chat = await agent.call("GET", `/chats/${started.chatId}?from=3`);
+    assert.equal(chat.body.messages[0].text, "hello desk");
+    assert.equal(chat.body.nextPosition, last.nextPosition);
+    assert.equal(last.state, "connected");
+  });
+});

@@ -69,6 +69,7 @@ pub struct Agents {
     accounts: Arc<HashMap<String, AgentAccount>>,
     tokens: Collection<String>,
     presence: Collection<Presence>,
+    comet: Collection<String>,
     chats: Chats,
 }
 
@@ -86,9 +87,30 @@ impl Agents {
         Self {
             accounts: Arc::new(accounts.into_iter().map(|a| (a.login.clone(), a)).collect()),
             tokens: Collection::by_id(store.clone(), "agent-session"),
-            presence: Collection::by_id(store, "agent-presence"),
+            presence: Collection::by_id(store.clone(), "agent-presence"),
+            comet: Collection::by_id(store, "agent-comet"),
             chats,
         }
+    }
+
+    /// The agent's CometD session, where its event pings go.
+    pub async fn set_comet(&self, login: &str, client_id: &str) -> Result<(), AgentError> {
+        self.comet
+            .put(login, &client_id.to_owned(), Some(SESSION_TTL))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn comet(&self, login: &str) -> Result<Option<String>, AgentError> {
+        Ok(self.comet.get(login).await?.map(|v| v.value))
+    }
+
+    /// The accounts that serve `queue`.
+    pub fn serving(&self, queue: &str) -> impl Iterator<Item = &AgentAccount> {
+        let queue = queue.to_owned();
+        self.accounts
+            .values()
+            .filter(move |a| a.queues.contains(&queue))
     }
 
     pub fn chats(&self) -> &Chats {

@@ -17,6 +17,10 @@ use super::model::{
 pub trait ChatNotifier: Send + Sync + 'static {
     /// `chat` now holds events from index `from` on that were not there.
     fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32);
+
+    /// The chat waits in its queue (new, transferred, or still waiting):
+    /// agents serving the queue may want to look at their offers.
+    fn queued(&self, _chat_id: &str, _chat: &ChatSession) {}
 }
 
 /// A chat service's options (`chat.<name>`, then `chat`, then these defaults).
@@ -277,6 +281,9 @@ impl Chats {
         loop {
             let id = token();
             if self.sessions.create(&id, &chat, Some(ttl)).await?.is_some() {
+                if let Some(notifier) = &self.notifier {
+                    notifier.queued(&id, &chat);
+                }
                 return Ok((id, chat));
             }
         }
@@ -328,6 +335,9 @@ impl Chats {
                 if let Some(notifier) = &self.notifier {
                     if chat.next_position() > before {
                         notifier.changed(chat_id, &chat, before);
+                    }
+                    if chat.state == ChatState::Queued {
+                        notifier.queued(chat_id, &chat);
                     }
                 }
                 return Ok((out, chat));
