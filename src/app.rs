@@ -35,6 +35,8 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/js/cometd/{file}", get(page::cometd_js))
+        .route("/chat", get(page::chat))
+        .route("/agent", get(page::agent))
         .merge(bayeux::transport::router(bayeux, &MOUNTS))
         .merge(api::storage::router(
             services.storage,

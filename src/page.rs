@@ -1,6 +1,8 @@
-//! The demo page at `/`: connect with the official CometD JavaScript client,
-//! subscribe, publish, and watch messages arrive. The client's files are
-//! embedded at build time (see `build.rs`) and served under `/js/cometd/`.
+//! The pages the binary serves: the CometD playground at `/` (connect with
+//! the official CometD JavaScript client, subscribe, publish, watch messages
+//! arrive), the customer chat widget at `/chat` and the agent desk at
+//! `/agent`. The client's files are embedded at build time (see `build.rs`)
+//! and served under `/js/cometd/`.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -9,6 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
 const INDEX: &str = include_str!("../web/index.html");
+const CHAT: &str = include_str!("../web/chat.html");
+const AGENT: &str = include_str!("../web/agent.html");
 const MISSING: &str =
     "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
 CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
@@ -19,6 +23,16 @@ pub async fn index() -> Html<&'static str> {
     } else {
         Html(INDEX)
     }
+}
+
+/// The customer chat widget: Chat API v2 over CometD, REST as fallback.
+pub async fn chat() -> Html<&'static str> {
+    Html(if COMETD_JS.is_empty() { MISSING } else { CHAT })
+}
+
+/// The agent desk: the agent API, with events over CometD.
+pub async fn agent() -> Html<&'static str> {
+    Html(if COMETD_JS.is_empty() { MISSING } else { AGENT })
 }
 
 pub async fn cometd_js(Path(file): Path<String>) -> Response {
