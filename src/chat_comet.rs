@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::api::chat_v2::{action, code, ChatV2Response, Params};
+use crate::genesys_channel::{GenesysUsers, CHANNEL as GENESYS};
 
 pub const PATTERN: &str = "/service/chatV2/*";
 const PREFIX: &str = "/service/chatV2/";
@@ -167,6 +168,7 @@ pub struct CometNotifier {
     bayeux: Weak<Bayeux>,
     bus: OnceLock<Arc<RedisBus>>,
     agents: OnceLock<Agents>,
+    genesys: OnceLock<Arc<GenesysUsers>>,
     pushed: Mutex<HashMap<String, u32>>,
 }
 
@@ -176,6 +178,7 @@ impl CometNotifier {
             bayeux: Arc::downgrade(bayeux),
             bus: OnceLock::new(),
             agents: OnceLock::new(),
+            genesys: OnceLock::new(),
             pushed: Mutex::new(HashMap::new()),
         })
     }
@@ -278,11 +281,17 @@ impl ChatNotifier for CometNotifier {
             logins,
             json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
         );
-        let Some(link) = &chat.comet else { return };
+        let v1_user = chat.v1.as_ref().and_then(|v| v.gms_user.clone());
+        if chat.background || (chat.comet.is_none() && v1_user.is_none()) {
+            return; // nobody to push to: the client reads the transcript when back
+        }
         let last = chat.next_position() - 1;
         let from = {
             let mut pushed = self.pushed.lock();
-            let from = pushed.get(chat_id).map_or(from, |&p| p + 1);
+            let from = pushed
+                .get(chat_id)
+                .map_or(from, |&p| p + 1)
+                .max(chat.resume_from.unwrap_or(0));
             if from > last {
                 return; // a later record already carried these
             }
@@ -293,11 +302,69 @@ impl ChatNotifier for CometNotifier {
             }
             from
         };
-        let response = ChatV2Response::ok(chat_id, chat, Some(from));
-        match serde_json::value::to_raw_value(&response) {
-            Ok(raw) => self.deliver(link, &raw),
-            Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
+        if let Some(link) = &chat.comet {
+            let response = ChatV2Response::ok(chat_id, chat, Some(from));
+            match serde_json::value::to_raw_value(&response) {
+                Ok(raw) => self.deliver(link, &raw),
+                Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
+            }
         }
+        if let (Some(user), Some(users)) = (v1_user, self.genesys.get()) {
+            self.deliver_v1(users, &user, chat_id, chat, from);
+        }
+    }
+}
+
+impl CometNotifier {
+    /// Chat API v1 events on `/_genesys`, to the session of the chat's
+    /// `gms_user`: the chat interaction resource in GMS's comet envelope.
+    fn deliver_v1(
+        &self,
+        users: &Arc<GenesysUsers>,
+        user: &str,
+        chat_id: &str,
+        chat: &ChatSession,
+        from: u32,
+    ) {
+        let mut message = crate::api::chat_v1::resource(chat_id, chat, from, false);
+        // Over CometD, GMS sends the position as a string.
+        message["transcriptPosition"] = json!(chat.next_position().to_string());
+        let id: [u8; 16] = rand::random();
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let service_id = chat
+            .v1
+            .as_ref()
+            .map(|v| v.service_id.as_str())
+            .unwrap_or_default();
+        let envelope = json!({
+            "message": message,
+            "id": id,
+            "tag": format!("service.chat.refresh.{}-{service_id}", chat.next_position()),
+        });
+        let Ok(raw) = serde_json::value::to_raw_value(&envelope) else {
+            return;
+        };
+        if let Some(client_id) = users.local(user) {
+            deliver_to(&self.bayeux, self.bus.get(), &client_id, GENESYS, &raw);
+            return;
+        }
+        // Known on another node, perhaps: look it up off this path.
+        let (bayeux, bus, users, user) = (
+            self.bayeux.clone(),
+            self.bus.get().cloned(),
+            users.clone(),
+            user.to_owned(),
+        );
+        tokio::spawn(async move {
+            if let Some(client_id) = users.lookup(&user).await {
+                deliver_to(&bayeux, bus.as_ref(), &client_id, GENESYS, &raw);
+            }
+        });
+    }
+
+    /// Chat API v1 clients listen on `/_genesys`, found by `gms_user`.
+    pub fn set_genesys_users(&self, users: Arc<GenesysUsers>) {
+        let _ = self.genesys.set(users);
     }
 }
 

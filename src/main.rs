@@ -7,6 +7,7 @@ mod app;
 mod chat_comet;
 mod config;
 mod echo;
+mod genesys_channel;
 mod page;
 mod settings;
 
@@ -162,6 +163,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(chat_comet::AgentComet::new(agents.clone())),
     )?;
     notifier_agents.set_agents(agents.clone());
+    let genesys_users = genesys_channel::GenesysUsers::new(store.clone());
+    notifier_agents.set_genesys_users(genesys_users.clone());
+    bayeux.add_extension(Arc::new(genesys_channel::GenesysChannel::new(
+        genesys_users.clone(),
+        chats.clone(),
+    )));
+    bayeux.on_session_removed(Arc::new(move |session, _| {
+        if let Some(user) = session.identity() {
+            genesys_users.removed(user, session.id());
+        }
+    }));
     let services = app::Services {
         v1: api::chat_v1::V1 {
             chats: chats.clone(),

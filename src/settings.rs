@@ -206,6 +206,9 @@ impl Settings {
                     transports
                 },
                 client_id_prefix,
+                // GMS clients name their user in this header on every request,
+                // the CometD ones included (Chat API v1, notifications).
+                identity_header: Some("gms_user".to_owned()),
             },
         }
     }

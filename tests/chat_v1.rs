@@ -256,3 +256,153 @@ async fn v1_errors_are_classic_gms_errors() {
     let (status, _) = post(&s, &format!("{path}/jump"), Some("owner"), &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Long-polls until deliveries on `/_genesys` arrive (bounded); returns
+/// their data.
+async fn genesys_deliveries(browser: &common::Browser, client_id: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no /_genesys delivery"
+        );
+        let got = browser
+            .send(json!([{"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling",
+                "advice": {"timeout": 2000}}]))
+            .await;
+        let data: Vec<Value> = got
+            .iter()
+            .filter(|m| m["channel"] == "/_genesys")
+            .map(|m| m["data"].clone())
+            .collect();
+        if !data.is_empty() {
+            return data;
+        }
+    }
+}
+
+#[tokio::test]
+async fn v1_events_arrive_on_genesys_and_wait_while_in_background() {
+    let s = Server::start(&[]);
+    let browser = common::Browser::with_headers(&s, &[("gms_user", "u7")]);
+    let client_id = browser.session().await;
+    let sub = browser.subscribe(&client_id, json!("/_genesys")).await;
+    assert_eq!(sub["successful"], true);
+
+    let (_, service) = post(&s, "/genesys/1/service/request-chat", Some("u7"), &[]).await;
+    let id = service["_id"].as_str().unwrap().to_owned();
+    let path = format!("/genesys/1/service/{id}/ixn/chat");
+    let (_, chat) = post(
+        &s,
+        &path,
+        Some("u7"),
+        &[("firstName", "Al"), ("notify_by", "comet")],
+    )
+    .await;
+    let chat_id = chat["chatSessionId"].as_str().unwrap().to_owned();
+
+    let (http, token) = agent(&s).await;
+    let say = |text: &'static str| {
+        http.post(s.url(&format!("/gmshub/agent/chats/{chat_id}/send")))
+            .bearer_auth(&token)
+            .json(&json!({"message": text}))
+            .send()
+    };
+    http.post(s.url("/gmshub/agent/chats/next"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    say("hello Al").await.unwrap();
+    // The agent's join and message, pushed in GMS's comet envelope.
+    let mut seen: Vec<Value> = Vec::new();
+    while !seen.iter().any(|e| e[2] == "hello Al") {
+        for d in genesys_deliveries(&browser, &client_id).await {
+            assert_eq!(d["id"].as_str().unwrap().len(), 32);
+            assert!(
+                d["tag"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("service.chat.refresh."),
+                "{d}"
+            );
+            assert!(
+                d["message"]["transcriptPosition"].is_string(),
+                "a string over CometD: {d}"
+            );
+            assert_eq!(d["message"]["chatSessionId"], chat_id.as_str());
+            seen.extend(
+                d["message"]["transcriptToShow"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .cloned(),
+            );
+        }
+    }
+    assert_eq!(seen[0][0], "Notice.Joined");
+    assert_eq!(seen.last().unwrap()[4], "AGENT");
+
+    // The app goes to the background: the agent is told, nothing is pushed.
+    let bye = browser
+        .send(json!([{"channel": "/meta/disconnect", "clientId": client_id, "ext": {"transcriptPosition": "4"}}]))
+        .await;
+    assert_eq!(bye[0]["successful"], true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let view: Value = http
+            .get(s.url(&format!("/gmshub/agent/chats/{chat_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "CustomNotice")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background notice: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    say("are you there?").await.unwrap();
+
+    // Back: a new CometD session, and a refresh that reads what was missed.
+    let again = browser.session().await;
+    browser.subscribe(&again, json!("/_genesys")).await;
+    let (_, v) = post(
+        &s,
+        &format!("{path}/refresh"),
+        Some("u7"),
+        &[("transcriptPosition", "4")],
+    )
+    .await;
+    let texts: Vec<&str> = v["transcriptToShow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[2].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "The customer's app went to the background.",
+            "are you there?"
+        ]
+    );
+    // From now on, pushes reach the new session.
+    say("welcome back").await.unwrap();
+    let d = genesys_deliveries(&browser, &again).await;
+    assert_eq!(
+        d[0]["message"]["transcriptToShow"][0][2], "welcome back",
+        "{d:?}"
+    );
+}

@@ -220,6 +220,7 @@ fn run(server: &std::sync::Arc<bayeux::Bayeux>, batch: Value) -> Vec<Value> {
         transport: bayeux::Transport::LongPolling,
         browser: None,
         bound: None,
+        user: None,
     };
     let outcome = server.handle_batch(parsed, &ctx);
     let mut parts = outcome.replies;

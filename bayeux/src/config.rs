@@ -54,6 +54,9 @@ pub struct BayeuxConfig {
     /// Put before every clientId this server hands out, so that the server
     /// of a cluster holding a session can be told from its id.
     pub client_id_prefix: String,
+    /// A request header naming the end user (GMS: `gms_user`); the value a
+    /// handshake carries is kept on the session it creates.
+    pub identity_header: Option<String>,
 }
 
 impl Default for BayeuxConfig {
@@ -77,6 +80,7 @@ impl Default for BayeuxConfig {
             ws_idle_timeout: Duration::from_millis(300_000),
             allowed_transports: crate::TRANSPORTS.to_vec(),
             client_id_prefix: String::new(),
+            identity_header: None,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct RequestContext<'a> {
     pub browser: Option<&'a str>,
     /// The session the WebSocket connection carrying this batch belongs to.
     pub bound: Option<&'a Arc<Session>>,
+    /// The end user the request names (`BayeuxConfig::identity_header`).
+    pub user: Option<&'a str>,
 }
 
 /// What handling a batch produced.
@@ -542,6 +544,7 @@ impl Bayeux {
             self.next_key.fetch_add(1, Ordering::Relaxed),
             id.into(),
             ctx.browser.map(Into::into),
+            ctx.user.map(Into::into),
             ext.clone(),
             now_ms() + self.config.max_interval.as_millis() as u64,
         ));

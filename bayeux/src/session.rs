@@ -95,6 +95,7 @@ pub struct Session {
     key: u64,
     id: Box<str>,
     browser: Option<Box<str>>,
+    identity: Option<Box<str>>,
     handshake_ext: Option<Map<String, Value>>,
     queues: Mutex<Queues>,
     /// Woken when the queue turns non-empty, when a new `/meta/connect`
@@ -115,6 +116,7 @@ impl Session {
         key: u64,
         id: Box<str>,
         browser: Option<Box<str>>,
+        identity: Option<Box<str>>,
         handshake_ext: Option<Map<String, Value>>,
         expires_at: u64,
     ) -> Self {
@@ -122,6 +124,7 @@ impl Session {
             key,
             id,
             browser,
+            identity,
             handshake_ext,
             queues: Mutex::new(Queues {
                 next_batch: 1,
@@ -144,6 +147,11 @@ impl Session {
     /// A small number unique to this session within the process.
     pub fn key(&self) -> u64 {
         self.key
+    }
+
+    /// The end user its handshake named (`BayeuxConfig::identity_header`).
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 
     /// The BAYEUX_BROWSER id the session was created under.
@@ -319,7 +327,7 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        Session::new(1, "c".into(), None, None, u64::MAX)
+        Session::new(1, "c".into(), None, None, None, u64::MAX)
     }
 
     #[test]

@@ -93,6 +93,7 @@ mod tests {
             format!("c{key}").into(),
             None,
             None,
+            None,
             u64::MAX,
         ))
     }

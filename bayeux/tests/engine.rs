@@ -23,6 +23,7 @@ fn ctx() -> RequestContext<'static> {
         transport: Transport::LongPolling,
         browser: Some(BROWSER),
         bound: None,
+        user: None,
     }
 }
 

@@ -140,9 +140,19 @@ pub struct Answer {
 
 impl Browser {
     pub fn new(server: &Server) -> Browser {
+        Self::with_headers(server, &[])
+    }
+
+    /// A browser that sends these headers on every request (`gms_user`).
+    pub fn with_headers(server: &Server, headers: &[(&'static str, &str)]) -> Browser {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().expect("header value"));
+        }
         Browser {
             http: reqwest::Client::builder()
                 .cookie_store(true)
+                .default_headers(map)
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),

@@ -11,7 +11,7 @@ use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{browser_cookie, browser_id, websocket};
+use super::{browser_cookie, browser_id, identity, websocket};
 use crate::error;
 use crate::message::{encode_array, parse_batch, Parsed};
 use crate::server::{Bayeux, RequestContext, Transport};
@@ -112,10 +112,12 @@ async fn exchange(
 ) -> (Vec<u8>, Option<HeaderValue>) {
     let cookie_name = &server.config().browser_cookie_name;
     let (browser, is_new) = browser_id(headers, cookie_name);
+    let user = identity(headers, server.config());
     let ctx = RequestContext {
         transport,
         browser: Some(&browser),
         bound: None,
+        user: user.as_deref(),
     };
     let outcome = server.handle_batch(batch, &ctx);
     let cookie =

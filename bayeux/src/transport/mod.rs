@@ -33,6 +33,14 @@ fn endpoint() -> MethodRouter<Arc<Bayeux>> {
 
 /// The browser id of a request: its BAYEUX_BROWSER cookie, or a new one
 /// (`true`) to be set if the request creates a session.
+/// The end user a request names, from `BayeuxConfig::identity_header`.
+pub(crate) fn identity(headers: &HeaderMap, config: &crate::BayeuxConfig) -> Option<String> {
+    let name = config.identity_header.as_deref()?;
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    // Bounded: it is kept on the session.
+    (!value.is_empty() && value.len() <= 256).then(|| value.to_owned())
+}
+
 pub(crate) fn browser_id(headers: &HeaderMap, cookie_name: &str) -> (String, bool) {
     let found = headers
         .get_all(header::COOKIE)

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-use super::{browser_cookie, browser_id};
+use super::{browser_cookie, browser_id, identity};
 use crate::error;
 use crate::message::{encode_array, parse_batch, ParseError};
 use crate::server::{Bayeux, HeldConnect, RequestContext, Transport};
@@ -38,6 +38,7 @@ pub(super) fn upgrade(
     let cfg = server.config();
     let (browser, is_new) = browser_id(headers, &cfg.browser_cookie_name);
     let cookie = is_new.then(|| browser_cookie(&cfg.browser_cookie_name, &browser));
+    let user = identity(headers, cfg);
     // tungstenite's default buffers are 128 KiB each way, per socket. Every
     // frame we write is a whole batch already, so nothing is gained by
     // buffering writes.
@@ -47,7 +48,7 @@ pub(super) fn upgrade(
         .max_message_size(cfg.max_message_size)
         .max_frame_size(cfg.max_message_size)
         .protocols(["cometd"])
-        .on_upgrade(move |socket| Connection::new(server, browser).run(socket));
+        .on_upgrade(move |socket| Connection::new(server, browser, user).run(socket));
     if let Some(cookie) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -57,6 +58,8 @@ pub(super) fn upgrade(
 struct Connection {
     server: Arc<Bayeux>,
     browser: String,
+    /// The end user the upgrade request named, if any.
+    user: Option<String>,
     /// The session this socket carries, once a handshake (or a connect for a
     /// session of the same browser) has named it.
     bound: Option<Arc<Session>>,
@@ -79,10 +82,11 @@ enum Event {
 }
 
 impl Connection {
-    fn new(server: Arc<Bayeux>, browser: String) -> Self {
+    fn new(server: Arc<Bayeux>, browser: String, user: Option<String>) -> Self {
         Self {
             server,
             browser,
+            user,
             bound: None,
             held: None,
             out: Vec::new(),
@@ -236,6 +240,7 @@ impl Connection {
             transport: Transport::WebSocket,
             browser: Some(&self.browser),
             bound: self.bound.as_ref(),
+            user: self.user.as_deref(),
         };
         let outcome = self.server.handle_batch(batch, &ctx);
         self.out.extend(outcome.replies);

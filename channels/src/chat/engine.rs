@@ -153,6 +153,12 @@ fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
     let mut v = vec![IndexEntry::new("key", &c.secure_key)];
     if let Some(v1) = &c.v1 {
         v.push(IndexEntry::new("v1", &v1.service_id));
+        if let Some(user) = &v1.gms_user {
+            v.push(IndexEntry::new("v1user", user));
+        }
+    }
+    if let Some(link) = &c.comet {
+        v.push(IndexEntry::new("comet", &link.client_id));
     }
     if c.ended() {
         return v;
@@ -275,6 +281,8 @@ impl Chats {
             declined: Vec::new(),
             comet: req.comet,
             v1: req.v1,
+            background: false,
+            resume_from: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
         let ttl = self.ttl(&chat);
@@ -363,7 +371,9 @@ impl Chats {
             let chat = self.read(service, chat_id, creds).await?;
             // (at most every 5 s, or a quarter of a shorter timeout).
             let every = (options.client_timeout.as_millis() as u64 / 4).min(5_000);
-            if chat.ended() || now_ms().saturating_sub(chat.client_active_at) < every {
+            if chat.ended()
+                || (!chat.background && now_ms().saturating_sub(chat.client_active_at) < every)
+            {
                 return Ok(chat);
             }
         }
@@ -373,6 +383,7 @@ impl Chats {
                 if matches!(action, Action::Refresh) {
                     if !chat.ended() {
                         chat.client_active_at = now;
+                        chat.back_from_background();
                     }
                     return Ok(());
                 }
@@ -380,6 +391,7 @@ impl Chats {
                     return Err(ChatError::Ended(chat_id.to_owned()));
                 }
                 chat.client_active_at = now;
+                chat.back_from_background();
                 apply(chat, CLIENT_ID, &action, &options, now)
             })
             .await?;
@@ -559,6 +571,7 @@ impl Chats {
             .modify(chat_id, |chat, now| {
                 check(service, chat_id, chat, creds)?;
                 chat.comet = Some(link.clone());
+                chat.back_from_background();
                 if !chat.ended() {
                     chat.client_active_at = now;
                 }
@@ -635,6 +648,62 @@ impl Chats {
                 }
             }
         });
+    }
+
+    /// The customer's app went to the background: its CometD session (v2) or
+    /// the sessions of its `gms_user` (v1) are left alone until it is back,
+    /// and the agents see a notice. Returns how many chats it concerned.
+    pub async fn to_background(
+        &self,
+        client_id: &str,
+        gms_user: Option<&str>,
+    ) -> Result<usize, ChatError> {
+        let mut found = Vec::new();
+        if crate::store::check_key("a clientId", client_id).is_ok() {
+            found.extend(
+                self.sessions
+                    .find("comet", client_id, 100)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
+        }
+        if let Some(user) = gms_user.filter(|u| crate::store::check_key("a gms_user", u).is_ok()) {
+            found.extend(
+                self.sessions
+                    .find("v1user", user, 100)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
+        }
+        let mut count = 0;
+        for id in found {
+            let outcome = self
+                .modify(&id, |chat, now| {
+                    if chat.ended() || chat.background {
+                        return Ok(false);
+                    }
+                    chat.background = true;
+                    if chat
+                        .comet
+                        .as_ref()
+                        .is_some_and(|l| l.client_id == client_id)
+                    {
+                        chat.comet = None;
+                    }
+                    let text = "The customer's app went to the background.".to_owned();
+                    chat.push(CLIENT_ID, EventType::CustomNotice, Some(text), now);
+                    Ok(true)
+                })
+                .await;
+            match outcome {
+                Ok((true, _)) => count += 1,
+                Ok((false, _)) | Err(ChatError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(count)
     }
 
     /// Chats waiting in a queue.

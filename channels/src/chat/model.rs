@@ -110,6 +110,24 @@ pub struct ChatSession {
     /// and the `gms_user` that requested it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v1: Option<V1Link>,
+    /// The customer's app went to the background (`/meta/disconnect` with
+    /// `ext.transcriptPosition`): nothing is pushed to it until it is back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
+    /// Back from the background at this index: the client read what came
+    /// before by itself, so pushes start here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_from: Option<u32>,
+}
+
+impl ChatSession {
+    /// Leaves the background (if in it): pushes start at the next event.
+    pub fn back_from_background(&mut self) {
+        if self.background {
+            self.background = false;
+            self.resume_from = Some(self.next_position());
+        }
+    }
 }
 
 /// How a Chat API v1 chat is reached: `/genesys/1/service/{service_id}/ixn/chat`.
