@@ -48,3 +48,34 @@ async fn purge_removes_only_expired_rows() {
     assert_eq!(store.purge().await.unwrap(), 1);
     assert!(store.get("c", "kept").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_file_from_before_the_entries_column_opens_and_keeps_its_data() {
+    use channels::store::{IndexEntry, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, value BLOB NOT NULL,
+               version INTEGER NOT NULL, expires_at INTEGER, PRIMARY KEY (collection, id)) WITHOUT ROWID;
+             CREATE TABLE record_index (collection TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+               id TEXT NOT NULL, PRIMARY KEY (collection, name, value, id)) WITHOUT ROWID;
+             INSERT INTO records VALUES ('c', 'old', x'6869', 3, NULL);
+             INSERT INTO record_index VALUES ('c', 'tag', 'a', 'old');",
+        )
+        .unwrap();
+    }
+    let store = Sqlite::open(&path).unwrap();
+    let r = store.get("c", "old").await.unwrap().unwrap();
+    assert_eq!((r.value.as_slice(), r.version), (&b"hi"[..], 3));
+    assert_eq!(store.find("c", "tag", "a", 10).await.unwrap().len(), 1);
+    let tags = [IndexEntry::new("tag", "b")];
+    store
+        .update("c", "old", 3, Write::new(b"x").indexes(&tags))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.find("c", "tag", "a", 10).await.unwrap().is_empty());
+    assert_eq!(store.find("c", "tag", "b", 10).await.unwrap().len(), 1);
+}

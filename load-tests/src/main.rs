@@ -14,6 +14,7 @@
 //! the report gives delivered messages per second, latency percentiles,
 //! misses, errors, server RSS and CPU, and the generator's own CPU.
 
+mod chat;
 mod fleet;
 mod lp;
 mod stats;
@@ -34,6 +35,8 @@ enum Scenario {
     Fanout,
     Idle,
     Churn,
+    /// Chat API v2 over CometD, answered by bots (gmshub only).
+    Chat,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -93,6 +96,21 @@ struct Args {
     /// A name for the server, written into the report.
     #[arg(long, default_value = "server")]
     label: String,
+    /// `chat`: chats to run in all.
+    #[arg(long, default_value_t = 1000)]
+    chats: usize,
+    /// `chat`: messages each customer sends (each answered by a bot).
+    #[arg(long, default_value_t = 5)]
+    messages: usize,
+    /// `chat`: bot accounts `bot0`..`botN-1` answering.
+    #[arg(long, default_value_t = 10)]
+    bots: usize,
+    /// `chat`: the bots' password.
+    #[arg(long, default_value = "bot")]
+    bot_password: String,
+    /// `chat`: the chat service.
+    #[arg(long, default_value = "customer-support")]
+    service: String,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -178,7 +196,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         size: args.size,
         ..Report::default()
     };
-    if args.scenario == Scenario::Churn {
+    if args.scenario == Scenario::Chat {
+        let chat_args = chat::ChatArgs {
+            chats: args.chats,
+            concurrency: args.concurrency,
+            messages: args.messages,
+            bots: args.bots,
+            bot_password: args.bot_password.clone(),
+            service: args.service.clone(),
+        };
+        report.chat = Some(chat::run(&targets[0], &chat_args, &args.server_pid).await);
+    } else if args.scenario == Scenario::Churn {
         report.churn = Some(churn(&args, &targets).await);
     } else {
         run_fleet(&args, &targets, &members, rooms, &mut report).await?;

@@ -176,6 +176,7 @@ pub struct Report {
     pub rss_kb_per_session: Option<f64>,
     pub steps: Vec<Step>,
     pub churn: Option<Churn>,
+    pub chat: Option<crate::chat::ChatReport>,
 }
 
 /// Resident and peak memory (kB) and CPU seconds (user + system) of a process.

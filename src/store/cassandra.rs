@@ -267,6 +267,7 @@ struct Statements {
     add_index: PreparedStatement,
     remove_index: PreparedStatement,
     find: PreparedStatement,
+    count: PreparedStatement,
 }
 
 pub struct Cassandra {
@@ -352,6 +353,10 @@ impl Cassandra {
             .await?,
             remove_index: prepare(format!(
                 "DELETE FROM {ks}.{INDEX} WHERE collection = ? AND name = ? AND value = ? AND id = ?"
+            ))
+            .await?,
+            count: prepare(format!(
+                "SELECT COUNT(*) FROM {ks}.{INDEX} WHERE collection = ? AND name = ? AND value = ?"
             ))
             .await?,
             find: prepare(format!(
@@ -599,6 +604,20 @@ impl Store for Cassandra {
             }
         }
         Err(contended(id))
+    }
+
+    async fn count(&self, collection: &str, name: &str, value: &str) -> Result<u64> {
+        let n: i64 = self
+            .session
+            .execute_unpaged(&self.st.count, (collection, name, value))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .single_row::<(i64,)>()
+            .map_err(corrupt)?
+            .0;
+        Ok(n.max(0) as u64)
     }
 
     async fn find(

@@ -338,6 +338,20 @@ impl Store for Redis {
         Ok(n == 1)
     }
 
+    async fn count(&self, collection: &str, name: &str, value: &str) -> Result<u64> {
+        check_name(collection)?;
+        check_name(name)?;
+        let mut conn = self.conn.clone();
+        // Members are scored by their record's expiry; deletes remove them.
+        redis::cmd("ZCOUNT")
+            .arg(format!("{}{name}:{value}", self.index_prefix(collection)))
+            .arg(format!("({}", now_ms()))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)
+    }
+
     async fn find(
         &self,
         collection: &str,

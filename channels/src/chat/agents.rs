@@ -196,8 +196,8 @@ impl Agents {
         if !presence.ready {
             return Ok(false);
         }
-        let busy = self.active_chats(&account.login).await?.len() as u32;
-        Ok(busy < presence.capacity)
+        let busy = self.chats.count_of_agent(&account.login).await?;
+        Ok(busy < u64::from(presence.capacity))
     }
 
     /// Waiting chats of the agent's queues, oldest first; none unless the

@@ -365,12 +365,12 @@ impl Chats {
         creds: &Credentials,
         action: Action,
     ) -> Result<ChatSession, ChatError> {
-        let options = self.sessions_options(chat_id).await?;
         if matches!(action, Action::Refresh) {
             // A refresh counts as activity, but writes only when it must.
             let chat = self.read(service, chat_id, creds).await?;
             // (at most every 5 s, or a quarter of a shorter timeout).
-            let every = (options.client_timeout.as_millis() as u64 / 4).min(5_000);
+            let timeout = self.options_of(&chat).client_timeout;
+            let every = (timeout.as_millis() as u64 / 4).min(5_000);
             if chat.ended()
                 || (!chat.background && now_ms().saturating_sub(chat.client_active_at) < every)
             {
@@ -392,19 +392,19 @@ impl Chats {
                 }
                 chat.client_active_at = now;
                 chat.back_from_background();
+                let options = self.options_of(chat);
                 apply(chat, CLIENT_ID, &action, &options, now)
             })
             .await?;
         Ok(chat)
     }
 
-    async fn sessions_options(&self, chat_id: &str) -> Result<ChatServiceOptions, ChatError> {
-        let chat = self.load(chat_id).await?;
-        Ok(self
-            .services
-            .get(&chat.value.service)
+    /// The options of a chat's service (in memory: no store read).
+    fn options_of(&self, chat: &ChatSession) -> ChatServiceOptions {
+        self.services
+            .get(&chat.service)
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// An action of an agent (or bot) who is in the chat.
@@ -414,7 +414,6 @@ impl Chats {
         agent: &str,
         action: Action,
     ) -> Result<ChatSession, ChatError> {
-        let options = self.sessions_options(chat_id).await?;
         if matches!(action, Action::Refresh) {
             return self.read_as_agent(chat_id, agent).await;
         }
@@ -427,6 +426,7 @@ impl Chats {
                     .agent_participant(agent)
                     .ok_or_else(|| ChatError::Forbidden(chat_id.to_owned()))?
                     .id;
+                let options = self.options_of(chat);
                 apply(chat, me, &action, &options, now)
             })
             .await?;
@@ -732,6 +732,11 @@ impl Chats {
             .into_iter()
             .map(|(id, c)| (id, c.value))
             .collect())
+    }
+
+    /// How many chats an agent is in, without reading them.
+    pub async fn count_of_agent(&self, agent: &str) -> Result<u64, ChatError> {
+        Ok(self.sessions.store().count("chat", "agent", agent).await?)
     }
 
     /// Reads a chat as one of its agents (present or past).

@@ -162,6 +162,7 @@ pub async fn records_expire(h: &dyn Harness) {
         .collect();
     found.sort();
     assert_eq!(found, ["forever", "long"], "an expired record is not found");
+    assert_eq!(s.count(&c, "tag", "t").await.unwrap(), 2, "nor counted");
     assert_eq!(
         s.update(&c, "short", 1, Write::new(b"x")).await.unwrap(),
         None,
@@ -269,12 +270,19 @@ pub async fn find_follows_the_index_entries(h: &dyn Harness) {
         .unwrap();
     s.put(&c, "1", Write::new(b"1'")).await.unwrap();
     assert!(s.find(&c, "color", "red", 10).await.unwrap().is_empty());
+    assert_eq!(s.count(&c, "color", "red").await.unwrap(), 0);
+    assert_eq!(s.count(&c, "color", "blue").await.unwrap(), 2);
     assert_eq!(
         ids(s.find(&c, "color", "blue", 10).await.unwrap()),
         ["2", "3"]
     );
     assert!(s.delete(&c, "3").await.unwrap());
     assert_eq!(ids(s.find(&c, "size", "s", 10).await.unwrap()), ["2"]);
+    assert_eq!(
+        s.count(&c, "size", "s").await.unwrap(),
+        1,
+        "count follows deletes"
+    );
 }
 
 pub async fn concurrent_writers_lose_nothing(h: &dyn Harness) {

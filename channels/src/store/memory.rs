@@ -134,6 +134,10 @@ impl Store for MemoryStore {
         Ok(live)
     }
 
+    async fn count(&self, collection: &str, name: &str, value: &str) -> Result<u64> {
+        Ok(self.find(collection, name, value, usize::MAX).await?.len() as u64)
+    }
+
     async fn find(
         &self,
         collection: &str,

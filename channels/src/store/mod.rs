@@ -158,6 +158,12 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the record; returns whether a live one was there.
     async fn delete(&self, collection: &str, id: &str) -> Result<bool>;
 
+    /// How many live records of the collection have the index entry
+    /// `name = value` (an agent's open chats, for its capacity), without
+    /// reading them. Cassandra counts index rows, which a crash between a
+    /// record's writes can leave one too many until the record's next write.
+    async fn count(&self, collection: &str, name: &str, value: &str) -> Result<u64>;
+
     /// Live records of the collection with the index entry `name = value`,
     /// at most `limit` of them, in no particular order.
     async fn find(
