@@ -14,10 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 const BACKEND: &str = "sqlite";
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Read-only connections beside the one writer.
+const READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -42,6 +44,10 @@ CREATE INDEX IF NOT EXISTS record_index_by_id ON record_index (collection, id);
 
 pub struct Sqlite {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections: with WAL, reads run beside the writer and
+    /// each other, and see every commit made before they start.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    reads: tokio::sync::Semaphore,
     /// One operation at a time reaches the blocking pool: the connection
     /// serves one anyway, and waiting here (a task) is cheaper than a
     /// blocking thread each parked on the mutex.
@@ -89,8 +95,28 @@ impl Sqlite {
             conn.execute_batch("ALTER TABLE records ADD COLUMN entries TEXT NOT NULL DEFAULT ''")
                 .map_err(failed)?;
         }
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+            reader
+                .busy_timeout(Duration::from_secs(5))
+                .map_err(failed)?;
+            reader
+                .pragma_update(None, "cache_size", -16384)
+                .map_err(failed)?;
+            reader
+                .pragma_update(None, "mmap_size", 268_435_456)
+                .map_err(failed)?;
+            readers.push(reader);
+        }
         let store = Arc::new(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(readers)),
+            reads: tokio::sync::Semaphore::new(READERS),
             turn: tokio::sync::Semaphore::new(1),
             path: path.to_owned(),
         });
@@ -102,6 +128,25 @@ impl Sqlite {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs a read on one of the read-only connections.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self.reads.acquire().await.map_err(failed)?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            // A permit guarantees a free connection.
+            let conn = readers.lock().pop().expect("a reader per permit");
+            let out = f(&conn);
+            readers.lock().push(conn);
+            out
+        })
+        .await
+        .map_err(failed)?
+        .map_err(failed)
     }
 
     async fn run<T: Send + 'static>(
@@ -301,7 +346,7 @@ impl Store for Sqlite {
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
         let (collection, id) = (collection.to_owned(), id.to_owned());
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT value, version, expires_at FROM records WHERE collection = ?1 AND id = ?2
                  AND (expires_at IS NULL OR expires_at > ?3)",
@@ -333,7 +378,7 @@ impl Store for Sqlite {
 
     async fn count(&self, collection: &str, name: &str, value: &str) -> Result<u64> {
         let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT COUNT(*) FROM record_index i
                  JOIN records r ON r.collection = i.collection AND r.id = i.id
@@ -356,7 +401,7 @@ impl Store for Sqlite {
         limit: usize,
     ) -> Result<Vec<(String, Record)>> {
         let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.value, r.version, r.expires_at FROM record_index i
                  JOIN records r ON r.collection = i.collection AND r.id = i.id
