@@ -125,6 +125,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
     bayeux.add_service(echo::CHANNEL, Arc::new(echo::Echo))?;
     bayeux.spawn_sweeper();
+    api::chat_v1::FAST_TRANSCRIPT_REFRESH.store(
+        options.flag("chat", "enable-fast-chat-transcript-refresh", false),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let notifier = chat_comet::CometNotifier::new(&bayeux);
     if settings.clustered {
         notifier.set_bus(join_bus(&settings, &bayeux).await?);

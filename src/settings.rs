@@ -292,6 +292,13 @@ pub fn chat_services(o: &Options) -> ChatServices {
     let mut services = ChatServices {
         catch_all: configured.then(|| options(None)),
         named,
+        request_timeout: o
+            .millis(
+                "chat",
+                "chat_session_request_timeout",
+                Duration::from_millis(30_000),
+            )
+            .max(Duration::from_millis(100)),
     };
     if services.named.is_empty() && services.catch_all.is_none() {
         services

@@ -406,3 +406,27 @@ async fn v1_events_arrive_on_genesys_and_wait_while_in_background() {
         "{d:?}"
     );
 }
+
+#[tokio::test]
+async fn fast_transcript_refresh_numbers_each_entry() {
+    let s = Server::start(&[("GMSHUB__CHAT__ENABLE_FAST_CHAT_TRANSCRIPT_REFRESH", "true")]);
+    let (_, service) = post(&s, "/genesys/1/service/request-chat", None, &[]).await;
+    let id = service["_id"].as_str().unwrap().to_owned();
+    let path = format!("/genesys/1/service/{id}/ixn/chat");
+    post(&s, &path, None, &[("firstName", "Fast")]).await;
+    post(&s, &format!("{path}/send"), None, &[("message", "one")]).await;
+    let (_, v) = post(
+        &s,
+        &format!("{path}/refresh"),
+        None,
+        &[("transcriptPosition", "1")],
+    )
+    .await;
+    let entries = v["transcriptToShow"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(
+        (entries[0][5].as_str(), entries[1][5].as_str()),
+        (Some("1"), Some("2"))
+    );
+}

@@ -28,6 +28,12 @@ use super::{form, ApiError};
 /// chats belong to (options from `[service.request-chat]`, then `[chat]`).
 pub const SERVICE: &str = "request-chat";
 
+/// `[chat] enable-fast-chat-transcript-refresh` (GMS 8.5.107.19): each
+/// `transcriptToShow` entry carries its transcript index as a sixth element,
+/// so a client can refresh from exactly the next one. Set once at startup.
+pub static FAST_TRANSCRIPT_REFRESH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 const EXCEPTION: &str = "com.genesyslab.gsg.services.chat.exceptions.ChatException";
 
 pub struct V1 {
@@ -291,6 +297,14 @@ pub fn resource(chat_id: &str, chat: &ChatSession, position: u32, verbose: bool)
                 seconds.to_string(),
                 party
             ]))
+            .map(|mut entry| {
+                if FAST_TRANSCRIPT_REFRESH.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(list) = entry.as_array_mut() {
+                        list.push(json!(e.index.to_string()));
+                    }
+                }
+                entry
+            })
         })
         .collect();
     let mut body = json!({

@@ -56,10 +56,23 @@ pub const DEFAULT_QUEUE: &str = "Environment:default";
 
 /// Which chat service names exist: the `chat.<name>` sections, and any name
 /// at all when the `[chat]` catch-all section is configured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ChatServices {
     pub named: HashMap<String, ChatServiceOptions>,
     pub catch_all: Option<ChatServiceOptions>,
+    /// `[chat] chat_session_request_timeout` (30000 ms): a chat request not
+    /// done by then is given up (the customer is told to try again).
+    pub request_timeout: Duration,
+}
+
+impl Default for ChatServices {
+    fn default() -> Self {
+        Self {
+            named: HashMap::new(),
+            catch_all: None,
+            request_timeout: Duration::from_millis(30_000),
+        }
+    }
 }
 
 impl ChatServices {
@@ -286,15 +299,27 @@ impl Chats {
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
         let ttl = self.ttl(&chat);
-        loop {
-            let id = token();
-            if self.sessions.create(&id, &chat, Some(ttl)).await?.is_some() {
-                if let Some(notifier) = &self.notifier {
-                    notifier.queued(&id, &chat);
+        let create = async {
+            loop {
+                let id = token();
+                if self.sessions.create(&id, &chat, Some(ttl)).await?.is_some() {
+                    return Ok::<_, ChatError>(id);
                 }
-                return Ok((id, chat));
             }
+        };
+        let id = tokio::time::timeout(self.services.request_timeout, create)
+            .await
+            .map_err(|_| {
+                ChatError::Store(StoreError::Unavailable {
+                    backend: "chat",
+                    message: "the chat request took longer than chat_session_request_timeout"
+                        .into(),
+                })
+            })??;
+        if let Some(notifier) = &self.notifier {
+            notifier.queued(&id, &chat);
         }
+        Ok((id, chat))
     }
 
     /// Reads a chat of `service` as its customer.
