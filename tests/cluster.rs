@@ -453,9 +453,12 @@ async fn a_chat_survives_the_death_of_the_customers_node() {
     assert_eq!(texts, ["one", "two", "three"], "{back:?}");
     assert_eq!(back[0]["statusCode"], 0);
 
-    // And the conversation goes on in real time.
+    // And the conversation goes on in real time, both ways, each event once.
     resumed
         .request(json!({"operation": "sendMessage", "secureKey": key, "message": "I am back"}))
+        .await;
+    let mine = resumed
+        .payloads_until(|p| chat_events(p).iter().any(|m| m["text"] == "I am back"))
         .await;
     agent(
         &format!("/chats/{chat_id}/send"),
@@ -463,12 +466,13 @@ async fn a_chat_survives_the_death_of_the_customers_node() {
     )
     .await
     .unwrap();
-    let later = resumed
+    let theirs = resumed
         .payloads_until(|p| chat_events(p).iter().any(|m| m["text"] == "welcome back"))
         .await;
-    let indexes: Vec<u64> = chat_events(&later)
+    let indexes: Vec<u64> = chat_events(&mine)
         .iter()
+        .chain(chat_events(&theirs).iter())
         .map(|m| m["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(indexes, [position + 3, position + 4], "{later:?}");
+    assert_eq!(indexes, [position + 3, position + 4], "{mine:?} {theirs:?}");
 }
