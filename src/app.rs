@@ -23,6 +23,7 @@ pub struct Services {
     pub storage: Storage,
     pub services: channels::service::Services,
     pub storage_settings: StorageSettings,
+    pub notifications: channels::notification::Notifications,
     pub chats: channels::chat::Chats,
     pub v1: api::chat_v1::V1,
     pub agents: channels::chat::Agents,
@@ -45,6 +46,7 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         ))
         .merge(api::chat_v2::router(services.chats, max_upload))
         .merge(api::agent::router(services.agents))
+        .merge(api::notification::router(services.notifications))
         .merge(api::chat_v1::router(services.v1))
         .merge(api::node::router(services.status, services.membership))
 }

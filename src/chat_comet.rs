@@ -235,7 +235,7 @@ impl CometNotifier {
 }
 
 /// Delivers to a session on this node, or through the bus to its node.
-fn deliver_to(
+pub(crate) fn deliver_to(
     bayeux: &Weak<Bayeux>,
     bus: Option<&Arc<RedisBus>>,
     client_id: &str,

@@ -121,3 +121,68 @@ impl Extension for GenesysChannel {
         true
     }
 }
+
+/// The `comet` push type: an event to a subscriber's CometD session on
+/// `/_genesys`, as `{message, id, tag}`. The subscription's device id is the
+/// session's clientId, or the `gms_user` whose session listens on
+/// `/_genesys`.
+pub struct CometPush {
+    bayeux: std::sync::Weak<bayeux::Bayeux>,
+    bus: Arc<std::sync::OnceLock<Arc<gmshub::cluster::RedisBus>>>,
+    users: Arc<GenesysUsers>,
+}
+
+impl CometPush {
+    pub fn new(
+        bayeux: &Arc<bayeux::Bayeux>,
+        bus: Arc<std::sync::OnceLock<Arc<gmshub::cluster::RedisBus>>>,
+        users: Arc<GenesysUsers>,
+    ) -> Self {
+        Self {
+            bayeux: Arc::downgrade(bayeux),
+            bus,
+            users,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl push::Provider for CometPush {
+    async fn send(&self, n: &push::Notification) -> push::Outcome {
+        // A message that is JSON travels as JSON, anything else as text.
+        let message: serde_json::Value = serde_json::from_str(&n.message)
+            .ok()
+            .filter(|v: &serde_json::Value| v.is_object() || v.is_array())
+            .unwrap_or_else(|| serde_json::Value::String(n.message.clone()));
+        let id: [u8; 16] = rand::random();
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let envelope = serde_json::json!({"message": message, "id": id, "tag": n.tag});
+        let Ok(raw) = serde_json::value::to_raw_value(&envelope) else {
+            return push::Outcome::Failed("cannot encode".into());
+        };
+        let bus = self.bus.get();
+        let Some(bayeux) = self.bayeux.upgrade() else {
+            return push::Outcome::Retry("stopping".into());
+        };
+        // A clientId: this node's session, or (in a cluster) another node's.
+        if let Some(session) = bayeux.session(&n.device_id) {
+            return match bayeux.deliver(&session, CHANNEL, &raw) {
+                Ok(true) => push::Outcome::Delivered,
+                _ => push::Outcome::Retry("the session's queue is full".into()),
+            };
+        }
+        if let Some(bus) = bus {
+            if bus.deliver(&n.device_id, CHANNEL, &raw) && !bus.is_local(&n.device_id) {
+                return push::Outcome::Delivered;
+            }
+        }
+        // A gms_user: the session it listens on.
+        match self.users.lookup(&n.device_id).await {
+            Some(client_id) => {
+                crate::chat_comet::deliver_to(&self.bayeux, bus, &client_id, CHANNEL, &raw);
+                push::Outcome::Delivered
+            }
+            None => push::Outcome::Failed("no CometD session listens for this subscriber".into()),
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod config;
 mod echo;
 mod genesys_channel;
 mod page;
+mod push_setup;
 mod settings;
 
 use std::net::SocketAddr;
@@ -130,8 +131,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         std::sync::atomic::Ordering::Relaxed,
     );
     let notifier = chat_comet::CometNotifier::new(&bayeux);
+    // The bus, once joined, for those that reach sessions on other nodes.
+    let bus_cell: Arc<std::sync::OnceLock<Arc<RedisBus>>> = Arc::new(std::sync::OnceLock::new());
     if settings.clustered {
-        notifier.set_bus(join_bus(&settings, &bayeux).await?);
+        let bus = join_bus(&settings, &bayeux).await?;
+        notifier.set_bus(bus.clone());
+        let _ = bus_cell.set(bus);
     }
 
     let listener = bind(settings.listen, settings.backlog)
@@ -173,12 +178,41 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         genesys_users.clone(),
         chats.clone(),
     )));
+    let removed_users = genesys_users.clone();
     bayeux.on_session_removed(Arc::new(move |session, _| {
         if let Some(user) = session.identity() {
-            genesys_users.removed(user, session.id());
+            removed_users.removed(user, session.id());
         }
     }));
+    // Push: the providers the configuration describes, and the
+    // notifications that use them.
+    let comet_push = Arc::new(genesys_channel::CometPush::new(
+        &bayeux,
+        bus_cell.clone(),
+        genesys_users.clone(),
+    ));
+    let providers = push_setup::providers(&options, comet_push);
+    let gone: Arc<std::sync::OnceLock<channels::notification::Notifications>> =
+        Arc::new(std::sync::OnceLock::new());
+    let gone_sink = gone.clone();
+    let dispatcher = push::Dispatcher::start(
+        providers,
+        push::DispatcherConfig::default(),
+        Arc::new(move |n: &push::Notification| {
+            if let Some(notifications) = gone_sink.get().cloned() {
+                let id = n.subscription_id.clone();
+                tokio::spawn(async move { notifications.remove(&id).await });
+            }
+        }),
+    );
+    let notifications = channels::notification::Notifications::new(
+        store.clone(),
+        dispatcher,
+        settings.notifications.clone(),
+    );
+    let _ = gone.set(notifications.clone());
     let services = app::Services {
+        notifications,
         v1: api::chat_v1::V1 {
             chats: chats.clone(),
             services: channels::service::Services::new(store.clone(), storage.clone()),

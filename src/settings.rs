@@ -8,6 +8,7 @@ use std::time::Duration;
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
 use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType};
+use channels::notification::NotificationSettings;
 use gmshub::store::cassandra::{self, CassandraConfig};
 use gmshub::store::StoreConfig;
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ pub struct Settings {
     /// membership record; it drops out three intervals after its last one.
     pub heartbeat: Duration,
     pub chat: ChatServices,
+    pub notifications: NotificationSettings,
 }
 
 /// Reads `[store] type` and the options of the backend it names.
@@ -146,6 +148,19 @@ impl Settings {
                 .map(str::to_owned),
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
             chat: chat_services(o),
+            notifications: NotificationSettings {
+                // GMS: at least 30 s; unset or invalid gives 30.
+                default_expiration: match o.value::<u64>(
+                    "push",
+                    "defaultSubscriptionExpiration",
+                    30,
+                ) {
+                    n if n >= 30 => Duration::from_secs(n),
+                    _ => Duration::from_secs(30),
+                },
+                unsubscribe_delay: o.seconds("notification", "unsubscribe-delay", Duration::ZERO),
+                ..NotificationSettings::default()
+            },
             heartbeat: o
                 .millis("cluster", "heartbeat-interval", Duration::from_secs(5))
                 .max(Duration::from_millis(100)),

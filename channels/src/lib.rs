@@ -4,6 +4,7 @@
 //! ([`store`]) and implemented by the binary.
 
 pub mod chat;
+pub mod notification;
 pub mod service;
 pub mod storage;
 pub mod store;

@@ -1,1 +1,140 @@
-//! Push delivery (providers arrive with the notifications issue).
+//! Push delivery for gmshub: what a notification to one device is, the
+//! provider interface every delivery channel implements (CometD, APNs, FCM,
+//! custom HTTP, HTTP callback, ORS callback, WNS), and the dispatcher that
+//! queues notifications (bounded), hands them to per-type workers, retries
+//! what may succeed later and reports devices that are gone. It knows
+//! nothing of where notifications come from.
+
+pub mod dispatcher;
+pub mod providers;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+pub use dispatcher::{Counters, Dispatcher, DispatcherConfig, GoneListener};
+
+/// The delivery channel a subscription names (`notificationDetails.type`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PushType {
+    Comet,
+    Ios,
+    Fcm,
+    /// Served by the FCM provider (Google retired GCM and C2DM).
+    Gcm,
+    /// Served by the FCM provider (Google retired C2DM).
+    Android,
+    Httpcb,
+    Orscb,
+    Customhttp,
+    Wns,
+}
+
+impl PushType {
+    pub const ALL: [PushType; 9] = [
+        PushType::Comet,
+        PushType::Ios,
+        PushType::Fcm,
+        PushType::Gcm,
+        PushType::Android,
+        PushType::Httpcb,
+        PushType::Orscb,
+        PushType::Customhttp,
+        PushType::Wns,
+    ];
+
+    pub fn parse(name: &str) -> Option<PushType> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PushType::Comet => "comet",
+            PushType::Ios => "ios",
+            PushType::Fcm => "fcm",
+            PushType::Gcm => "gcm",
+            PushType::Android => "android",
+            PushType::Httpcb => "httpcb",
+            PushType::Orscb => "orscb",
+            PushType::Customhttp => "customhttp",
+            PushType::Wns => "wns",
+        }
+    }
+}
+
+/// One notification for one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The subscription it comes from (removed when the device is gone).
+    pub subscription_id: String,
+    pub kind: PushType,
+    /// `providerName`: the named credential set; empty for `[push]` itself.
+    pub provider: String,
+    /// The debug (sandbox) channel of the provider.
+    pub debug: bool,
+    /// Device token, URL (httpcb), custom id (customhttp), session (comet).
+    pub device_id: String,
+    /// The subscription's `authorization`, for customhttp.
+    pub authorization: Option<String>,
+    /// The event: its tag and message (text, often JSON).
+    pub tag: String,
+    pub message: String,
+    /// The subscription's free properties.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What a provider made of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// May work later (5xx, 429, a connection that failed): retried with
+    /// back-off.
+    Retry(String),
+    /// The device is gone: its subscription is removed.
+    Gone(String),
+    /// Refused for good (a bad request, no configuration): not retried.
+    Failed(String),
+}
+
+/// A delivery channel.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    async fn send(&self, n: &Notification) -> Outcome;
+}
+
+/// Shows a device token or key in logs without giving it away.
+pub fn redact(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n <= 8 {
+        return "***".into();
+    }
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}…({n} chars)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_by_name() {
+        assert_eq!(PushType::parse("FCM"), Some(PushType::Fcm));
+        assert_eq!(PushType::parse(" customhttp "), Some(PushType::Customhttp));
+        assert_eq!(PushType::parse("pager"), None);
+        for t in PushType::ALL {
+            assert_eq!(PushType::parse(t.name()), Some(t));
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact("abc"), "***");
+        let r = redact("0123456789abcdef0123456789abcdef");
+        assert!(r.starts_with("0123") && !r.contains("abcdef0123"), "{r}");
+    }
+}

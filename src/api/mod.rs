@@ -7,6 +7,7 @@ pub mod chat_v1;
 pub mod chat_v2;
 pub mod form;
 pub mod node;
+pub mod notification;
 pub mod storage;
 
 use axum::http::StatusCode;

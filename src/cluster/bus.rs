@@ -124,6 +124,13 @@ impl RedisBus {
         }
     }
 
+    /// Whether `client_id` names a session of this node.
+    pub fn is_local(&self, client_id: &str) -> bool {
+        client_id
+            .rsplit_once('.')
+            .is_some_and(|(node, _)| node == self.node_id)
+    }
+
     /// Delivers `data` on `channel` to the session `client_id`, on whichever
     /// node holds it. Returns false when the session is known to be gone
     /// (here) or its node cannot be told from the id.

@@ -1,0 +1,230 @@
+//! The Notification API's subscriptions and events: a device (or URL, or
+//! CometD session) subscribes to a tag for a while; an event published with
+//! that tag goes to every live subscription through the push dispatcher.
+//! Subscriptions live in the store and expire there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use push::{Dispatcher, Notification, PushType};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError};
+
+/// GMS's floor and default for a subscription's lifetime.
+pub const MIN_EXPIRATION: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub subscriber_id: String,
+    pub filter: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider_name: String,
+    pub kind: PushType,
+    pub device_id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: u64,
+}
+
+impl Subscription {
+    /// `properties.debug` selects the provider's debug (sandbox) channel.
+    pub fn debug(&self) -> bool {
+        self.properties
+            .get("debug")
+            .is_some_and(|d| d.eq_ignore_ascii_case("true"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("subscription {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `[push] defaultSubscriptionExpiration` (s, at least 30).
+    pub default_expiration: Duration,
+    /// `[notification] unsubscribe-delay` (s): an unsubscribed subscription
+    /// still gets events this long (a publish racing the delete goes out).
+    pub unsubscribe_delay: Duration,
+    /// The most subscriptions one publish reaches.
+    pub max_fan_out: usize,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            default_expiration: MIN_EXPIRATION,
+            unsubscribe_delay: Duration::ZERO,
+            max_fan_out: 100_000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Notifications {
+    subscriptions: Collection<Subscription>,
+    dispatcher: Arc<Dispatcher>,
+    settings: NotificationSettings,
+}
+
+/// What publishing an event did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Published {
+    /// Subscriptions whose filter matched.
+    pub matched: usize,
+    /// Notifications queued for delivery.
+    pub queued: usize,
+    /// Refused: push type off, or its queue full.
+    pub refused: usize,
+}
+
+impl Notifications {
+    pub fn new(
+        store: Arc<dyn Store>,
+        dispatcher: Arc<Dispatcher>,
+        settings: NotificationSettings,
+    ) -> Self {
+        Self {
+            subscriptions: Collection::new(store, "subscription", |s: &Subscription| {
+                vec![IndexEntry::new("filter", &s.filter)]
+            }),
+            dispatcher,
+            settings,
+        }
+    }
+
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    /// Stores a subscription for `expire` (default: the configured one);
+    /// returns its id.
+    pub async fn subscribe(
+        &self,
+        sub: Subscription,
+        expire: Option<Duration>,
+    ) -> Result<String, NotificationError> {
+        let expire = expire.unwrap_or(self.settings.default_expiration);
+        if expire < MIN_EXPIRATION {
+            return Err(NotificationError::BadRequest(format!(
+                "expire must be at least {} seconds",
+                MIN_EXPIRATION.as_secs()
+            )));
+        }
+        for (what, value) in [
+            ("subscriberId", &sub.subscriber_id),
+            ("filter", &sub.filter),
+            ("deviceId", &sub.device_id),
+        ] {
+            if check_key(what, value).is_err() {
+                return Err(NotificationError::BadRequest(format!(
+                    "{what} must be 1 to 512 characters"
+                )));
+            }
+        }
+        if !self.dispatcher.serves(sub.kind) {
+            return Err(NotificationError::BadRequest(format!(
+                "push type {} is not enabled ([push] pushEnabled)",
+                sub.kind.name()
+            )));
+        }
+        loop {
+            let id = crate::storage::new_id();
+            if self
+                .subscriptions
+                .create(&id, &sub, Some(expire))
+                .await?
+                .is_some()
+            {
+                return Ok(id);
+            }
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<(Subscription, Option<u64>), NotificationError> {
+        if check_key("a subscription id", id).is_err() {
+            return Err(NotificationError::NotFound(id.to_owned()));
+        }
+        let found = self
+            .subscriptions
+            .get(id)
+            .await?
+            .ok_or_else(|| NotificationError::NotFound(id.to_owned()))?;
+        Ok((found.value, found.expires_at))
+    }
+
+    /// Ends a subscription, after `unsubscribe-delay` when one is set.
+    pub async fn unsubscribe(&self, id: &str) -> Result<(), NotificationError> {
+        let (sub, expires_at) = self.get(id).await?;
+        let delay = self.settings.unsubscribe_delay;
+        if delay.is_zero() {
+            self.subscriptions.delete(id).await?;
+            return Ok(());
+        }
+        // Keep it `delay` longer at most: a sooner expiry stays.
+        let left = expires_at.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
+        let ttl = left.map_or(delay, |l| l.min(delay));
+        self.subscriptions
+            .put(id, &sub, Some(ttl.max(Duration::from_millis(1))))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a subscription whose device a provider reported gone.
+    pub async fn remove(&self, id: &str) {
+        if let Err(e) = self.subscriptions.delete(id).await {
+            tracing::warn!("removing a subscription: {e}");
+        }
+    }
+
+    /// Sends an event to every live subscription whose filter is its tag.
+    pub async fn publish(&self, tag: &str, message: &str) -> Result<Published, NotificationError> {
+        if check_key("tag", tag).is_err() {
+            return Err(NotificationError::BadRequest(
+                "tag must be 1 to 512 characters".into(),
+            ));
+        }
+        let found = self
+            .subscriptions
+            .find("filter", tag, self.settings.max_fan_out)
+            .await?;
+        let mut out = Published {
+            matched: found.len(),
+            ..Published::default()
+        };
+        for (id, sub) in found {
+            let sub = sub.value;
+            let n = Notification {
+                subscription_id: id,
+                kind: sub.kind,
+                provider: sub.provider_name.clone(),
+                debug: sub.debug(),
+                device_id: sub.device_id.clone(),
+                authorization: sub.authorization.clone(),
+                tag: tag.to_owned(),
+                message: message.to_owned(),
+                properties: sub.properties.clone(),
+            };
+            match self.dispatcher.submit(n) {
+                Ok(()) => out.queued += 1,
+                Err(e) => {
+                    tracing::warn!("publish: {e}");
+                    out.refused += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

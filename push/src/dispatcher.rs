@@ -1,0 +1,370 @@
+//! The dispatcher: one bounded queue and a few workers per push type, the
+//! provider each notification names, retries with exponential back-off and
+//! jitter for answers that may succeed later, and a listener told when a
+//! device is gone. Counters per provider and outcome say what happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::{redact, Notification, Outcome, Provider, PushType};
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Notifications waiting per push type; past it, `submit` refuses.
+    pub queue: usize,
+    /// Deliveries in flight per push type.
+    pub workers: usize,
+    /// Attempts in all for a notification whose answers say "retry".
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            queue: 100_000,
+            workers: 8,
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Told when a provider reports a device gone (the subscription goes).
+pub type GoneListener = Arc<dyn Fn(&Notification) + Send + Sync>;
+
+/// Deliveries by provider (`type/name[/debug]`) and outcome.
+#[derive(Debug, Default)]
+pub struct Counters {
+    map: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl Counters {
+    fn add(&self, n: &Notification, outcome: &'static str) {
+        let mut label = n.kind.name().to_owned();
+        if !n.provider.is_empty() {
+            label = format!("{label}/{}", n.provider);
+        }
+        if n.debug {
+            label.push_str("/debug");
+        }
+        *self.map.lock().entry((label, outcome)).or_default() += 1;
+    }
+
+    /// `{"ios/acme": {"delivered": 10, "retried": 1}, ...}`
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for ((label, outcome), n) in self.map.lock().iter() {
+            out.entry(label.clone()).or_default().insert(outcome, *n);
+        }
+        out
+    }
+
+    pub fn get(&self, label: &str, outcome: &str) -> u64 {
+        self.map
+            .lock()
+            .iter()
+            .filter(|((l, o), _)| l == label && *o == outcome)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
+struct Job {
+    n: Notification,
+    attempt: u32,
+}
+
+/// The providers by (type, provider name, debug).
+pub type Providers = HashMap<(PushType, String, bool), Arc<dyn Provider>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the {0} push queue is full")]
+    Full(&'static str),
+    #[error("push type {0} is not enabled ([push] pushEnabled)")]
+    Disabled(&'static str),
+}
+
+pub struct Dispatcher {
+    queues: HashMap<PushType, mpsc::Sender<Job>>,
+    counters: Arc<Counters>,
+}
+
+impl Dispatcher {
+    /// Starts workers for every push type that has a provider.
+    pub fn start(providers: Providers, config: DispatcherConfig, gone: GoneListener) -> Arc<Self> {
+        let providers = Arc::new(providers);
+        let counters = Arc::new(Counters::default());
+        let mut queues = HashMap::new();
+        let mut types: Vec<PushType> = providers.keys().map(|(t, _, _)| *t).collect();
+        types.sort();
+        types.dedup();
+        for kind in types {
+            let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..config.workers.max(1) {
+                let worker = Worker {
+                    rx: rx.clone(),
+                    tx: tx.clone(),
+                    providers: providers.clone(),
+                    counters: counters.clone(),
+                    gone: gone.clone(),
+                    config: config.clone(),
+                };
+                tokio::spawn(worker.run());
+            }
+            queues.insert(kind, tx);
+        }
+        Arc::new(Self { queues, counters })
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Whether a push type has a provider (so `pushEnabled` names it and
+    /// its configuration is complete).
+    pub fn serves(&self, kind: PushType) -> bool {
+        self.queues.contains_key(&kind)
+    }
+
+    /// Queues one notification; refuses when its type is off or its queue full.
+    pub fn submit(&self, n: Notification) -> Result<(), SubmitError> {
+        let kind = n.kind.name();
+        let Some(queue) = self.queues.get(&n.kind) else {
+            return Err(SubmitError::Disabled(kind));
+        };
+        queue
+            .try_send(Job { n, attempt: 1 })
+            .map_err(|_| SubmitError::Full(kind))
+    }
+}
+
+struct Worker {
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    tx: mpsc::Sender<Job>,
+    providers: Arc<Providers>,
+    counters: Arc<Counters>,
+    gone: GoneListener,
+    config: DispatcherConfig,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            // The lock is held only while waiting for the next job.
+            let job = { self.rx.lock().await.recv().await };
+            let Some(job) = job else { return };
+            self.deliver(job).await;
+        }
+    }
+
+    async fn deliver(&self, job: Job) {
+        let n = &job.n;
+        let key = (n.kind, n.provider.clone(), n.debug);
+        let Some(provider) = self.providers.get(&key) else {
+            tracing::warn!(
+                kind = n.kind.name(),
+                provider = n.provider,
+                debug = n.debug,
+                "no such push provider configured"
+            );
+            self.counters.add(n, "failed");
+            return;
+        };
+        match provider.send(n).await {
+            Outcome::Delivered => self.counters.add(n, "delivered"),
+            Outcome::Gone(why) => {
+                tracing::info!(
+                    kind = n.kind.name(),
+                    device = redact(&n.device_id),
+                    why,
+                    "device gone: subscription removed"
+                );
+                self.counters.add(n, "gone");
+                (self.gone)(n);
+            }
+            Outcome::Failed(why) => {
+                tracing::warn!(
+                    kind = n.kind.name(),
+                    device = redact(&n.device_id),
+                    why,
+                    "push refused"
+                );
+                self.counters.add(n, "failed");
+            }
+            Outcome::Retry(why) if job.attempt < self.config.max_attempts => {
+                self.counters.add(n, "retried");
+                let delay = backoff(&self.config, job.attempt);
+                tracing::debug!(
+                    kind = n.kind.name(),
+                    attempt = job.attempt,
+                    ?delay,
+                    why,
+                    "push retried"
+                );
+                let tx = self.tx.clone();
+                let next = Job {
+                    n: job.n.clone(),
+                    attempt: job.attempt + 1,
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(next).await;
+                });
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(
+                    kind = n.kind.name(),
+                    device = redact(&n.device_id),
+                    why,
+                    attempts = job.attempt,
+                    "push given up"
+                );
+                self.counters.add(n, "failed");
+            }
+        }
+    }
+}
+
+/// Exponential back-off with full jitter: a random delay up to
+/// first × 2^(attempt-1), capped.
+fn backoff(config: &DispatcherConfig, attempt: u32) -> Duration {
+    let ceiling = config
+        .first_backoff
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(config.max_backoff);
+    let ms = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::random_range(ms / 2..=ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    /// Answers from a script: one outcome per attempt.
+    struct Scripted {
+        answers: Vec<Outcome>,
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl Provider for Scripted {
+        async fn send(&self, _: &Notification) -> Outcome {
+            let i = self.calls.fetch_add(1, Ordering::SeqCst) as usize;
+            self.answers.get(i).cloned().unwrap_or(Outcome::Delivered)
+        }
+    }
+
+    fn notification(kind: PushType) -> Notification {
+        Notification {
+            subscription_id: "s1".into(),
+            kind,
+            provider: String::new(),
+            debug: false,
+            device_id: "device-token-0123456789".into(),
+            authorization: None,
+            tag: "t".into(),
+            message: "m".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    fn fast() -> DispatcherConfig {
+        DispatcherConfig {
+            first_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            max_attempts: 3,
+            ..Default::default()
+        }
+    }
+
+    async fn settle(counters: &Counters, label: &str, outcome: &str, n: u64) {
+        for _ in 0..200 {
+            if counters.get(label, outcome) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{label} {outcome}: {:?}", counters.snapshot());
+    }
+
+    #[tokio::test]
+    async fn retries_only_what_may_succeed_and_reports_gone_devices() {
+        let flaky = Arc::new(Scripted {
+            answers: vec![Outcome::Retry("503".into()), Outcome::Retry("429".into())],
+            calls: AtomicU32::new(0),
+        });
+        let gone_device = Arc::new(Scripted {
+            answers: vec![Outcome::Gone("410".into())],
+            calls: AtomicU32::new(0),
+        });
+        let mut providers: Providers = HashMap::new();
+        providers.insert((PushType::Ios, String::new(), false), flaky.clone());
+        providers.insert((PushType::Fcm, String::new(), false), gone_device.clone());
+        let gone_seen = Arc::new(AtomicU32::new(0));
+        let seen = gone_seen.clone();
+        let d = Dispatcher::start(
+            providers,
+            fast(),
+            Arc::new(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        d.submit(notification(PushType::Ios)).unwrap();
+        d.submit(notification(PushType::Fcm)).unwrap();
+        settle(d.counters(), "ios", "delivered", 1).await;
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            3,
+            "two retries, then delivered"
+        );
+        assert_eq!(d.counters().get("ios", "retried"), 2);
+        settle(d.counters(), "fcm", "gone", 1).await;
+        assert_eq!(
+            gone_device.calls.load(Ordering::SeqCst),
+            1,
+            "gone is not retried"
+        );
+        assert_eq!(gone_seen.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            d.submit(notification(PushType::Wns)),
+            Err(SubmitError::Disabled("wns"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_last_attempt() {
+        let down = Arc::new(Scripted {
+            answers: vec![Outcome::Retry("500".into()); 10],
+            calls: AtomicU32::new(0),
+        });
+        let mut providers: Providers = HashMap::new();
+        providers.insert((PushType::Customhttp, String::new(), false), down.clone());
+        let d = Dispatcher::start(providers, fast(), Arc::new(|_| {}));
+        d.submit(notification(PushType::Customhttp)).unwrap();
+        settle(d.counters(), "customhttp", "failed", 1).await;
+        assert_eq!(down.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let c = DispatcherConfig::default();
+        for attempt in 1..10 {
+            let d = backoff(&c, attempt);
+            assert!(d <= c.max_backoff, "{d:?}");
+        }
+        assert!(backoff(&c, 1) <= Duration::from_millis(200));
+    }
+}

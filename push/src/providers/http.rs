@@ -1,0 +1,107 @@
+//! The HTTP providers: `customhttp` (POST `{deviceId, message}` to the one
+//! URL the operator configures, with the subscription's `authorization`)
+//! and `httpcb` (POST the message as it is to the URL the subscription gives
+//! as its device id; only 200 is success).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+
+use crate::{Notification, Outcome, Provider};
+
+/// How an HTTP answer or error reads as an outcome.
+fn outcome(
+    result: Result<reqwest::Response, reqwest::Error>,
+    ok: impl Fn(StatusCode) -> bool,
+) -> Outcome {
+    match result {
+        Ok(r) if ok(r.status()) => Outcome::Delivered,
+        Ok(r) => {
+            let s = r.status();
+            if s.is_server_error()
+                || s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT
+            {
+                Outcome::Retry(format!("HTTP {s}"))
+            } else if s == StatusCode::GONE {
+                Outcome::Gone(format!("HTTP {s}"))
+            } else {
+                Outcome::Failed(format!("HTTP {s}"))
+            }
+        }
+        // Could not connect, or no answer in time: the receiver may be back.
+        Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+            Outcome::Retry(e.without_url().to_string())
+        }
+        Err(e) => Outcome::Failed(e.without_url().to_string()),
+    }
+}
+
+pub struct CustomHttp {
+    url: reqwest::Url,
+    client: reqwest::Client,
+}
+
+impl CustomHttp {
+    /// `customhttp.url` (or its `debug.` twin).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("customhttp.url {url:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("customhttp.url {url}: http or https only"));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { url, client })
+    }
+}
+
+#[async_trait]
+impl Provider for CustomHttp {
+    async fn send(&self, n: &Notification) -> Outcome {
+        let body = serde_json::json!({ "deviceId": n.device_id, "message": n.message });
+        let mut req = self.client.post(self.url.clone()).json(&body);
+        if let Some(auth) = n.authorization.as_deref().filter(|a| !a.is_empty()) {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        outcome(req.send().await, |s| s.is_success())
+    }
+}
+
+pub struct HttpCallback {
+    client: reqwest::Client,
+}
+
+impl HttpCallback {
+    /// `httpcb.connection_timeout` (s) and
+    /// `httpcb.connection_max_connections_per_route`.
+    pub fn new(connect_timeout: Duration, per_route: usize) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(connect_timeout * 6)
+            .pool_max_idle_per_host(per_route)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl Provider for HttpCallback {
+    async fn send(&self, n: &Notification) -> Outcome {
+        // The device id is the URL; one that is not an HTTP URL makes the
+        // target unreachable, and its subscription goes.
+        let url = match reqwest::Url::parse(&n.device_id) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            _ => return Outcome::Gone("the deviceId is not an HTTP URL".into()),
+        };
+        let req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(n.message.clone());
+        outcome(req.send().await, |s| s == StatusCode::OK)
+    }
+}

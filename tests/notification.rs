@@ -1,0 +1,458 @@
+//! The Notification API and push delivery end to end: subscriptions over
+//! the API, events published, and the exact requests the HTTP providers'
+//! receivers get (customhttp, httpcb), the CometD delivery on `/_genesys`,
+//! retries for retryable answers only, dead targets removed, debug and named
+//! providers, unsubscribe-delay, and every bad input as a GMS error.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use common::{Browser, Server};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// An HTTP receiver standing in for a customhttp server and httpcb URLs:
+/// `/cb/flaky` answers 503 twice then 200, `/cb/bad` 400, `/cb/gone` 410,
+/// anything else 200.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+async fn receive(
+    State(r): State<Receiver>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = format!("/{path}");
+    let mut got = r.got.lock();
+    got.push(Got {
+        path: path.clone(),
+        authorization: h("authorization"),
+        content_type: h("content-type"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let tries = got.iter().filter(|g| g.path == path).count();
+    match path.as_str() {
+        "/cb/flaky" if tries <= 2 => StatusCode::SERVICE_UNAVAILABLE,
+        "/cb/bad" => StatusCode::BAD_REQUEST,
+        "/cb/gone" => StatusCode::GONE,
+        "/cb/created" => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    }
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        let r = Receiver::default();
+        let app = axum::Router::new()
+            .route("/{*path}", post(receive))
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (r, base)
+    }
+
+    fn at(&self, path: &str) -> Vec<Got> {
+        self.got
+            .lock()
+            .iter()
+            .filter(|g| g.path == path)
+            .cloned()
+            .collect()
+    }
+
+    async fn wait(&self, path: &str, n: usize) -> Vec<Got> {
+        for _ in 0..400 {
+            let got = self.at(path);
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{path}: {n} request(s) expected, got {:?}", self.at(path));
+    }
+}
+
+/// gmshub with customhttp (a production and a debug URL, and a named
+/// provider `acme`), httpcb and comet on.
+fn server(base: &str, dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Server {
+    let config = dir.path().join("push.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[push]\npushEnabled = comet,customhttp,httpcb\ncustomhttp.url = {base}/custom\n\
+             debug.customhttp.url = {base}/custom-debug\n\
+             [push.provider.acme]\ncustomhttp.url = {base}/acme\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut env = vec![("GMSHUB_CONFIG", config.as_str())];
+    env.extend_from_slice(extra);
+    Server::start(&env)
+}
+
+async fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut req = match method {
+        "POST" => client.post(s.url(path)),
+        "DELETE" => client.delete(s.url(path)),
+        _ => client.get(s.url(path)),
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn subscribe(s: &Server, filter: &str, kind: &str, device: &str, extra: Value) -> String {
+    let mut body = json!({
+        "subscriberId": "app-42",
+        "filter": filter,
+        "notificationDetails": {"deviceId": device, "type": kind},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "properties" {
+            body["notificationDetails"]["properties"] = v.clone();
+        } else {
+            body[k] = v.clone();
+        }
+    }
+    let (status, v) = call(
+        s,
+        "POST",
+        "/genesys/1/notification/subscription",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn publish(s: &Server, tag: &str, message: Value) -> Value {
+    let (status, v) = call(
+        s,
+        "POST",
+        "/genesys/1/notification/publish",
+        Some(json!({"tag": tag, "message": message})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn customhttp_debug_and_named_providers_get_the_exact_request() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    let filter = "ors.contact.1";
+    subscribe(
+        &s,
+        filter,
+        "customhttp",
+        "user-42",
+        json!({"authorization": "Basic ZGVtbzo="}),
+    )
+    .await;
+    subscribe(
+        &s,
+        filter,
+        "customhttp",
+        "user-debug",
+        json!({"properties": {"debug": "true"}}),
+    )
+    .await;
+    subscribe(
+        &s,
+        filter,
+        "customhttp",
+        "user-acme",
+        json!({"providerName": "acme"}),
+    )
+    .await;
+    subscribe(&s, "other.tag", "customhttp", "not-me", json!({})).await;
+
+    let v = publish(&s, filter, json!("New message from agent")).await;
+    assert_eq!(
+        (v["subscriptions"].as_u64(), v["queued"].as_u64()),
+        (Some(3), Some(3)),
+        "{v}"
+    );
+    let prod = r.wait("/custom", 1).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&prod[0].body).unwrap(),
+        json!({"deviceId": "user-42", "message": "New message from agent"})
+    );
+    assert_eq!(prod[0].authorization.as_deref(), Some("Basic ZGVtbzo="));
+    assert!(prod[0]
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/json"));
+    let debug = r.wait("/custom-debug", 1).await;
+    assert!(debug[0].body.contains("user-debug") && debug[0].authorization.is_none());
+    let acme = r.wait("/acme", 1).await;
+    assert!(acme[0].body.contains("user-acme"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(r.at("/custom").len(), 1, "once, and nothing for other tags");
+    // A JSON message is passed as its text.
+    publish(&s, filter, json!({"agent": "Ann", "text": "hi"})).await;
+    let prod = r.wait("/custom", 2).await;
+    let body: Value = serde_json::from_str(&prod[1].body).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(body["message"].as_str().unwrap()).unwrap(),
+        json!({"agent": "Ann", "text": "hi"})
+    );
+}
+
+#[tokio::test]
+async fn httpcb_retries_only_what_may_succeed_and_drops_dead_urls() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    let tag = "ors.callback.7";
+    subscribe(&s, tag, "httpcb", &format!("{base}/cb/ok"), json!({})).await;
+    subscribe(&s, tag, "httpcb", &format!("{base}/cb/flaky"), json!({})).await;
+    subscribe(&s, tag, "httpcb", &format!("{base}/cb/bad"), json!({})).await;
+    subscribe(&s, tag, "httpcb", &format!("{base}/cb/created"), json!({})).await;
+    let gone = subscribe(&s, tag, "httpcb", &format!("{base}/cb/gone"), json!({})).await;
+    let not_a_url = subscribe(&s, tag, "httpcb", "mailto:someone", json!({})).await;
+
+    publish(&s, tag, json!("it is time")).await;
+    let ok = r.wait("/cb/ok", 1).await;
+    assert_eq!(ok[0].body, "it is time", "the message as it is");
+    assert_eq!(r.wait("/cb/flaky", 3).await.len(), 3, "503 twice, then 200");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(r.at("/cb/flaky").len(), 3, "delivered: no more tries");
+    assert_eq!(r.at("/cb/bad").len(), 1, "400 is not retried");
+    assert_eq!(
+        r.at("/cb/created").len(),
+        1,
+        "201 is not 200, and not retried"
+    );
+    assert_eq!(r.at("/cb/gone").len(), 1);
+    // The dead targets lost their subscriptions.
+    for id in [&gone, &not_a_url] {
+        let (status, body) = call(
+            &s,
+            "GET",
+            &format!("/genesys/1/notification/subscription/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn comet_subscribers_get_the_genesys_envelope() {
+    let (_r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    let browser = Browser::with_headers(&s, &[("gms_user", "u-77")]);
+    let client_id = browser.session().await;
+    browser.subscribe(&client_id, json!("/_genesys")).await;
+    subscribe(&s, "chat.42", "comet", &client_id, json!({})).await;
+    subscribe(&s, "user.events", "comet", "u-77", json!({})).await;
+
+    publish(&s, "chat.42", json!({"event": "agentJoined"})).await;
+    publish(&s, "user.events", json!("by user")).await;
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{got:?}");
+        let msgs = browser
+            .send(json!([{"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling", "advice": {"timeout": 1000}}]))
+            .await;
+        got.extend(
+            msgs.into_iter()
+                .filter(|m| m["channel"] == "/_genesys")
+                .map(|m| m["data"].clone()),
+        );
+    }
+    let by_tag = |tag: &str| got.iter().find(|d| d["tag"] == tag).cloned().unwrap();
+    assert_eq!(
+        by_tag("chat.42")["message"],
+        json!({"event": "agentJoined"})
+    );
+    assert_eq!(by_tag("user.events")["message"], "by user");
+    assert_eq!(by_tag("chat.42")["id"].as_str().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn subscriptions_read_end_and_linger_for_unsubscribe_delay() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(
+        &base,
+        &dir,
+        &[("GMSHUB__NOTIFICATION__UNSUBSCRIBE_DELAY", "2")],
+    );
+    let id = subscribe(
+        &s,
+        "t.1",
+        "customhttp",
+        "dev-1",
+        json!({"expire": 120, "properties": {"lang": "fr"}}),
+    )
+    .await;
+    let (status, v) = call(
+        &s,
+        "GET",
+        &format!("/genesys/1/notification/subscription/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["filter"], "t.1");
+    assert_eq!(v["notificationDetails"]["type"], "customhttp");
+    assert_eq!(v["notificationDetails"]["properties"]["lang"], "fr");
+    assert!((110..=120).contains(&v["expire"].as_u64().unwrap()), "{v}");
+
+    let (status, _) = call(
+        &s,
+        "DELETE",
+        &format!("/genesys/1/notification/subscription/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Within the delay, a racing publish still goes out.
+    publish(&s, "t.1", json!("still")).await;
+    r.wait("/custom", 1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let v = publish(&s, "t.1", json!("too late")).await;
+    assert_eq!(v["subscriptions"], 0);
+    let (status, _) = call(
+        &s,
+        "GET",
+        &format!("/genesys/1/notification/subscription/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_bad_request_gets_a_gms_error() {
+    let (_r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    let sub = |details: Value| json!({"subscriberId": "a", "filter": "f", "notificationDetails": details});
+    let cases = [
+        (
+            json!({"filter": "f", "notificationDetails": {"deviceId": "d", "type": "comet"}}),
+            "subscriberId",
+        ),
+        (
+            json!({"subscriberId": "a", "notificationDetails": {"deviceId": "d", "type": "comet"}}),
+            "filter",
+        ),
+        (
+            json!({"subscriberId": "a", "filter": "f"}),
+            "notificationDetails",
+        ),
+        (sub(json!({"type": "comet"})), "deviceId"),
+        (sub(json!({"deviceId": "d"})), "type"),
+        (
+            sub(json!({"deviceId": "d", "type": "pager"})),
+            "unknown notification type",
+        ),
+        (sub(json!({"deviceId": "d", "type": "ios"})), "not enabled"),
+        (
+            json!({"subscriberId": "a", "filter": "f", "expire": 10, "notificationDetails": {"deviceId": "d", "type": "comet"}}),
+            "at least 30",
+        ),
+        (json!([1, 2]), "JSON object"),
+    ];
+    for (body, says) in cases {
+        let (status, v) = call(
+            &s,
+            "POST",
+            "/genesys/1/notification/subscription",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+        assert!(v["exception"].as_str().unwrap().contains("Notification"));
+    }
+    let client = reqwest::Client::new();
+    let r = client
+        .post(s.url("/genesys/1/notification/subscription"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    for ct in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+    ] {
+        let mut req = client
+            .post(s.url("/genesys/1/notification/publish"))
+            .body(r#"{"tag":"t","message":"m"}"#);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["message"].is_string() && v["exception"].is_string());
+    }
+    let (status, v) = call(
+        &s,
+        "POST",
+        "/genesys/1/notification/publish",
+        Some(json!({"message": "m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, _) = call(
+        &s,
+        "POST",
+        "/genesys/1/notification/publish",
+        Some(json!({"tag": "t"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(&s, "GET", "/genesys/1/notification/subscription/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &s,
+        "DELETE",
+        "/genesys/1/notification/subscription/nope",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
