@@ -169,6 +169,7 @@ pub struct CometNotifier {
     bus: OnceLock<Arc<RedisBus>>,
     agents: OnceLock<Agents>,
     genesys: OnceLock<Arc<GenesysUsers>>,
+    push: OnceLock<BackgroundPush>,
     pushed: Mutex<HashMap<String, u32>>,
 }
 
@@ -179,6 +180,7 @@ impl CometNotifier {
             bus: OnceLock::new(),
             agents: OnceLock::new(),
             genesys: OnceLock::new(),
+            push: OnceLock::new(),
             pushed: Mutex::new(HashMap::new()),
         })
     }
@@ -282,7 +284,11 @@ impl ChatNotifier for CometNotifier {
             json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
         );
         let v1_user = chat.v1.as_ref().and_then(|v| v.gms_user.clone());
-        if chat.background || (chat.comet.is_none() && v1_user.is_none()) {
+        if chat.background {
+            self.push_in_background(chat_id, chat, from);
+            return;
+        }
+        if chat.comet.is_none() && v1_user.is_none() {
             return; // nobody to push to: the client reads the transcript when back
         }
         let last = chat.next_position() - 1;
@@ -362,6 +368,74 @@ impl CometNotifier {
         });
     }
 
+    /// Chats whose app is in the background reach it by push.
+    pub fn set_push(&self, push: BackgroundPush) {
+        let _ = self.push.set(push);
+    }
+
+    /// The chat's app is in the background: its new events (but those
+    /// `filtering_chat_events` names, and its own) go to the push
+    /// registration it gave in `requestChat` (`push_notification_deviceid`,
+    /// `_type`, `_provider`, `_debug`), if any.
+    fn push_in_background(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        let Some(push) = self.push.get() else { return };
+        let data = &chat.user_data;
+        let (Some(device), Some(kind)) = (
+            data.get("push_notification_deviceid")
+                .filter(|d| !d.is_empty()),
+            data.get("push_notification_type")
+                .and_then(|t| push::PushType::parse(t)),
+        ) else {
+            return;
+        };
+        for event in chat.since(from) {
+            if event.from.kind == channels::chat::PartyType::Client {
+                continue;
+            }
+            let name = crate::api::chat_v1::event_name(event.kind);
+            if push.filtered.iter().any(|f| f == name) {
+                continue;
+            }
+            // The tag names the event the way the event sections do:
+            // `chat.newagentmessage` for an agent's message.
+            let tag = if event.kind == channels::chat::EventType::Message {
+                "chat.newagentmessage".to_owned()
+            } else {
+                format!("chat.{}", name.to_ascii_lowercase())
+            };
+            let message = if push.include_payload {
+                json!({"chatId": chat_id, "event": event}).to_string()
+            } else {
+                match &event.text {
+                    Some(text) => format!("{}: {text}", event.from.nickname),
+                    None => format!("{} {}", event.from.nickname, name),
+                }
+            };
+            let n = push::Notification {
+                subscription_id: String::new(),
+                kind,
+                provider: data
+                    .get("push_notification_provider")
+                    .cloned()
+                    .unwrap_or_default(),
+                debug: data
+                    .get("push_notification_debug")
+                    .is_some_and(|d| d.eq_ignore_ascii_case("true")),
+                device_id: device.clone(),
+                authorization: None,
+                tag,
+                message,
+                properties: data
+                    .get("push_notification_language")
+                    .map(|l| [("language".to_owned(), l.clone())].into())
+                    .unwrap_or_default(),
+            };
+            if let Err(e) = push.dispatcher.submit(n) {
+                tracing::warn!("chat push: {e}");
+            }
+        }
+    }
+
     /// Chat API v1 clients listen on `/_genesys`, found by `gms_user`.
     pub fn set_genesys_users(&self, users: Arc<GenesysUsers>) {
         let _ = self.genesys.set(users);
@@ -418,4 +492,14 @@ impl ServiceHandler for AgentComet {
             }
         });
     }
+}
+
+/// Push for chats in the background: the dispatcher, `[push]
+/// filtering_chat_events` (events not pushed; default the typing notices)
+/// and `[chat] push_notification_include_payload` (the event itself, as
+/// JSON, instead of a line of text).
+pub struct BackgroundPush {
+    pub dispatcher: Arc<push::Dispatcher>,
+    pub filtered: Vec<String>,
+    pub include_payload: bool,
 }

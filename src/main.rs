@@ -211,6 +211,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         settings.notifications.clone(),
     );
     let _ = gone.set(notifications.clone());
+    notifier_agents.set_push(chat_comet::BackgroundPush {
+        dispatcher: notifications.dispatcher().clone(),
+        filtered: options
+            .get("push", "filtering_chat_events")
+            .unwrap_or("Notice.TypingStarted,Notice.TypingStopped")
+            .split(',')
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect(),
+        include_payload: options.flag("chat", "push_notification_include_payload", false),
+    });
     let services = app::Services {
         notifications,
         v1: api::chat_v1::V1 {

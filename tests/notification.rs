@@ -456,3 +456,87 @@ async fn every_bad_request_gets_a_gms_error() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_chat_in_the_background_reaches_its_push_registration() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    let channel = "/service/chatV2/customer-support";
+    let customer = Browser::new(&s);
+    let client_id = customer.session().await;
+    customer.subscribe(&client_id, json!(channel)).await;
+    customer
+        .send(json!([{"channel": channel, "clientId": client_id, "data": {
+            "operation": "requestChat", "nickname": "Mo",
+            "userData": {"push_notification_deviceid": "dev-9", "push_notification_type": "customhttp"}}}]))
+        .await;
+    let mut chat_id = None;
+    for _ in 0..20 {
+        let got = customer
+            .send(json!([{"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling", "advice": {"timeout": 500}}]))
+            .await;
+        if let Some(d) = got
+            .iter()
+            .find(|m| m["channel"] == channel && m["data"]["chatId"].is_string())
+        {
+            chat_id = d["data"]["chatId"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let chat_id = chat_id.expect("requestChat answered");
+
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(s.url("/gmshub/agent/login"))
+        .json(&json!({"agent": "agent", "password": "agent"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let agent = |path: String, body: Value| {
+        http.post(s.url(&path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    agent("/gmshub/agent/ready".into(), json!({}))
+        .await
+        .unwrap();
+    agent(format!("/gmshub/agent/chats/{chat_id}/accept"), json!({}))
+        .await
+        .unwrap();
+
+    // The app goes to the background.
+    customer
+        .send(json!([{"channel": "/meta/disconnect", "clientId": client_id, "ext": {"transcriptPosition": "3"}}]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent(
+        format!("/gmshub/agent/chats/{chat_id}/start-typing"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    agent(
+        format!("/gmshub/agent/chats/{chat_id}/send"),
+        json!({"message": "are you still there?"}),
+    )
+    .await
+    .unwrap();
+    let pushed = r.wait("/custom", 1).await;
+    let body: Value = serde_json::from_str(&pushed[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"deviceId": "dev-9", "message": "Agent: are you still there?"})
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        r.at("/custom").len(),
+        1,
+        "typing is filtered (filtering_chat_events)"
+    );
+}

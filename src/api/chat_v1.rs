@@ -264,6 +264,22 @@ async fn operation(
     .into_response())
 }
 
+/// GMS's name of a chat event (`Message.Text`, `Notice.Joined`, ...), as v1
+/// transcripts and `filtering_chat_events` write it.
+pub fn event_name(kind: EventType) -> &'static str {
+    match kind {
+        EventType::ParticipantJoined => "Notice.Joined",
+        EventType::ParticipantLeft => "Notice.Left",
+        EventType::Message => "Message.Text",
+        EventType::TypingStarted => "Notice.TypingStarted",
+        EventType::TypingStopped => "Notice.TypingStopped",
+        EventType::PushUrl => "Notice.PushUrl",
+        EventType::FileUploaded => "Notice.FileUploaded",
+        EventType::FileDeleted => "Notice.FileDeleted",
+        EventType::CustomNotice | EventType::Notice | EventType::NicknameUpdated => "Notice.Custom",
+    }
+}
+
 /// The chat interaction resource, with the events from `position` on.
 pub fn resource(chat_id: &str, chat: &ChatSession, position: u32, verbose: bool) -> Value {
     let started = chat.created_at;
@@ -271,18 +287,15 @@ pub fn resource(chat_id: &str, chat: &ChatSession, position: u32, verbose: bool)
         .since(position)
         .iter()
         .filter_map(|e| {
-            let (kind, default_text) = match e.kind {
-                EventType::ParticipantJoined => ("Notice.Joined", "has joined the session"),
-                EventType::ParticipantLeft => ("Notice.Left", "has left the session"),
-                EventType::Message => ("Message.Text", ""),
-                EventType::TypingStarted => ("Notice.TypingStarted", "is typing"),
-                EventType::TypingStopped => ("Notice.TypingStopped", "stopped typing"),
-                EventType::PushUrl => ("Notice.PushUrl", ""),
-                EventType::CustomNotice | EventType::Notice | EventType::NicknameUpdated => {
-                    ("Notice.Custom", "")
-                }
+            let default_text = match e.kind {
                 EventType::FileUploaded | EventType::FileDeleted => return None,
+                EventType::ParticipantJoined => "has joined the session",
+                EventType::ParticipantLeft => "has left the session",
+                EventType::TypingStarted => "is typing",
+                EventType::TypingStopped => "stopped typing",
+                _ => "",
             };
+            let kind = event_name(e.kind);
             let party = match e.from.kind {
                 PartyType::Client => "CLIENT",
                 PartyType::Agent => "AGENT",
