@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use push::dispatcher::Providers;
+use push::providers::fcm::{Fcm, FcmConfig, ServiceAccount};
 use push::providers::http::{CustomHttp, HttpCallback};
 use push::{Provider, PushType};
 
@@ -21,12 +22,19 @@ pub fn enabled(o: &Options) -> BTreeSet<PushType> {
     list.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .filter_map(|t| {
-            let kind = PushType::parse(t);
-            if kind.is_none() {
+        .filter_map(|t| match PushType::parse(t) {
+            None => {
                 tracing::warn!(value = t, "[push] pushEnabled: unknown push type, ignored");
+                None
             }
-            kind
+            Some(PushType::Gcm | PushType::Android) => {
+                tracing::warn!(
+                    value = t,
+                    "Google retired GCM and C2DM: FCM (HTTP v1) serves these subscriptions"
+                );
+                Some(PushType::Fcm)
+            }
+            kind => kind,
         })
         .collect()
 }
@@ -107,6 +115,11 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                         }
                         None => {}
                     },
+                    PushType::Fcm => {
+                        if let Some(p) = fcm(o, section, &option, debug) {
+                            out.insert(key, p);
+                        }
+                    }
                     other => {
                         if !debug {
                             tracing::warn!(
@@ -121,4 +134,65 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
         }
     }
     out
+}
+
+/// The FCM provider of a section's channel: `fcm.serviceAccount` (a Google
+/// service account key file, JSON) and optionally `fcm.url`, `fcm.tokenUrl`
+/// (with `debug.` twins), `fcm.title`, `fcm.body`.
+fn fcm(
+    o: &Options,
+    section: &str,
+    option: &dyn Fn(&str) -> Option<String>,
+    debug: bool,
+) -> Option<Arc<dyn Provider>> {
+    let Some(path) = option("fcm.serviceAccount") else {
+        if !debug {
+            if option("fcm.apiKey").is_some() {
+                tracing::error!(
+                    section,
+                    "fcm.apiKey configures FCM's legacy API, which Google shut down in 2024: \
+                     give fcm.serviceAccount (a service account key file) for FCM HTTP v1; fcm is off"
+                );
+            } else {
+                tracing::warn!(
+                    section,
+                    "fcm off: mandatory option fcm.serviceAccount not set"
+                );
+            }
+        }
+        return None;
+    };
+    let account: ServiceAccount = match std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(
+                section,
+                path,
+                "fcm off: cannot read the service account: {e}"
+            );
+            return None;
+        }
+    };
+    let text = |name: &str| {
+        o.get(section, name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let config = FcmConfig {
+        account,
+        send_url: option("fcm.url"),
+        token_url: option("fcm.tokenUrl"),
+        title: text("fcm.title"),
+        body: text("fcm.body"),
+    };
+    match Fcm::new(config) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::error!(section, "fcm off: {e}");
+            None
+        }
+    }
 }
