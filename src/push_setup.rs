@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use push::dispatcher::Providers;
+use push::providers::apns::{Apns, ApnsConfig, ApsOptions};
 use push::providers::fcm::{Fcm, FcmConfig, ServiceAccount};
 use push::providers::http::{CustomHttp, HttpCallback};
 use push::{Provider, PushType};
@@ -120,6 +121,11 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                             out.insert(key, p);
                         }
                     }
+                    PushType::Ios => {
+                        if let Some(p) = apns(o, section, &option, debug) {
+                            out.insert(key, p);
+                        }
+                    }
                     other => {
                         if !debug {
                             tracing::warn!(
@@ -192,6 +198,99 @@ fn fcm(
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {
             tracing::error!(section, "fcm off: {e}");
+            None
+        }
+    }
+}
+
+/// The APNs provider of a section's channel, with token authentication:
+/// `apple.authKey` (the .p8 key file), `apple.keyId`, `apple.teamId` and
+/// `apple.topicName` are mandatory (with `debug.` twins for the debug
+/// channel, which talks to Apple's sandbox); `apple.url` and `apple.caFile`
+/// let a proxy or stand-in take Apple's place; the `aps` dictionary comes
+/// from `apple.title`, `apple.alertMessage.body`, `apple.alertMessage.loc-key`,
+/// `apple.alertMessage.loc-args`, `apple.alertMessage.title-loc-key`,
+/// `apple.sound`, `apple.badge`, `apple.category`, and the headers from
+/// `apple.pushType`, `apple.priority`, `apple.expiration`, `apple.collapseId`.
+fn apns(
+    o: &Options,
+    section: &str,
+    option: &dyn Fn(&str) -> Option<String>,
+    debug: bool,
+) -> Option<Arc<dyn Provider>> {
+    let mandatory = [
+        "apple.authKey",
+        "apple.keyId",
+        "apple.teamId",
+        "apple.topicName",
+    ]
+    .map(option);
+    let [Some(key_file), Some(key_id), Some(team_id), Some(topic)] = mandatory else {
+        if !debug {
+            if option("apple.keystore").is_some() {
+                tracing::warn!(
+                    section,
+                    "ios off: certificate authentication (apple.keystore, .p12) is not supported yet; \
+                     give apple.authKey, apple.keyId and apple.teamId (token authentication)"
+                );
+            } else {
+                tracing::warn!(section, "ios off: apple.authKey, apple.keyId, apple.teamId and apple.topicName are mandatory");
+            }
+        }
+        return None;
+    };
+    let read = |what: &str, path: &str| -> Option<String> {
+        std::fs::read_to_string(path)
+            .map_err(|e| tracing::error!(section, path, "ios off: cannot read {what}: {e}"))
+            .ok()
+    };
+    let key_pem = read("apple.authKey", &key_file)?;
+    let ca_pem = match option("apple.caFile") {
+        Some(path) => Some(read("apple.caFile", &path)?),
+        None => None,
+    };
+    let text = |name: &str| {
+        o.get(section, name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let aps = ApsOptions {
+        title: text("apple.title"),
+        body: text("apple.alertMessage.body"),
+        loc_key: text("apple.alertMessage.loc-key"),
+        loc_args: text("apple.alertMessage.loc-args")
+            .map(|a| a.split(',').map(|x| x.trim().to_owned()).collect())
+            .unwrap_or_default(),
+        title_loc_key: text("apple.alertMessage.title-loc-key"),
+        sound: text("apple.sound"),
+        badge: text("apple.badge").and_then(|b| b.parse().ok()),
+        category: text("apple.category"),
+        push_type: text("apple.pushType"),
+        priority: text("apple.priority").and_then(|p| p.parse().ok()),
+        expiration: text("apple.expiration").and_then(|e| e.parse().ok()),
+        collapse_id: text("apple.collapseId"),
+    };
+    let url = option("apple.url").unwrap_or_else(|| {
+        (if debug {
+            push::providers::apns::SANDBOX
+        } else {
+            push::providers::apns::PRODUCTION
+        })
+        .to_owned()
+    });
+    let config = ApnsConfig {
+        url,
+        topic,
+        key_pem,
+        key_id,
+        team_id,
+        ca_pem,
+        aps,
+    };
+    match Apns::new(config) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::error!(section, "ios off: {e}");
             None
         }
     }

@@ -1,2 +1,3 @@
+pub mod apns;
 pub mod fcm;
 pub mod http;
