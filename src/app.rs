@@ -33,6 +33,7 @@ pub struct Services {
 
 pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
     let max_upload = services.storage_settings.max_upload;
+    let push_counters = services.notifications.dispatcher().counters().clone();
     Router::new()
         .route("/", get(page::index))
         .route("/js/cometd/{file}", get(page::cometd_js))
@@ -48,5 +49,9 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         .merge(api::agent::router(services.agents))
         .merge(api::notification::router(services.notifications))
         .merge(api::chat_v1::router(services.v1))
-        .merge(api::node::router(services.status, services.membership))
+        .merge(api::node::router(
+            services.status,
+            services.membership,
+            push_counters,
+        ))
 }

@@ -197,7 +197,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let gone_sink = gone.clone();
     let dispatcher = push::Dispatcher::start(
         providers,
-        push::DispatcherConfig::default(),
+        push::DispatcherConfig {
+            workers: options.value::<usize>("push", "workers", 32).clamp(1, 1000),
+            queue: options.value::<usize>("push", "queue", 100_000).max(1),
+            ..push::DispatcherConfig::default()
+        },
         Arc::new(move |n: &push::Notification| {
             if let Some(notifications) = gone_sink.get().cloned() {
                 let id = n.subscription_id.clone();

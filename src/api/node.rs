@@ -45,9 +45,14 @@ impl NodeStatus {
 struct Node {
     status: Arc<NodeStatus>,
     membership: Arc<Membership>,
+    push: Arc<push::Counters>,
 }
 
-pub fn router(status: Arc<NodeStatus>, membership: Arc<Membership>) -> Router {
+pub fn router(
+    status: Arc<NodeStatus>,
+    membership: Arc<Membership>,
+    push: Arc<push::Counters>,
+) -> Router {
     Router::new()
         .route("/genesys/1/admin/node/status", get(status_text))
         .route(
@@ -55,7 +60,11 @@ pub fn router(status: Arc<NodeStatus>, membership: Arc<Membership>) -> Router {
             post(change_status),
         )
         .route("/genesys/1/node", get(node))
-        .with_state(Node { status, membership })
+        .with_state(Node {
+            status,
+            membership,
+            push,
+        })
 }
 
 async fn status_text(State(node): State<Node>) -> Response {
@@ -106,6 +115,8 @@ async fn node(State(node): State<Node>) -> Response {
         "store": m.store().backend(),
         "cluster": m.clustered(),
         "nodes": nodes,
+        // Deliveries by push type/provider and outcome, since start.
+        "push": node.push.snapshot(),
     });
     (code, Json(body)).into_response()
 }
