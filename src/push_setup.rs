@@ -11,7 +11,7 @@ use std::time::Duration;
 use push::dispatcher::Providers;
 use push::providers::apns::{Apns, ApnsConfig, ApsOptions};
 use push::providers::fcm::{Fcm, FcmConfig, ServiceAccount};
-use push::providers::http::{CustomHttp, HttpCallback};
+use push::providers::http::{CustomHttp, HttpCallback, OrsCallback};
 use push::{Provider, PushType};
 
 use crate::config::Options;
@@ -121,6 +121,24 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                             out.insert(key, p);
                         }
                     }
+                    PushType::Orscb => match option("orscb.url") {
+                        Some(url) => {
+                            let event = o
+                                .get(section, "orscb.event")
+                                .filter(|e| !e.is_empty())
+                                .unwrap_or("gms.notification");
+                            match OrsCallback::new(&url, event, Duration::from_secs(30)) {
+                                Ok(p) => {
+                                    out.insert(key, Arc::new(p));
+                                }
+                                Err(e) => tracing::warn!(section, "orscb off: {e}"),
+                            }
+                        }
+                        None if !debug => {
+                            tracing::warn!(section, "orscb off: mandatory option orscb.url not set")
+                        }
+                        None => {}
+                    },
                     PushType::Ios => {
                         if let Some(p) = apns(o, section, &option, debug) {
                             out.insert(key, p);

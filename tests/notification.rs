@@ -60,6 +60,7 @@ async fn receive(
         "/cb/bad" => StatusCode::BAD_REQUEST,
         "/cb/gone" => StatusCode::GONE,
         "/cb/created" => StatusCode::CREATED,
+        p if p.starts_with("/ors/scxml/session/ended/") => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     }
 }
@@ -104,7 +105,7 @@ fn server(base: &str, dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Server
     std::fs::write(
         &config,
         format!(
-            "[push]\npushEnabled = comet,customhttp,httpcb\ncustomhttp.url = {base}/custom\n\
+            "[push]\npushEnabled = comet,customhttp,httpcb,orscb\ncustomhttp.url = {base}/custom\norscb.url = {base}/ors\n\
              debug.customhttp.url = {base}/custom-debug\n\
              [push.provider.acme]\ncustomhttp.url = {base}/acme\n"
         ),
@@ -539,4 +540,94 @@ async fn a_chat_in_the_background_reaches_its_push_registration() {
         1,
         "typing is filtered (filtering_chat_events)"
     );
+}
+
+#[tokio::test]
+async fn orscb_sends_the_event_into_the_ors_session() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    subscribe(&s, "ors.cb", "orscb", "sess 1", json!({})).await;
+    let ended = subscribe(&s, "ors.cb", "orscb", "ended", json!({})).await;
+    publish(&s, "ors.cb", json!("customer ready")).await;
+    let got = r
+        .wait("/ors/scxml/session/sess 1/event/gms.notification", 1)
+        .await;
+    let form: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(got[0].body.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(form.get("tag").map(String::as_str), Some("ors.cb"));
+    assert_eq!(
+        form.get("message").map(String::as_str),
+        Some("customer ready")
+    );
+    assert!(got[0]
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/x-www-form-urlencoded"));
+    r.wait("/ors/scxml/session/ended/event/gms.notification", 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = call(
+        &s,
+        "GET",
+        &format!("/genesys/1/notification/subscription/{ended}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a session that is gone loses its subscription"
+    );
+}
+
+#[tokio::test]
+async fn tokens_and_credentials_stay_out_of_the_log() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[("RUST_LOG", "debug")]);
+    let device = "secret-device-token-0123456789abcdef";
+    let auth = "Bearer top-secret-authorization-value";
+    let gone_url = format!("{base}/cb/gone?token=secret-url-token-xyz");
+    let bad_url = format!("{base}/cb/bad?token=secret-url-token-abc");
+    subscribe(
+        &s,
+        "t.secret",
+        "customhttp",
+        device,
+        json!({"authorization": auth}),
+    )
+    .await;
+    subscribe(&s, "t.secret", "httpcb", &gone_url, json!({})).await;
+    subscribe(&s, "t.secret", "httpcb", &bad_url, json!({})).await;
+    subscribe(
+        &s,
+        "t.secret",
+        "comet",
+        "no-such-session-secret-0123456789",
+        json!({}),
+    )
+    .await;
+    publish(&s, "t.secret", json!("hello")).await;
+    r.wait("/custom", 1).await;
+    r.wait("/cb/gone", 1).await;
+    r.wait("/cb/bad", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = s.output();
+    assert!(
+        log.contains("device gone"),
+        "the outcomes are logged: {log}"
+    );
+    for secret in [
+        device,
+        auth,
+        "top-secret",
+        "secret-url-token",
+        "no-such-session-secret-0123456789",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
 }

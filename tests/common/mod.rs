@@ -23,6 +23,8 @@ pub struct Server {
     /// The folder of its SQLite store, removed with the server unless the
     /// test owns it.
     _data: Option<tempfile::TempDir>,
+    /// Everything it wrote to stdout (its log).
+    output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -51,10 +53,17 @@ impl Server {
         let mut child = cmd.spawn().expect("start gmshub");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log = output.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr = rest
                         .split_whitespace()
@@ -75,7 +84,13 @@ impl Server {
             child,
             addr: addr.parse().expect("address"),
             _data: None,
+            output,
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

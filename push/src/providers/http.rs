@@ -1,7 +1,8 @@
 //! The HTTP providers: `customhttp` (POST `{deviceId, message}` to the one
-//! URL the operator configures, with the subscription's `authorization`)
-//! and `httpcb` (POST the message as it is to the URL the subscription gives
-//! as its device id; only 200 is success).
+//! URL the operator configures, with the subscription's `authorization`),
+//! `httpcb` (POST the message as it is to the URL the subscription gives as
+//! its device id; only 200 is success) and `orscb` (an event into an ORS
+//! session).
 
 use std::time::Duration;
 
@@ -104,4 +105,69 @@ impl Provider for HttpCallback {
             .body(n.message.clone());
         outcome(req.send().await, |s| s == StatusCode::OK)
     }
+}
+
+/// `orscb`: an event into a running ORS (SCXML) session, through ORS's
+/// HTTP interface: `POST {orscb.url}/scxml/session/{deviceId}/event/{name}`
+/// with the form fields `tag` and `message` (the SCXML session sees them as
+/// `_event.data.tag` and `_event.data.message`). The event name is
+/// `[push] orscb.event` (default `gms.notification`). A session that is
+/// gone (404, 410) loses its subscription.
+pub struct OrsCallback {
+    base: String,
+    event: String,
+    client: reqwest::Client,
+}
+
+impl OrsCallback {
+    pub fn new(base: &str, event: &str, timeout: Duration) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(base).map_err(|e| format!("orscb.url {base:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("orscb.url {base}: http or https only"));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            event: event.to_owned(),
+            client,
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for OrsCallback {
+    async fn send(&self, n: &Notification) -> Outcome {
+        let session: String = form_encode(&n.device_id);
+        let url = format!(
+            "{}/scxml/session/{session}/event/{}",
+            self.base,
+            form_encode(&self.event)
+        );
+        let req = self
+            .client
+            .post(url)
+            .form(&[("tag", n.tag.as_str()), ("message", n.message.as_str())]);
+        match req.send().await {
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => {
+                Outcome::Gone("ORS: no such session".into())
+            }
+            other => outcome(other, |s| s.is_success()),
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+fn form_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
