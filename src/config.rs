@@ -130,6 +130,12 @@ impl Options {
         }
     }
 
+    /// A section's options as the file has them (without environment
+    /// overrides, which cannot name new options).
+    pub fn section(&self, name: &str) -> Option<&HashMap<String, String>> {
+        self.sections.get(name)
+    }
+
     /// The sections the configuration file has.
     pub fn section_names(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(String::as_str)

@@ -43,6 +43,10 @@ pub fn enabled(o: &Options) -> BTreeSet<PushType> {
 /// The providers for every enabled type whose mandatory options are set.
 pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
     let enabled = enabled(o);
+    let formats = push::Formats::new(
+        o.section_names()
+            .filter_map(|name| o.section(name).map(|options| (name, options.clone()))),
+    );
     let mut out: Providers = Providers::new();
     let mut sections = vec![(String::new(), "push".to_owned())];
     for section in o.section_names() {
@@ -117,7 +121,7 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                         None => {}
                     },
                     PushType::Fcm => {
-                        if let Some(p) = fcm(o, section, &option, debug) {
+                        if let Some(p) = fcm(o, name, section, &option, debug, &formats) {
                             out.insert(key, p);
                         }
                     }
@@ -140,7 +144,7 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                         None => {}
                     },
                     PushType::Ios => {
-                        if let Some(p) = apns(o, section, &option, debug) {
+                        if let Some(p) = apns(o, name, section, &option, debug, &formats) {
                             out.insert(key, p);
                         }
                     }
@@ -165,9 +169,11 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
 /// (with `debug.` twins), `fcm.title`, `fcm.body`.
 fn fcm(
     o: &Options,
+    name: &str,
     section: &str,
     option: &dyn Fn(&str) -> Option<String>,
     debug: bool,
+    formats: &push::Formats,
 ) -> Option<Arc<dyn Provider>> {
     let Some(path) = option("fcm.serviceAccount") else {
         if !debug {
@@ -211,6 +217,8 @@ fn fcm(
         token_url: option("fcm.tokenUrl"),
         title: text("fcm.title"),
         body: text("fcm.body"),
+        provider: name.to_owned(),
+        formats: formats.clone(),
     };
     match Fcm::new(config) {
         Ok(p) => Some(Arc::new(p)),
@@ -232,9 +240,11 @@ fn fcm(
 /// `apple.pushType`, `apple.priority`, `apple.expiration`, `apple.collapseId`.
 fn apns(
     o: &Options,
+    name: &str,
     section: &str,
     option: &dyn Fn(&str) -> Option<String>,
     debug: bool,
+    formats: &push::Formats,
 ) -> Option<Arc<dyn Provider>> {
     let mandatory = [
         "apple.authKey",
@@ -304,6 +314,8 @@ fn apns(
         team_id,
         ca_pem,
         aps,
+        provider: name.to_owned(),
+        formats: formats.clone(),
     };
     match Apns::new(config) {
         Ok(p) => Some(Arc::new(p)),

@@ -199,7 +199,10 @@ fn gmshub(url: &str, ca: &str, dir: &tempfile::TempDir) -> Server {
              apple.sound = default\napple.badge = 1\napple.collapseId = chat\napple.expiration = 3600\n\
              [push.provider.localized]\napple.authKey = {}\napple.keyId = {KEY_ID}\napple.teamId = {TEAM_ID}\n\
              apple.topicName = {TOPIC}\napple.url = {url}\napple.caFile = {}\n\
-             apple.alertMessage.loc-key = CHAT_NEW_AGENT_MESSAGE\napple.alertMessage.loc-args = Ann,now\n",
+             apple.alertMessage.loc-key = CHAT_NEW_AGENT_MESSAGE\napple.alertMessage.loc-args = Ann,now\n\
+             [push.provider.event.ors]\napple.title = An ORS event\n\
+             [push.provider.event.ors.cb.1]\napple.sound = chime\n\
+             [push.provider.localized.event]\napple.badge = 7\n",
             key.display(),
             ca_file.display(),
             key.display(),
@@ -308,9 +311,11 @@ async fn apns_over_http2_with_token_authentication() {
             .unwrap()
             > 1_700_000_000
     );
+    // The event sections: the tag's prefix `ors` sets the title, the whole
+    // tag the sound; the provider section's own options fill the rest.
     assert_eq!(
         good.2,
-        json!({"aps": {"alert": {"title": "Contact centre", "body": "Your agent is calling"}, "sound": "default", "badge": 1},
+        json!({"aps": {"alert": {"title": "An ORS event", "body": "Your agent is calling"}, "sound": "chime", "badge": 1},
                "message": "Your agent is calling", "tag": "ors.cb.1"})
     );
     let localized = apple
@@ -322,7 +327,11 @@ async fn apns_over_http2_with_token_authentication() {
         .unwrap();
     assert_eq!(
         localized.2["aps"]["alert"],
-        json!({"loc-key": "CHAT_NEW_AGENT_MESSAGE", "loc-args": ["Ann", "now"]})
+        json!({"title": "An ORS event", "loc-key": "CHAT_NEW_AGENT_MESSAGE", "loc-args": ["Ann", "now"]})
+    );
+    assert_eq!(
+        localized.2["aps"]["badge"], 7,
+        "the provider's own event section"
     );
     // One provider token signed for all of these (renewed every 50 minutes).
     let tokens: std::collections::HashSet<String> = apple.tokens.lock().iter().cloned().collect();

@@ -6,6 +6,7 @@
 //! nothing of where notifications come from.
 
 pub mod dispatcher;
+pub mod format;
 pub mod providers;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 pub use dispatcher::{Counters, Dispatcher, DispatcherConfig, GoneListener};
+pub use format::Formats;
 
 /// The delivery channel a subscription names (`notificationDetails.type`).
 #[derive(

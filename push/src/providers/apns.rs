@@ -53,6 +53,9 @@ pub struct ApnsConfig {
     /// `apple.caFile`: a PEM root to trust besides the system's.
     pub ca_pem: Option<String>,
     pub aps: ApsOptions,
+    /// The provider's name (empty: `[push]`), for the event sections.
+    pub provider: String,
+    pub formats: crate::Formats,
 }
 
 #[derive(Serialize)]
@@ -114,9 +117,45 @@ impl Apns {
         Ok(t)
     }
 
+    /// The provider's options, with those an event section sets for the
+    /// notification's tag in their place.
+    fn options_for(&self, n: &Notification) -> ApsOptions {
+        let f = &self.config.formats;
+        let mut o = self.config.aps.clone();
+        let get = |key: &str| {
+            f.lookup(&self.config.provider, &n.tag, key)
+                .map(str::to_owned)
+        };
+        if let Some(v) = get("apple.title") {
+            o.title = Some(v);
+        }
+        if let Some(v) = get("apple.alertMessage.body") {
+            o.body = Some(v);
+        }
+        if let Some(v) = get("apple.alertMessage.loc-key") {
+            o.loc_key = Some(v);
+        }
+        if let Some(v) = get("apple.alertMessage.loc-args") {
+            o.loc_args = v.split(',').map(|a| a.trim().to_owned()).collect();
+        }
+        if let Some(v) = get("apple.alertMessage.title-loc-key") {
+            o.title_loc_key = Some(v);
+        }
+        if let Some(v) = get("apple.sound") {
+            o.sound = Some(v);
+        }
+        if let Some(v) = get("apple.badge").and_then(|b| b.parse().ok()) {
+            o.badge = Some(v);
+        }
+        if let Some(v) = get("apple.category") {
+            o.category = Some(v);
+        }
+        o
+    }
+
     /// `{"aps": {...}, "message": ..., "tag": ...}`
     pub fn payload(&self, n: &Notification) -> Value {
-        let o = &self.config.aps;
+        let o = &self.options_for(n);
         let mut alert = Map::new();
         if let Some(t) = &o.title {
             alert.insert("title".into(), json!(t));

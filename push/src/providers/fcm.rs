@@ -41,6 +41,9 @@ pub struct FcmConfig {
     /// `fcm.title`, `fcm.body`: a visible notification besides the data.
     pub title: Option<String>,
     pub body: Option<String>,
+    /// The provider's name (empty: `[push]`), for the event sections.
+    pub provider: String,
+    pub formats: crate::Formats,
 }
 
 #[derive(Serialize)]
@@ -59,6 +62,8 @@ pub struct Fcm {
     key: EncodingKey,
     title: Option<String>,
     body: Option<String>,
+    provider: String,
+    formats: crate::Formats,
     client: reqwest::Client,
     token: Mutex<Option<(String, Instant)>>,
     /// One refresh at a time: the others wait for its token.
@@ -84,6 +89,8 @@ impl Fcm {
             key,
             title: config.title,
             body: config.body,
+            provider: config.provider,
+            formats: config.formats,
             client,
             token: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
@@ -151,8 +158,16 @@ impl Fcm {
             // Android apps read GMS's payload from the data key `message`.
             "data": {"message": n.message, "tag": n.tag},
         });
-        if self.title.is_some() || self.body.is_some() {
-            message["notification"] = json!({"title": self.title, "body": self.body.clone().unwrap_or_else(|| n.message.clone())});
+        let pick = |key: &str, base: &Option<String>| {
+            self.formats
+                .lookup(&self.provider, &n.tag, key)
+                .map(str::to_owned)
+                .or_else(|| base.clone())
+        };
+        let (title, body) = (pick("fcm.title", &self.title), pick("fcm.body", &self.body));
+        if title.is_some() || body.is_some() {
+            message["notification"] =
+                json!({"title": title, "body": body.unwrap_or_else(|| n.message.clone())});
         }
         json!({ "message": message })
     }

@@ -1,0 +1,118 @@
+//! Per-event formatting: the OS options (`apple.*`, `fcm.title`,
+//! `fcm.body`) of the sections `[push.provider.NAME.event.TAG]` (one
+//! provider, one event) and `[push.provider.event.TAG]` (every provider),
+//! where TAG is the event's tag or any dotted prefix of it (`chat` covers
+//! `chat.newagentmessage`), and the bare `...event` sections cover every
+//! event. The most specific section that sets an option wins: the
+//! provider's own event sections before the shared ones, a longer tag
+//! before a shorter one; the provider section's own value comes last.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct Formats {
+    /// Section name → its options.
+    sections: HashMap<String, HashMap<String, String>>,
+}
+
+impl Formats {
+    /// Keeps the event sections among `sections` (name → options).
+    pub fn new<'a>(sections: impl IntoIterator<Item = (&'a str, HashMap<String, String>)>) -> Self {
+        Self {
+            sections: sections
+                .into_iter()
+                .filter(|(name, _)| name.starts_with("push.provider.") && name.contains("event"))
+                .map(|(name, options)| (name.to_owned(), options))
+                .collect(),
+        }
+    }
+
+    /// The value of `option` for an event of `tag` sent by `provider`
+    /// (empty: the default provider), if an event section sets it.
+    pub fn lookup(&self, provider: &str, tag: &str, option: &str) -> Option<&str> {
+        if self.sections.is_empty() {
+            return None;
+        }
+        let mut prefixes: Vec<&str> = tag.match_indices('.').map(|(i, _)| &tag[..i]).collect();
+        prefixes.push(tag);
+        prefixes.reverse();
+        let scopes = if provider.is_empty() {
+            vec!["push.provider.event".to_owned()]
+        } else {
+            vec![
+                format!("push.provider.{provider}.event"),
+                "push.provider.event".to_owned(),
+            ]
+        };
+        for scope in &scopes {
+            for name in prefixes
+                .iter()
+                .map(|p| format!("{scope}.{p}"))
+                .chain([scope.clone()])
+            {
+                if let Some(v) = self.sections.get(&name).and_then(|s| s.get(option)) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_most_specific_section_wins() {
+        let f = Formats::new([
+            (
+                "push.provider.event",
+                section(&[("apple.title", "all"), ("apple.sound", "default")]),
+            ),
+            (
+                "push.provider.event.chat",
+                section(&[("apple.title", "chat")]),
+            ),
+            (
+                "push.provider.event.chat.newagentmessage",
+                section(&[("apple.alertMessage.loc-key", "CHAT_NEW_AGENT_MESSAGE")]),
+            ),
+            (
+                "push.provider.acme.event.chat",
+                section(&[("apple.title", "acme chat")]),
+            ),
+            ("push", section(&[("apple.title", "not an event section")])),
+        ]);
+        assert_eq!(
+            f.lookup("", "chat.newagentmessage", "apple.title"),
+            Some("chat")
+        );
+        assert_eq!(
+            f.lookup("", "chat.newagentmessage", "apple.alertMessage.loc-key"),
+            Some("CHAT_NEW_AGENT_MESSAGE")
+        );
+        assert_eq!(
+            f.lookup("", "chat.other", "apple.alertMessage.loc-key"),
+            None
+        );
+        assert_eq!(f.lookup("", "ors.callback", "apple.title"), Some("all"));
+        assert_eq!(
+            f.lookup("acme", "chat.newagentmessage", "apple.title"),
+            Some("acme chat")
+        );
+        assert_eq!(
+            f.lookup("acme", "chat.x", "apple.sound"),
+            Some("default"),
+            "shared sections still apply"
+        );
+        assert_eq!(f.lookup("other", "ors.x", "fcm.title"), None);
+    }
+}
