@@ -12,6 +12,7 @@ use push::dispatcher::Providers;
 use push::providers::apns::{Apns, ApnsConfig, ApsOptions};
 use push::providers::fcm::{Fcm, FcmConfig, ServiceAccount};
 use push::providers::http::{CustomHttp, HttpCallback, OrsCallback};
+use push::providers::wns::{Wns, WnsConfig};
 use push::{Provider, PushType};
 
 use crate::config::Options;
@@ -143,6 +144,40 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                         }
                         None => {}
                     },
+                    PushType::Wns => {
+                        let sid = option("wns.sid");
+                        let secret = option("wns.clientSecret");
+                        match (sid, secret) {
+                            (Some(sid), Some(secret)) => {
+                                let text = |k: &str| {
+                                    o.get(section, k)
+                                        .filter(|v| !v.is_empty())
+                                        .map(str::to_owned)
+                                };
+                                let config = WnsConfig {
+                                    sid,
+                                    secret,
+                                    token_url: option("wns.tokenUrl").unwrap_or_else(|| {
+                                        push::providers::wns::TOKEN_URL.to_owned()
+                                    }),
+                                    notification_type: text("wns.notificationType")
+                                        .unwrap_or_else(|| "wns/toast".into()),
+                                    template: text("wns.xmlTemplate"),
+                                };
+                                match Wns::new(config) {
+                                    Ok(p) => {
+                                        out.insert(key, Arc::new(p));
+                                    }
+                                    Err(e) => tracing::warn!(section, "wns off: {e}"),
+                                }
+                            }
+                            _ if !debug => tracing::warn!(
+                                section,
+                                "wns off: wns.sid and wns.clientSecret are mandatory"
+                            ),
+                            _ => {}
+                        }
+                    }
                     PushType::Ios => {
                         if let Some(p) = apns(o, name, section, &option, debug, &formats) {
                             out.insert(key, p);

@@ -1,3 +1,4 @@
 pub mod apns;
 pub mod fcm;
 pub mod http;
+pub mod wns;
