@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use push::dispatcher::Providers;
-use push::providers::apns::{Apns, ApnsConfig, ApsOptions};
+use push::providers::apns::{p12_to_pem, Apns, ApnsAuth, ApnsConfig, ApsOptions};
 use push::providers::fcm::{Fcm, FcmConfig, ServiceAccount};
 use push::providers::http::{CustomHttp, HttpCallback, OrsCallback};
 use push::providers::wns::{Wns, WnsConfig};
@@ -264,10 +264,11 @@ fn fcm(
     }
 }
 
-/// The APNs provider of a section's channel, with token authentication:
-/// `apple.authKey` (the .p8 key file), `apple.keyId`, `apple.teamId` and
-/// `apple.topicName` are mandatory (with `debug.` twins for the debug
-/// channel, which talks to Apple's sandbox); `apple.url` and `apple.caFile`
+/// The APNs provider of a section's channel: `apple.topicName` and either
+/// token authentication (`apple.authKey`, the .p8 key file, `apple.keyId`,
+/// `apple.teamId`) or a certificate (`apple.keystore`, a .p12, with
+/// `apple.keystorePassword`), with `debug.` twins for the debug channel,
+/// which talks to Apple's sandbox; `apple.url` and `apple.caFile`
 /// let a proxy or stand-in take Apple's place; the `aps` dictionary comes
 /// from `apple.title`, `apple.alertMessage.body`, `apple.alertMessage.loc-key`,
 /// `apple.alertMessage.loc-args`, `apple.alertMessage.title-loc-key`,
@@ -281,35 +282,48 @@ fn apns(
     debug: bool,
     formats: &push::Formats,
 ) -> Option<Arc<dyn Provider>> {
-    let mandatory = [
-        "apple.authKey",
-        "apple.keyId",
-        "apple.teamId",
-        "apple.topicName",
-    ]
-    .map(option);
-    let [Some(key_file), Some(key_id), Some(team_id), Some(topic)] = mandatory else {
+    let Some(topic) = option("apple.topicName") else {
         if !debug {
-            if option("apple.keystore").is_some() {
-                tracing::warn!(
-                    section,
-                    "ios off: certificate authentication (apple.keystore, .p12) is not supported yet; \
-                     give apple.authKey, apple.keyId and apple.teamId (token authentication)"
-                );
-            } else {
-                tracing::warn!(section, "ios off: apple.authKey, apple.keyId, apple.teamId and apple.topicName are mandatory");
-            }
+            tracing::warn!(section, "ios off: mandatory option apple.topicName not set");
         }
         return None;
     };
-    let read = |what: &str, path: &str| -> Option<String> {
-        std::fs::read_to_string(path)
+    let read = |what: &str, path: &str| -> Option<Vec<u8>> {
+        std::fs::read(path)
             .map_err(|e| tracing::error!(section, path, "ios off: cannot read {what}: {e}"))
             .ok()
     };
-    let key_pem = read("apple.authKey", &key_file)?;
+    // Token authentication (.p8), else the certificate (.p12) GMS configures.
+    let token = ["apple.authKey", "apple.keyId", "apple.teamId"].map(option);
+    let auth = match (token, option("apple.keystore")) {
+        ([Some(key_file), Some(key_id), Some(team_id)], _) => ApnsAuth::Token {
+            key_pem: String::from_utf8_lossy(&read("apple.authKey", &key_file)?).into_owned(),
+            key_id,
+            team_id,
+        },
+        (_, Some(keystore)) => {
+            let password = option("apple.keystorePassword").unwrap_or_default();
+            match p12_to_pem(&read("apple.keystore", &keystore)?, &password) {
+                Ok(identity_pem) => ApnsAuth::Certificate { identity_pem },
+                Err(e) => {
+                    tracing::error!(section, "ios off: {e}");
+                    return None;
+                }
+            }
+        }
+        _ => {
+            if !debug {
+                tracing::warn!(
+                    section,
+                    "ios off: give apple.authKey, apple.keyId and apple.teamId (token authentication) \
+                     or apple.keystore and apple.keystorePassword (certificate)"
+                );
+            }
+            return None;
+        }
+    };
     let ca_pem = match option("apple.caFile") {
-        Some(path) => Some(read("apple.caFile", &path)?),
+        Some(path) => Some(String::from_utf8_lossy(&read("apple.caFile", &path)?).into_owned()),
         None => None,
     };
     let text = |name: &str| {
@@ -344,9 +358,7 @@ fn apns(
     let config = ApnsConfig {
         url,
         topic,
-        key_pem,
-        key_id,
-        team_id,
+        auth,
         ca_pem,
         aps,
         provider: name.to_owned(),

@@ -47,7 +47,11 @@ fn answer(status: u16, reason: Option<&str>) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-async fn handle(apple: Apple, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    apple: Apple,
+    token_auth: bool,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let refuse = |why: String| {
         apple.refused.lock().push(why);
         Ok(answer(400, Some("BadRequest")))
@@ -78,40 +82,14 @@ async fn handle(apple: Apple, req: Request<Incoming>) -> Result<Response<Full<By
     if h("apns-topic") != TOPIC {
         return Ok(answer(400, Some("BadTopic")));
     }
-    let jwt = h("authorization")
-        .strip_prefix("bearer ")
-        .map(str::to_owned)
-        .unwrap_or_else(|| h("authorization").replace("Bearer ", ""));
-    let key = jsonwebtoken::DecodingKey::from_ec_pem(include_bytes!("data/apns-test-key.pub.pem"))
-        .unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    match (
-        jsonwebtoken::decode_header(&jwt),
-        jsonwebtoken::decode::<Claims>(&jwt, &key, &validation),
-    ) {
-        (Ok(header), Ok(data)) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            if header.kid.as_deref() != Some(KEY_ID)
-                || data.claims.iss != TEAM_ID
-                || now.abs_diff(data.claims.iat) > 3600
-            {
-                return Ok(answer(403, Some("InvalidProviderToken")));
-            }
+    if !token_auth {
+        // Certificate authentication: the TLS layer checked the client; no token.
+        if !h("authorization").is_empty() {
+            return refuse("a token besides the certificate".into());
         }
-        (h, c) => {
-            apple
-                .refused
-                .lock()
-                .push(format!("token: {:?} {:?}", h.err(), c.err()));
-            return Ok(answer(403, Some("InvalidProviderToken")));
-        }
+    } else if let Some(r) = check_token(&apple, &h("authorization")) {
+        return Ok(r);
     }
-    apple.tokens.lock().push(jwt);
     let body = req
         .into_body()
         .collect()
@@ -138,8 +116,50 @@ async fn handle(apple: Apple, req: Request<Incoming>) -> Result<Response<Full<By
     })
 }
 
-/// The stand-in on a free port; returns its state, URL and CA (PEM).
-async fn stand_in() -> (Apple, String, String) {
+/// Checks the provider token of token authentication; an answer when it
+/// does not pass.
+fn check_token(apple: &Apple, authorization: &str) -> Option<Response<Full<Bytes>>> {
+    let jwt = authorization
+        .strip_prefix("bearer ")
+        .map(str::to_owned)
+        .unwrap_or_else(|| authorization.to_owned().replace("Bearer ", ""));
+    let key = jsonwebtoken::DecodingKey::from_ec_pem(include_bytes!("data/apns-test-key.pub.pem"))
+        .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    match (
+        jsonwebtoken::decode_header(&jwt),
+        jsonwebtoken::decode::<Claims>(&jwt, &key, &validation),
+    ) {
+        (Ok(header), Ok(data)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            if header.kid.as_deref() != Some(KEY_ID)
+                || data.claims.iss != TEAM_ID
+                || now.abs_diff(data.claims.iat) > 3600
+            {
+                return Some(answer(403, Some("InvalidProviderToken")));
+            }
+        }
+        (h, c) => {
+            apple
+                .refused
+                .lock()
+                .push(format!("token: {:?} {:?}", h.err(), c.err()));
+            return Some(answer(403, Some("InvalidProviderToken")));
+        }
+    }
+    apple.tokens.lock().push(jwt);
+    None
+}
+
+/// The stand-in on a free port; returns its state, URL and CA (PEM), and
+/// with `client_certificates`, the .p12 (password `p12-secret`) of a client
+/// certificate it requires instead of a provider token.
+async fn stand_in(client_certificates: bool) -> (Apple, String, String, Option<Vec<u8>>) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
@@ -150,14 +170,40 @@ async fn stand_in() -> (Apple, String, String) {
         .signed_by(&server_key, &ca)
         .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![server_cert.der().clone()], key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let (builder, p12) = if client_certificates {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client_cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .signed_by(&client_key, &ca)
+            .unwrap();
+        let chain = p12_keystore::PrivateKeyChain::new(
+            vec![1u8; 20],
+            p12_keystore::PrivateKey::from_der(&client_key.serialize_der()).unwrap(),
+            [
+                p12_keystore::Certificate::from_der(client_cert.der()).unwrap(),
+                p12_keystore::Certificate::from_der(ca.der()).unwrap(),
+            ],
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("apns", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        let p12 = store.writer("p12-secret").write().unwrap();
+        (builder.with_client_cert_verifier(verifier), Some(p12))
+    } else {
+        (builder.with_no_client_auth(), None)
+    };
+    let mut tls = builder
+        .with_single_cert(vec![server_cert.der().clone()], key)
+        .unwrap();
     tls.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -174,7 +220,9 @@ async fn stand_in() -> (Apple, String, String) {
                 let Ok(stream) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let service = hyper::service::service_fn(move |req| handle(apple.clone(), req));
+                let service = hyper::service::service_fn(move |req| {
+                    handle(apple.clone(), !client_certificates, req)
+                });
                 let _ =
                     hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -182,7 +230,7 @@ async fn stand_in() -> (Apple, String, String) {
             });
         }
     });
-    (apple, url, ca.pem())
+    (apple, url, ca.pem(), p12)
 }
 
 fn gmshub(url: &str, ca: &str, dir: &tempfile::TempDir) -> Server {
@@ -227,7 +275,7 @@ async fn post(s: &Server, path: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn apns_over_http2_with_token_authentication() {
-    let (apple, url, ca) = stand_in().await;
+    let (apple, url, ca, _) = stand_in(false).await;
     let dir = tempfile::tempdir().unwrap();
     let s = gmshub(&url, &ca, &dir);
     let mut ids = std::collections::HashMap::new();
@@ -345,4 +393,61 @@ async fn apns_over_http2_with_token_authentication() {
     assert_eq!(status(ids["gone-1"].clone()).await, 404);
     assert_eq!(status(ids["baddev-1"].clone()).await, 404);
     assert_eq!(status(ids["good-1"].clone()).await, 200);
+}
+
+#[tokio::test]
+async fn apns_with_a_p12_certificate() {
+    let (apple, url, ca, p12) = stand_in(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = dir.path().join("apns.p12");
+    std::fs::write(&keystore, p12.unwrap()).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let config = dir.path().join("push.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[push]\npushEnabled = comet,ios\napple.keystore = {}\napple.keystorePassword = p12-secret\n\
+             apple.topicName = {TOPIC}\napple.url = {url}\napple.caFile = {}\n",
+            keystore.display(),
+            ca_file.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let s = Server::start(&[("GMSHUB_CONFIG", config.as_str())]);
+    post(
+        &s,
+        "/genesys/1/notification/subscription",
+        json!({"subscriberId": "a", "filter": "cert", "notificationDetails": {"deviceId": "good-9", "type": "ios"}}),
+    )
+    .await;
+    post(
+        &s,
+        "/genesys/1/notification/publish",
+        json!({"tag": "cert", "message": "by certificate"}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while apple.got.lock().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refused: {:?}",
+            apple.refused.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        apple.refused.lock().is_empty(),
+        "{:?}",
+        apple.refused.lock()
+    );
+    assert_eq!(
+        apple.got.lock()[0].2["aps"]["alert"]["body"],
+        "by certificate"
+    );
+    assert!(
+        apple.tokens.lock().is_empty(),
+        "no provider token with a certificate"
+    );
 }

@@ -1,6 +1,8 @@
 //! Apple Push Notification service over HTTP/2 (the provider API), with
-//! token authentication: an ES256 JWT signed with the team's .p8 key,
-//! renewed every 50 minutes (Apple refuses tokens older than an hour). The
+//! token authentication (an ES256 JWT signed with the team's .p8 key,
+//! renewed every 50 minutes: Apple refuses tokens older than an hour) or
+//! certificate authentication (the .p12 keystore GMS configures: a TLS
+//! client certificate, and no token). The
 //! endpoint is configurable (`a2`, the design card's APNs crate, sends only
 //! to Apple's two fixed hosts, so tests and proxies could not stand in; this
 //! provider speaks the same protocol to any URL), and so is an extra trust
@@ -46,16 +48,59 @@ pub struct ApnsConfig {
     pub url: String,
     /// `apple.topicName`: the app's bundle id.
     pub topic: String,
-    /// `apple.authKey` (.p8, PEM), `apple.keyId`, `apple.teamId`.
-    pub key_pem: String,
-    pub key_id: String,
-    pub team_id: String,
+    pub auth: ApnsAuth,
     /// `apple.caFile`: a PEM root to trust besides the system's.
     pub ca_pem: Option<String>,
     pub aps: ApsOptions,
     /// The provider's name (empty: `[push]`), for the event sections.
     pub provider: String,
     pub formats: crate::Formats,
+}
+
+/// How gmshub proves it may push for the app.
+#[derive(Debug, Clone)]
+pub enum ApnsAuth {
+    /// `apple.authKey` (.p8, PEM), `apple.keyId`, `apple.teamId`.
+    Token {
+        key_pem: String,
+        key_id: String,
+        team_id: String,
+    },
+    /// `apple.keystore` (.p12) and `apple.keystorePassword`, read into one
+    /// PEM with the private key and the certificate chain.
+    Certificate { identity_pem: String },
+}
+
+/// A PKCS#12 keystore (the .p12 Apple's portal exports) as one PEM: the
+/// private key, then its certificate chain.
+pub fn p12_to_pem(p12: &[u8], password: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        p12,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| format!("apple.keystore: {e}"))?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or("apple.keystore: no private key with its certificate")?;
+    let block = |label: &str, der: &[u8]| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    };
+    let mut pem = block("PRIVATE KEY", chain.key().as_der());
+    for cert in chain.certs() {
+        pem.push_str(&block("CERTIFICATE", cert.as_der()));
+    }
+    Ok(pem)
 }
 
 #[derive(Serialize)]
@@ -66,20 +111,37 @@ struct Claims<'a> {
 
 pub struct Apns {
     config: ApnsConfig,
-    key: EncodingKey,
+    /// The token signer and its key id and team; none with a certificate.
+    key: Option<(EncodingKey, String, String)>,
     client: reqwest::Client,
     jwt: Mutex<Option<(String, Instant)>>,
 }
 
 impl Apns {
     pub fn new(config: ApnsConfig) -> Result<Self, String> {
-        let key = EncodingKey::from_ec_pem(config.key_pem.as_bytes())
-            .map_err(|e| format!("apple.authKey: {e}"))?;
         // APNs speaks HTTP/2 only: no HTTP/1.1 fallback.
         let mut builder = reqwest::Client::builder()
             .http2_prior_knowledge()
             .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(600));
+        let key = match &config.auth {
+            ApnsAuth::Token {
+                key_pem,
+                key_id,
+                team_id,
+            } => Some((
+                EncodingKey::from_ec_pem(key_pem.as_bytes())
+                    .map_err(|e| format!("apple.authKey: {e}"))?,
+                key_id.clone(),
+                team_id.clone(),
+            )),
+            ApnsAuth::Certificate { identity_pem } => {
+                let identity = reqwest::Identity::from_pem(identity_pem.as_bytes())
+                    .map_err(|e| format!("apple.keystore: {e}"))?;
+                builder = builder.identity(identity);
+                None
+            }
+        };
         if let Some(pem) = &config.ca_pem {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| format!("apple.caFile: {e}"))?;
@@ -94,27 +156,28 @@ impl Apns {
         })
     }
 
-    /// The provider token, renewed before Apple would refuse it.
-    fn token(&self) -> Result<String, String> {
+    /// The provider token, renewed before Apple would refuse it; none with
+    /// certificate authentication.
+    fn token(&self) -> Result<Option<String>, String> {
+        let Some((key, key_id, team_id)) = &self.key else {
+            return Ok(None);
+        };
         let mut jwt = self.jwt.lock();
         if let Some((t, at)) = jwt.as_ref() {
             if at.elapsed() < TOKEN_LIFETIME {
-                return Ok(t.clone());
+                return Ok(Some(t.clone()));
             }
         }
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.config.key_id.clone());
+        header.kid = Some(key_id.clone());
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let claims = Claims {
-            iss: &self.config.team_id,
-            iat,
-        };
-        let t = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
+        let claims = Claims { iss: team_id, iat };
+        let t = jsonwebtoken::encode(&header, &claims, key).map_err(|e| e.to_string())?;
         *jwt = Some((t.clone(), Instant::now()));
-        Ok(t)
+        Ok(Some(t))
     }
 
     /// The provider's options, with those an event section sets for the
@@ -216,7 +279,6 @@ impl Provider for Apns {
         let mut req = self
             .client
             .post(url)
-            .bearer_auth(token)
             .header("apns-topic", &self.config.topic)
             .header("apns-push-type", &push_type)
             .header("apns-priority", priority.to_string())
@@ -231,6 +293,9 @@ impl Provider for Apns {
         }
         if let Some(c) = &o.collapse_id {
             req = req.header("apns-collapse-id", c);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
         }
         let r = match req.send().await {
             Ok(r) => r,
