@@ -631,3 +631,36 @@ async fn tokens_and_credentials_stay_out_of_the_log() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn subscriptions_expire() {
+    let (_r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    // 30 s is GMS's floor and the default (defaultSubscriptionExpiration).
+    let explicit = subscribe(&s, "t.exp", "customhttp", "dev-e1", json!({"expire": 30})).await;
+    let default = subscribe(&s, "t.exp", "customhttp", "dev-e2", json!({})).await;
+    let (_, v) = call(
+        &s,
+        "GET",
+        &format!("/genesys/1/notification/subscription/{default}"),
+        None,
+    )
+    .await;
+    assert!((28..=30).contains(&v["expire"].as_u64().unwrap()), "{v}");
+    tokio::time::sleep(Duration::from_millis(31_000)).await;
+    for id in [&explicit, &default] {
+        let (status, _) = call(
+            &s,
+            "GET",
+            &format!("/genesys/1/notification/subscription/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "expired");
+    }
+    assert_eq!(
+        publish(&s, "t.exp", json!("late")).await["subscriptions"],
+        0
+    );
+}
