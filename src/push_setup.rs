@@ -4,7 +4,7 @@
 //! inherited from `[push]`), each with a production channel and, when all of
 //! a type's mandatory `debug.*` options are set, a debug one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +47,8 @@ pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
     let formats = push::Formats::new(
         o.section_names()
             .filter_map(|name| o.section(name).map(|options| (name, options.clone()))),
-    );
+    )
+    .with_localized(localized(o));
     let mut out: Providers = Providers::new();
     let mut sections = vec![(String::new(), "push".to_owned())];
     for section in o.section_names() {
@@ -369,6 +370,39 @@ fn apns(
         Err(e) => {
             tracing::error!(section, "ios off: {e}");
             None
+        }
+    }
+}
+
+/// `[push] localizationFileLocation`: an INI file with one section per
+/// language and, in it, a text per event tag (or tag prefix), e.g.
+/// `[fr]` / `chat.newagentmessage = Nouveau message de votre conseiller`.
+/// (GMS names the option without documenting a format; this is gmshub's.)
+fn localized(o: &Options) -> HashMap<String, HashMap<String, String>> {
+    let Some(path) = o
+        .get("push", "localizationFileLocation")
+        .filter(|p| !p.is_empty())
+    else {
+        return HashMap::new();
+    };
+    match ini::Ini::load_from_file(path) {
+        Ok(file) => file
+            .iter()
+            .filter_map(|(section, props)| {
+                section.map(|lang| {
+                    (
+                        lang.to_owned(),
+                        props
+                            .iter()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                    )
+                })
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(path, "[push] localizationFileLocation cannot be read: {e}");
+            HashMap::new()
         }
     }
 }

@@ -238,11 +238,17 @@ fn gmshub(url: &str, ca: &str, dir: &tempfile::TempDir) -> Server {
     std::fs::write(&key, include_str!("data/apns-test-key.p8")).unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
+    let localization = dir.path().join("texts.ini");
+    std::fs::write(
+        &localization,
+        "[fr]\nors.cb = Votre conseiller vous appelle\n",
+    )
+    .unwrap();
     let config = dir.path().join("push.ini");
     std::fs::write(
         &config,
         format!(
-            "[push]\npushEnabled = comet,ios\napple.authKey = {}\napple.keyId = {KEY_ID}\napple.teamId = {TEAM_ID}\n\
+                        "[push]\npushEnabled = comet,ios\nlocalizationFileLocation = {}\napple.authKey = {}\napple.keyId = {KEY_ID}\napple.teamId = {TEAM_ID}\n\
              apple.topicName = {TOPIC}\napple.url = {url}\napple.caFile = {}\napple.title = Contact centre\n\
              apple.sound = default\napple.badge = 1\napple.collapseId = chat\napple.expiration = 3600\n\
              [push.provider.localized]\napple.authKey = {}\napple.keyId = {KEY_ID}\napple.teamId = {TEAM_ID}\n\
@@ -251,6 +257,7 @@ fn gmshub(url: &str, ca: &str, dir: &tempfile::TempDir) -> Server {
              [push.provider.event.ors]\napple.title = An ORS event\n\
              [push.provider.event.ors.cb.1]\napple.sound = chime\n\
              [push.provider.localized.event]\napple.badge = 7\n",
+                        localization.display(),
             key.display(),
             ca_file.display(),
             key.display(),
@@ -286,12 +293,14 @@ async fn apns_over_http2_with_token_authentication() {
         ("busy-1", ""),
         ("toomany-1", ""),
         ("good-2", "localized"),
+        ("good-fr", ""),
     ] {
         let v = post(
             &s,
             "/genesys/1/notification/subscription",
             json!({"subscriberId": "a", "filter": "ors.cb.1", "providerName": provider,
-                   "notificationDetails": {"deviceId": device, "type": "ios"}}),
+                   "notificationDetails": {"deviceId": device, "type": "ios",
+                   "properties": {"language": if device == "good-fr" { "fr-CA" } else { "en" }}}}),
         )
         .await;
         ids.insert(device, v["id"].as_str().unwrap().to_owned());
@@ -380,6 +389,23 @@ async fn apns_over_http2_with_token_authentication() {
     assert_eq!(
         localized.2["aps"]["badge"], 7,
         "the provider's own event section"
+    );
+    // A device in French gets the text of the localization file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while count("good-fr") < 1 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let french = apple
+        .got
+        .lock()
+        .iter()
+        .find(|(t, _, _)| t == "good-fr")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        french.2["aps"]["alert"]["body"],
+        "Votre conseiller vous appelle"
     );
     // One provider token signed for all of these (renewed every 50 minutes).
     let tokens: std::collections::HashSet<String> = apple.tokens.lock().iter().cloned().collect();

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 pub struct Formats {
     /// Section name → its options.
     sections: HashMap<String, HashMap<String, String>>,
+    /// `[push] localizationFileLocation`: language → event tag → text.
+    localized: HashMap<String, HashMap<String, String>>,
 }
 
 impl Formats {
@@ -24,7 +26,42 @@ impl Formats {
                 .filter(|(name, _)| name.starts_with("push.provider.") && name.contains("event"))
                 .map(|(name, options)| (name.to_owned(), options))
                 .collect(),
+            localized: HashMap::new(),
         }
+    }
+
+    /// Adds the localized texts (`[push] localizationFileLocation`): one
+    /// section per language (`[fr]`, `[pt-BR]`), an event tag (or a dotted
+    /// prefix of one) per key, the text to show as its value.
+    pub fn with_localized(mut self, by_language: HashMap<String, HashMap<String, String>>) -> Self {
+        self.localized = by_language
+            .into_iter()
+            .map(|(lang, texts)| (lang.to_ascii_lowercase(), texts))
+            .collect();
+        self
+    }
+
+    /// The text for an event of `tag` in `language` (`fr-CA` falls back to
+    /// `fr`), by the longest matching tag prefix.
+    pub fn localized(&self, language: &str, tag: &str) -> Option<&str> {
+        let language = language.to_ascii_lowercase();
+        let base = language.split(['-', '_']).next().unwrap_or("").to_owned();
+        for lang in [language, base] {
+            let Some(texts) = self.localized.get(&lang) else {
+                continue;
+            };
+            let mut key = tag;
+            loop {
+                if let Some(t) = texts.get(key) {
+                    return Some(t);
+                }
+                match key.rfind('.') {
+                    Some(i) => key = &key[..i],
+                    None => break,
+                }
+            }
+        }
+        None
     }
 
     /// The value of `option` for an event of `tag` sent by `provider`
@@ -114,5 +151,30 @@ mod tests {
             "shared sections still apply"
         );
         assert_eq!(f.lookup("other", "ors.x", "fcm.title"), None);
+    }
+
+    #[test]
+    fn texts_by_language_and_tag_prefix() {
+        let f = Formats::default().with_localized(HashMap::from([
+            (
+                "fr".to_owned(),
+                section(&[
+                    ("chat", "Du nouveau"),
+                    ("chat.newagentmessage", "Nouveau message"),
+                ]),
+            ),
+            ("pt-BR".to_owned(), section(&[("chat", "Novidade")])),
+        ]));
+        assert_eq!(
+            f.localized("fr", "chat.newagentmessage"),
+            Some("Nouveau message")
+        );
+        assert_eq!(
+            f.localized("fr-CA", "chat.notice.joined"),
+            Some("Du nouveau")
+        );
+        assert_eq!(f.localized("pt-br", "chat.x"), Some("Novidade"));
+        assert_eq!(f.localized("de", "chat.x"), None);
+        assert_eq!(f.localized("fr", "ors.x"), None);
     }
 }

@@ -213,6 +213,14 @@ impl Apns {
         if let Some(v) = get("apple.category") {
             o.category = Some(v);
         }
+        // A text in the device's language, where the file has one.
+        if let Some(text) = n
+            .properties
+            .get("language")
+            .and_then(|l| f.localized(l, &n.tag))
+        {
+            o.body = Some(text.to_owned());
+        }
         o
     }
 

@@ -164,7 +164,15 @@ impl Fcm {
                 .map(str::to_owned)
                 .or_else(|| base.clone())
         };
-        let (title, body) = (pick("fcm.title", &self.title), pick("fcm.body", &self.body));
+        let localized = n
+            .properties
+            .get("language")
+            .and_then(|l| self.formats.localized(l, &n.tag))
+            .map(str::to_owned);
+        let (title, body) = (
+            pick("fcm.title", &self.title),
+            localized.or_else(|| pick("fcm.body", &self.body)),
+        );
         if title.is_some() || body.is_some() {
             message["notification"] =
                 json!({"title": title, "body": body.unwrap_or_else(|| n.message.clone())});
