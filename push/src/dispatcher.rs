@@ -1,5 +1,7 @@
-//! The dispatcher: one bounded queue and a few workers per push type, the
-//! provider each notification names, retries with exponential back-off and
+//! The dispatcher: a few workers per push type, each with its own bounded
+//! queue; a device's notifications always go through the same worker, so
+//! they arrive in the order they were sent. The provider each notification
+//! names, retries with exponential back-off and
 //! jitter for answers that may succeed later, and a listener told when a
 //! device is gone. Counters per provider and outcome say what happened.
 
@@ -14,7 +16,8 @@ use crate::{redact, Notification, Outcome, Provider, PushType};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
-    /// Notifications waiting per push type; past it, `submit` refuses.
+    /// Notifications waiting per push type (shared out evenly between its
+    /// workers); past it, `submit` refuses.
     pub queue: usize,
     /// Deliveries in flight per push type.
     pub workers: usize,
@@ -93,7 +96,8 @@ pub enum SubmitError {
 }
 
 pub struct Dispatcher {
-    queues: HashMap<PushType, mpsc::Sender<Job>>,
+    /// One queue per worker, per push type.
+    queues: HashMap<PushType, Vec<mpsc::Sender<Job>>>,
     counters: Arc<Counters>,
 }
 
@@ -107,12 +111,14 @@ impl Dispatcher {
         types.sort();
         types.dedup();
         for kind in types {
-            let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
-            let rx = Arc::new(tokio::sync::Mutex::new(rx));
-            for _ in 0..config.workers.max(1) {
+            let workers = config.workers.max(1);
+            let mut senders = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (tx, rx) = mpsc::channel::<Job>((config.queue / workers).max(1));
+                senders.push(tx.clone());
                 let worker = Worker {
-                    rx: rx.clone(),
-                    tx: tx.clone(),
+                    rx,
+                    tx,
                     providers: providers.clone(),
                     counters: counters.clone(),
                     gone: gone.clone(),
@@ -120,7 +126,7 @@ impl Dispatcher {
                 };
                 tokio::spawn(worker.run());
             }
-            queues.insert(kind, tx);
+            queues.insert(kind, senders);
         }
         Arc::new(Self { queues, counters })
     }
@@ -138,17 +144,26 @@ impl Dispatcher {
     /// Queues one notification; refuses when its type is off or its queue full.
     pub fn submit(&self, n: Notification) -> Result<(), SubmitError> {
         let kind = n.kind.name();
-        let Some(queue) = self.queues.get(&n.kind) else {
+        let Some(queues) = self.queues.get(&n.kind) else {
             return Err(SubmitError::Disabled(kind));
         };
+        let queue = &queues[worker_for(&n.device_id, queues.len())];
         queue
             .try_send(Job { n, attempt: 1 })
             .map_err(|_| SubmitError::Full(kind))
     }
 }
 
+/// The worker that carries a device's notifications.
+fn worker_for(device_id: &str, workers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    device_id.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
 struct Worker {
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    rx: mpsc::Receiver<Job>,
     tx: mpsc::Sender<Job>,
     providers: Arc<Providers>,
     counters: Arc<Counters>,
@@ -157,11 +172,8 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self) {
-        loop {
-            // The lock is held only while waiting for the next job.
-            let job = { self.rx.lock().await.recv().await };
-            let Some(job) = job else { return };
+    async fn run(mut self) {
+        while let Some(job) = self.rx.recv().await {
             self.deliver(job).await;
         }
     }
@@ -356,6 +368,54 @@ mod tests {
         d.submit(notification(PushType::Customhttp)).unwrap();
         settle(d.counters(), "customhttp", "failed", 1).await;
         assert_eq!(down.calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Records what it was sent, taking longer for early messages, so that
+    /// concurrent delivery would reorder them.
+    struct Recorder {
+        seen: Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl Provider for Recorder {
+        async fn send(&self, n: &Notification) -> Outcome {
+            let i: u64 = n.message.parse().unwrap();
+            tokio::time::sleep(Duration::from_millis(20u64.saturating_sub(i))).await;
+            self.seen
+                .lock()
+                .push((n.device_id.clone(), n.message.clone()));
+            Outcome::Delivered
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_devices_notifications_arrive_in_order() {
+        let recorder = Arc::new(Recorder {
+            seen: Mutex::new(Vec::new()),
+        });
+        let mut providers: Providers = HashMap::new();
+        providers.insert((PushType::Httpcb, String::new(), false), recorder.clone());
+        let d = Dispatcher::start(providers, fast(), Arc::new(|_| {}));
+        let devices = ["a", "b", "c"];
+        for i in 0..20 {
+            for device in devices {
+                let mut n = notification(PushType::Httpcb);
+                n.device_id = device.into();
+                n.message = i.to_string();
+                d.submit(n).unwrap();
+            }
+        }
+        settle(d.counters(), "httpcb", "delivered", 60).await;
+        let seen = recorder.seen.lock();
+        for device in devices {
+            let order: Vec<&str> = seen
+                .iter()
+                .filter(|(d, _)| d == device)
+                .map(|(_, m)| m.as_str())
+                .collect();
+            let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+            assert_eq!(order, expected, "device {device}");
+        }
     }
 
     #[test]
