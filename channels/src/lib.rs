@@ -3,6 +3,7 @@
 //! Storage API. The store they keep their state in is defined here
 //! ([`store`]) and implemented by the binary.
 
+pub mod callback;
 pub mod chat;
 pub mod notification;
 pub mod service;

@@ -1,0 +1,111 @@
+//! The scheduler: on every node, a loop that finds the callbacks whose time
+//! has come (through their `due` index entry, one per 10-second bucket) and
+//! moves them: a scheduled callback to QUEUED, one that waited past its
+//! expiration to COMPLETED with `FAIL_TIMEOUT_TTL`. The move is a
+//! compare-and-set, so when every node finds the same callback exactly one
+//! moves it; nothing is held in memory, so a node that dies loses nothing.
+
+use std::time::Duration;
+
+use super::engine::{check_move, CallbackError, Callbacks, BY_SCHEDULER, DUE_BUCKET_MS, MAX_READ};
+use super::model::State;
+use crate::store::now_ms;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub queued: usize,
+    pub expired: usize,
+}
+
+impl Callbacks {
+    /// Moves the callbacks of one due bucket whose deadline has passed;
+    /// returns what it did and whether the bucket may hold more than it read.
+    pub async fn fire_bucket(&self, bucket: u64) -> Result<(Pass, bool), CallbackError> {
+        let now = now_ms();
+        let found = self
+            .records()
+            .find("due", &bucket.to_string(), MAX_READ)
+            .await?;
+        let more = found.len() >= MAX_READ;
+        let mut pass = Pass::default();
+        for (id, v) in found {
+            let Some(deadline) = v.value.next_deadline() else {
+                continue;
+            };
+            if deadline > now {
+                continue;
+            }
+            let moved = self
+                .update(&id, |cb| {
+                    let now = now_ms();
+                    match cb.state {
+                        State::Scheduled if cb.desired_time <= now => {
+                            cb.enter(State::Queued, None, BY_SCHEDULER, now);
+                        }
+                        State::Queued | State::Paused if cb.expiration_time <= now => {
+                            check_move(&id, cb.state, State::Completed)?;
+                            cb.enter(
+                                State::Completed,
+                                Some("FAIL_TIMEOUT_TTL".into()),
+                                BY_SCHEDULER,
+                                now,
+                            );
+                        }
+                        // Moved by someone else since it was read.
+                        _ => return Err(CallbackError::NotFound(id.clone())),
+                    }
+                    Ok(())
+                })
+                .await;
+            match moved {
+                Ok(cb) if cb.state == State::Queued => pass.queued += 1,
+                Ok(_) => pass.expired += 1,
+                Err(CallbackError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((pass, more))
+    }
+
+    /// Runs the scheduler until the process ends.
+    pub fn spawn_scheduler(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let interval = this
+            .settings()
+            .scheduler_interval
+            .max(Duration::from_millis(10));
+        let lookback = this.settings().lookback.as_millis() as u64;
+        tokio::spawn(async move {
+            // The first bucket not known to be empty.
+            let mut next = now_ms().saturating_sub(lookback) / DUE_BUCKET_MS;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let current = now_ms() / DUE_BUCKET_MS;
+                // The previous bucket is always looked at again: a node whose
+                // clock is behind may still be writing into it.
+                next = next.min(current.saturating_sub(1));
+                let mut bucket = next;
+                while bucket <= current {
+                    match this.fire_bucket(bucket).await {
+                        Ok((pass, more)) => {
+                            if pass.queued + pass.expired > 0 {
+                                tracing::debug!(bucket, ?pass, "callbacks moved");
+                            }
+                            if bucket == next && bucket < current && !more {
+                                next = bucket + 1;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("callback scheduler: {e}");
+                            break;
+                        }
+                    }
+                    bucket += 1;
+                }
+            }
+        })
+    }
+}
