@@ -27,6 +27,7 @@ pub struct Services {
     pub chats: channels::chat::Chats,
     pub v1: api::chat_v1::V1,
     pub agents: channels::chat::Agents,
+    pub callbacks: channels::callback::Callbacks,
     pub status: Arc<NodeStatus>,
     pub membership: Arc<Membership>,
 }
@@ -47,6 +48,7 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         ))
         .merge(api::chat_v2::router(services.chats, max_upload))
         .merge(api::agent::router(services.agents))
+        .merge(api::callback::router(services.callbacks))
         .merge(api::notification::router(services.notifications))
         .merge(api::chat_v1::router(services.v1))
         .merge(api::node::router(

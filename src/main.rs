@@ -226,7 +226,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
         include_payload: options.flag("chat", "push_notification_include_payload", false),
     });
+    let callbacks = channels::callback::Callbacks::new(
+        store.clone(),
+        settings.callbacks.clone(),
+        notifications.dispatcher().clone(),
+        chats.clone(),
+    );
+    callbacks.spawn_scheduler();
     let services = app::Services {
+        callbacks,
         notifications,
         v1: api::chat_v1::V1 {
             chats: chats.clone(),

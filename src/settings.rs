@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 
+use channels::callback::{CallbackSettings, OfficeHours};
 use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType};
 use channels::notification::NotificationSettings;
 use gmshub::store::cassandra::{self, CassandraConfig};
@@ -47,6 +48,7 @@ pub struct Settings {
     pub heartbeat: Duration,
     pub chat: ChatServices,
     pub notifications: NotificationSettings,
+    pub callbacks: CallbackSettings,
 }
 
 /// Reads `[store] type` and the options of the backend it names.
@@ -148,6 +150,7 @@ impl Settings {
                 .map(str::to_owned),
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
             chat: chat_services(o),
+            callbacks: callback_settings(o),
             notifications: NotificationSettings {
                 // GMS: at least 30 s; unset or invalid gives 30.
                 default_expiration: match o.value::<u64>(
@@ -226,6 +229,63 @@ impl Settings {
                 identity_header: Some("gms_user".to_owned()),
             },
         }
+    }
+}
+
+/// The callback services (`service.<name>` sections with `_service =
+/// callback`), the office-hours services they name, and `[callback]`. With
+/// no callback service configured, `default` exists (GMS's defaults).
+pub fn callback_settings(o: &Options) -> CallbackSettings {
+    let d = CallbackSettings::default();
+    let mut services = std::collections::BTreeMap::new();
+    let mut office_hours = HashMap::new();
+    for section in o.section_names() {
+        let Some(name) = section.strip_prefix("service.").filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let Some(options) = o.section(section) else {
+            continue;
+        };
+        let kind = options
+            .get("_service")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if kind == "callback" {
+            services.insert(name.to_owned(), options.clone());
+        } else if kind == "office-hours" {
+            match OfficeHours::from_options(options) {
+                Ok(hours) => {
+                    office_hours.insert(name.to_owned(), hours);
+                }
+                // The callback services naming it refuse bookings, saying so.
+                Err(e) => tracing::error!("[{section}] {e}: office hours ignored"),
+            }
+        }
+    }
+    if services.is_empty() {
+        services = d.services.clone();
+    }
+    let list = |option: &str, default: &[String]| match o.get("callback", option) {
+        Some(v) => channels::callback::options::split_list(v),
+        None => default.to_vec(),
+    };
+    CallbackSettings {
+        returned_keys: list("returned-keys", &d.returned_keys),
+        filter_keys: list("filter-keys", &d.filter_keys),
+        max_queued: o
+            .value("callback", "max_queued_callbacks_per_service", d.max_queued)
+            .max(1),
+        scheduler_interval: o
+            .millis("callback", "scheduler-interval", d.scheduler_interval)
+            .max(Duration::from_millis(10)),
+        lookback: o.seconds("callback", "scheduler-lookback", d.lookback),
+        retention: o.seconds("callback", "completed-retention", d.retention),
+        external_url_base: o
+            .get("server", "external_url_base")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        services,
+        office_hours,
     }
 }
 

@@ -3,6 +3,7 @@
 //! error shape.
 
 pub mod agent;
+pub mod callback;
 pub mod chat_v1;
 pub mod chat_v2;
 pub mod form;

@@ -275,7 +275,7 @@ impl Callbacks {
             entry.insert("max_queued".into(), json!(options.max_queued));
             entry.insert(
                 "watermark".into(),
-                json!((open as f64 / options.max_queued.max(1) as f64 * 100.0).round()),
+                json!(open * 100 / options.max_queued.max(1)),
             );
             out.insert(service, Value::Object(entry));
         }
