@@ -50,7 +50,7 @@ async fn purge_removes_only_expired_rows() {
 }
 
 #[tokio::test]
-async fn a_file_from_before_the_entries_column_opens_and_keeps_its_data() {
+async fn a_file_from_before_the_entries_and_index_expiry_columns_opens_and_keeps_its_data() {
     use channels::store::{IndexEntry, Write};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -61,8 +61,10 @@ async fn a_file_from_before_the_entries_column_opens_and_keeps_its_data() {
                version INTEGER NOT NULL, expires_at INTEGER, PRIMARY KEY (collection, id)) WITHOUT ROWID;
              CREATE TABLE record_index (collection TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
                id TEXT NOT NULL, PRIMARY KEY (collection, name, value, id)) WITHOUT ROWID;
-             INSERT INTO records VALUES ('c', 'old', x'6869', 3, NULL);
-             INSERT INTO record_index VALUES ('c', 'tag', 'a', 'old');",
+                          INSERT INTO records VALUES ('c', 'old', x'6869', 3, NULL);
+             INSERT INTO record_index VALUES ('c', 'tag', 'a', 'old');
+             INSERT INTO records VALUES ('c', 'gone', x'6869', 1, 1000);
+             INSERT INTO record_index VALUES ('c', 'tag', 'a', 'gone');",
         )
         .unwrap();
     }
@@ -70,6 +72,8 @@ async fn a_file_from_before_the_entries_column_opens_and_keeps_its_data() {
     let r = store.get("c", "old").await.unwrap().unwrap();
     assert_eq!((r.value.as_slice(), r.version), (&b"hi"[..], 3));
     assert_eq!(store.find("c", "tag", "a", 10).await.unwrap().len(), 1);
+    // Index rows got their record's expiry: the expired one is not counted.
+    assert_eq!(store.count("c", "tag", "a").await.unwrap(), 1);
     let tags = [IndexEntry::new("tag", "b")];
     store
         .update("c", "old", 3, Write::new(b"x").indexes(&tags))

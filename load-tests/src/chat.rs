@@ -61,14 +61,14 @@ pub struct ChatReport {
 }
 
 /// A Bayeux session on a WebSocket, keeping a `/meta/connect` outstanding.
-struct Session {
+pub(crate) struct Session {
     ws: WebSocketStream<TcpStream>,
-    id: String,
+    pub(crate) id: String,
     n: u64,
 }
 
 impl Session {
-    async fn open(target: &Target) -> Result<Session, ClientError> {
+    pub(crate) async fn open(target: &Target) -> Result<Session, ClientError> {
         let tcp = connect_tcp(target.addr).await?;
         let (ws, _) = tokio_tungstenite::client_async(target.ws_url(), tcp).await?;
         let mut s = Session {
@@ -105,7 +105,7 @@ impl Session {
         .await
     }
 
-    async fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
         let id = self.id.clone();
         self.send(json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": channel}]))
             .await?;
@@ -125,7 +125,10 @@ impl Session {
 
     /// The next messages the server sends (a held connect's reply is
     /// answered with a new connect).
-    async fn next(&mut self, deadline: tokio::time::Instant) -> Result<Vec<Value>, ClientError> {
+    pub(crate) async fn next(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<Value>, ClientError> {
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await

@@ -14,6 +14,7 @@
 //! the report gives delivered messages per second, latency percentiles,
 //! misses, errors, server RSS and CPU, and the generator's own CPU.
 
+mod callback;
 mod chat;
 mod fleet;
 mod lp;
@@ -37,6 +38,8 @@ enum Scenario {
     Churn,
     /// Chat API v2 over CometD, answered by bots (gmshub only).
     Chat,
+    /// Callback bookings, and many callbacks due at once (gmshub only).
+    Callback,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -108,9 +111,15 @@ struct Args {
     /// `chat`: the bots' password.
     #[arg(long, default_value = "bot")]
     bot_password: String,
-    /// `chat`: the chat service.
+    /// `chat`: the chat service; `callback`: the callback service.
     #[arg(long, default_value = "customer-support")]
     service: String,
+    /// `callback`: immediate callbacks booked in phase 1.
+    #[arg(long, default_value_t = 5000)]
+    bookings: usize,
+    /// `callback`: callbacks due at the same instant in phase 2.
+    #[arg(long, default_value_t = 5000)]
+    due: usize,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -206,6 +215,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             service: args.service.clone(),
         };
         report.chat = Some(chat::run(&targets[0], &chat_args, &args.server_pid).await);
+    } else if args.scenario == Scenario::Callback {
+        let callback_args = callback::CallbackArgs {
+            bookings: args.bookings,
+            concurrency: args.concurrency,
+            due: args.due,
+            service: args.service.clone(),
+        };
+        report.callback = Some(callback::run(&targets[0], &callback_args, &args.server_pid).await);
     } else if args.scenario == Scenario::Churn {
         report.churn = Some(churn(&args, &targets).await);
     } else {

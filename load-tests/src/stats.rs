@@ -177,6 +177,8 @@ pub struct Report {
     pub steps: Vec<Step>,
     pub churn: Option<Churn>,
     pub chat: Option<crate::chat::ChatReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<crate::callback::CallbackReport>,
 }
 
 /// Resident and peak memory (kB) and CPU seconds (user + system) of a process.

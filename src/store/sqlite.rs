@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS record_index (
     collection TEXT NOT NULL,
     name TEXT NOT NULL,
     value TEXT NOT NULL,
-    id TEXT NOT NULL,
+        id TEXT NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (collection, name, value, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_index_by_id ON record_index (collection, id);
@@ -94,6 +95,19 @@ impl Sqlite {
         if !has_entries {
             conn.execute_batch("ALTER TABLE records ADD COLUMN entries TEXT NOT NULL DEFAULT ''")
                 .map_err(failed)?;
+        }
+        // ... and index rows their record's expiry, copied from it.
+        let index_expiry: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('record_index') WHERE name = 'expires_at'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(failed)?;
+        if !index_expiry {
+            conn.execute_batch(
+                "ALTER TABLE record_index ADD COLUMN expires_at INTEGER;
+                 UPDATE record_index SET expires_at = (SELECT r.expires_at FROM records r
+                 WHERE r.collection = record_index.collection AND r.id = record_index.id);",
+            )
+            .map_err(failed)?;
         }
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -215,21 +229,39 @@ fn live_version(
 
 /// Writes the record, and its index entries when they changed (a chat's
 /// entries stay the same over most of its writes; rewriting them each time
-/// was the largest cost of a write).
+/// was the largest cost of a write). Index rows carry the record's expiry,
+/// so that `count` reads them alone: joining each to its record read the
+/// record's whole value.
 fn write_record(tx: &Transaction, w: &OwnedWrite, version: Version) -> rusqlite::Result<()> {
     let (collection, id) = (&w.collection, &w.id);
-    let old: Option<String> = tx
-        .prepare_cached("SELECT entries FROM records WHERE collection = ?1 AND id = ?2")?
-        .query_row(params![collection, id], |row| row.get(0))
+    let expires_at = w.expires_at.map(|t| t as i64);
+    let old: Option<(String, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT entries, expires_at FROM records WHERE collection = ?1 AND id = ?2",
+        )?
+        .query_row(params![collection, id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?;
-    if old.as_deref() != Some(w.entries.as_str()) {
-        tx.prepare_cached("DELETE FROM record_index WHERE collection = ?1 AND id = ?2")?
-            .execute(params![collection, id])?;
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO record_index (collection, name, value, id) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (name, value) in &w.indexes {
-            insert.execute(params![collection, name, value, id])?;
+    match old {
+        Some((entries, old_expiry)) if entries == w.entries => {
+            if old_expiry != expires_at {
+                tx.prepare_cached(
+                    "UPDATE record_index SET expires_at = ?3 WHERE collection = ?1 AND id = ?2",
+                )?
+                .execute(params![collection, id, expires_at])?;
+            }
+        }
+        _ => {
+            tx.prepare_cached("DELETE FROM record_index WHERE collection = ?1 AND id = ?2")?
+                .execute(params![collection, id])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO record_index (collection, name, value, id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (name, value) in &w.indexes {
+                insert.execute(params![collection, name, value, id, expires_at])?;
+            }
         }
     }
     tx.prepare_cached(
@@ -380,10 +412,9 @@ impl Store for Sqlite {
         let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT COUNT(*) FROM record_index i
-                 JOIN records r ON r.collection = i.collection AND r.id = i.id
-                 WHERE i.collection = ?1 AND i.name = ?2 AND i.value = ?3
-                 AND (r.expires_at IS NULL OR r.expires_at > ?4)",
+                "SELECT COUNT(*) FROM record_index
+                 WHERE collection = ?1 AND name = ?2 AND value = ?3
+                 AND (expires_at IS NULL OR expires_at > ?4)",
             )?
             .query_row(params![collection, name, value, now_ms() as i64], |row| {
                 row.get::<_, i64>(0)

@@ -17,6 +17,7 @@ use super::options::{
     check_number, resolve, CallbackSettings, Effective, InQueueCheck, NumberProblem,
 };
 use crate::chat::{ChatError, ChatRequest, Chats};
+use crate::store::collection::Versioned;
 use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError};
 
 /// Width of the buckets the scheduler finds due callbacks by.
@@ -386,12 +387,27 @@ impl Callbacks {
         id: &str,
         change: impl Fn(&mut Callback) -> Result<()>,
     ) -> Result<Callback> {
+        self.update_from(id, None, change).await
+    }
+
+    /// `update`, starting from a copy already read (it is read again only
+    /// if it has changed since).
+    pub(super) async fn update_from(
+        &self,
+        id: &str,
+        mut read: Option<Versioned<Callback>>,
+        change: impl Fn(&mut Callback) -> Result<()>,
+    ) -> Result<Callback> {
         if check_key("a callback id", id).is_err() {
             return Err(CallbackError::NotFound(id.to_owned()));
         }
         for _ in 0..CAS_ATTEMPTS {
-            let Some(current) = self.inner.records.get(id).await? else {
-                return Err(CallbackError::NotFound(id.to_owned()));
+            let current = match read.take() {
+                Some(r) => r,
+                None => match self.inner.records.get(id).await? {
+                    Some(r) => r,
+                    None => return Err(CallbackError::NotFound(id.to_owned())),
+                },
             };
             let mut cb = current.value.clone();
             change(&mut cb)?;

@@ -8,8 +8,13 @@
 use std::time::Duration;
 
 use super::engine::{check_move, CallbackError, Callbacks, BY_SCHEDULER, DUE_BUCKET_MS, MAX_READ};
+use futures_util::StreamExt;
+
 use super::model::State;
 use crate::store::now_ms;
+
+/// Callbacks moved at the same time by one node.
+const CONCURRENT_MOVES: usize = 32;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,38 +33,43 @@ impl Callbacks {
             .find("due", &bucket.to_string(), MAX_READ)
             .await?;
         let more = found.len() >= MAX_READ;
+        let due = found
+            .into_iter()
+            .filter(|(_, v)| v.value.next_deadline().is_some_and(|d| d <= now));
+        // Several moves at once: each is a store round trip, and a burst of
+        // callbacks due together should not wait on each other's.
+        let moves = futures_util::stream::iter(due)
+            .map(|(id, v)| async move {
+                let moved = self
+                    .update_from(&id, Some(v), |cb| {
+                        let now = now_ms();
+                        match cb.state {
+                            State::Scheduled if cb.desired_time <= now => {
+                                cb.enter(State::Queued, None, BY_SCHEDULER, now);
+                            }
+                            State::Queued | State::Paused if cb.expiration_time <= now => {
+                                check_move(&id, cb.state, State::Completed)?;
+                                cb.enter(
+                                    State::Completed,
+                                    Some("FAIL_TIMEOUT_TTL".into()),
+                                    BY_SCHEDULER,
+                                    now,
+                                );
+                            }
+                            // Moved by someone else since it was read.
+                            _ => return Err(CallbackError::NotFound(id.clone())),
+                        }
+                        Ok(())
+                    })
+                    .await;
+                moved.map(|cb| cb.state)
+            })
+            .buffer_unordered(CONCURRENT_MOVES);
+        futures_util::pin_mut!(moves);
         let mut pass = Pass::default();
-        for (id, v) in found {
-            let Some(deadline) = v.value.next_deadline() else {
-                continue;
-            };
-            if deadline > now {
-                continue;
-            }
-            let moved = self
-                .update(&id, |cb| {
-                    let now = now_ms();
-                    match cb.state {
-                        State::Scheduled if cb.desired_time <= now => {
-                            cb.enter(State::Queued, None, BY_SCHEDULER, now);
-                        }
-                        State::Queued | State::Paused if cb.expiration_time <= now => {
-                            check_move(&id, cb.state, State::Completed)?;
-                            cb.enter(
-                                State::Completed,
-                                Some("FAIL_TIMEOUT_TTL".into()),
-                                BY_SCHEDULER,
-                                now,
-                            );
-                        }
-                        // Moved by someone else since it was read.
-                        _ => return Err(CallbackError::NotFound(id.clone())),
-                    }
-                    Ok(())
-                })
-                .await;
+        while let Some(moved) = moves.next().await {
             match moved {
-                Ok(cb) if cb.state == State::Queued => pass.queued += 1,
+                Ok(State::Queued) => pass.queued += 1,
                 Ok(_) => pass.expired += 1,
                 Err(CallbackError::NotFound(_)) => {}
                 Err(e) => return Err(e),

@@ -204,7 +204,43 @@ pub async fn writes_set_or_clear_the_ttl(h: &dyn Harness) {
     s.put(&c, "d", Write::new(b"2").ttl(Some(Duration::from_secs(60))))
         .await
         .unwrap();
+    // A new TTL with the same index entries: counts and lookups follow it.
+    let entry = [IndexEntry::new("k", "v")];
+    s.put(&c, "e", Write::new(b"1").indexes(&entry))
+        .await
+        .unwrap();
+    s.put(
+        &c,
+        "e",
+        Write::new(b"2")
+            .indexes(&entry)
+            .ttl(Some(Duration::from_secs(1))),
+    )
+    .await
+    .unwrap();
+    s.put(
+        &c,
+        "f",
+        Write::new(b"1")
+            .indexes(&entry)
+            .ttl(Some(Duration::from_secs(1))),
+    )
+    .await
+    .unwrap();
+    s.put(&c, "f", Write::new(b"2").indexes(&entry))
+        .await
+        .unwrap();
+    assert_eq!(s.count(&c, "k", "v").await.unwrap(), 2);
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(s.count(&c, "k", "v").await.unwrap(), 1);
+    let found: Vec<String> = s
+        .find(&c, "k", "v", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(found, ["f"]);
     assert_eq!(
         s.get(&c, "a").await.unwrap().map(|r| r.value),
         Some(b"2".to_vec())
