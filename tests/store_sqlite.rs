@@ -83,3 +83,29 @@ async fn a_file_from_before_the_entries_and_index_expiry_columns_opens_and_keeps
     assert!(store.find("c", "tag", "a", 10).await.unwrap().is_empty());
     assert_eq!(store.find("c", "tag", "b", 10).await.unwrap().len(), 1);
 }
+
+/// The statements keyed by a record's id search the id index: planned on
+/// the primary key's prefix, each write scanned the whole collection.
+#[test]
+fn writes_find_index_rows_by_id() {
+    use gmshub::store::sqlite::{DELETE_INDEX_ROWS, RETTL_INDEX_ROWS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    drop(Sqlite::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [DELETE_INDEX_ROWS, RETTL_INDEX_ROWS] {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = st.parameter_count();
+        let args: [&dyn rusqlite::ToSql; 3] = [&"c", &"id", &1];
+        let plan: Vec<String> = st
+            .query_map(&args[..n], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("record_index_by_id (collection=? AND id=?)")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
