@@ -40,6 +40,7 @@ pub fn router(bayeux: Arc<Bayeux>, services: Services) -> Router {
         .route("/js/cometd/{file}", get(page::cometd_js))
         .route("/chat", get(page::chat))
         .route("/agent", get(page::agent))
+        .route("/callback", get(page::callback))
         .merge(bayeux::transport::router(bayeux, &MOUNTS))
         .merge(api::storage::router(
             services.storage,

@@ -1,7 +1,7 @@
 //! The pages the binary serves: the CometD playground at `/` (connect with
 //! the official CometD JavaScript client, subscribe, publish, watch messages
-//! arrive), the customer chat widget at `/chat` and the agent desk at
-//! `/agent`. The client's files are embedded at build time (see `build.rs`)
+//! arrive), the customer chat widget at `/chat`, the agent desk at
+//! `/agent` and the callback page at `/callback`. The client's files are embedded at build time (see `build.rs`)
 //! and served under `/js/cometd/`.
 
 use axum::extract::Path;
@@ -13,6 +13,7 @@ include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 const INDEX: &str = include_str!("../web/index.html");
 const CHAT: &str = include_str!("../web/chat.html");
 const AGENT: &str = include_str!("../web/agent.html");
+const CALLBACK: &str = include_str!("../web/callback.html");
 const MISSING: &str =
     "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
 CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
@@ -33,6 +34,15 @@ pub async fn chat() -> Html<&'static str> {
 /// The agent desk: the agent API, with events over CometD.
 pub async fn agent() -> Html<&'static str> {
     Html(if COMETD_JS.is_empty() { MISSING } else { AGENT })
+}
+
+/// Booking a callback, its free times, and its state live over CometD.
+pub async fn callback() -> Html<&'static str> {
+    Html(if COMETD_JS.is_empty() {
+        MISSING
+    } else {
+        CALLBACK
+    })
 }
 
 pub async fn cometd_js(Path(file): Path<String>) -> Response {
