@@ -264,6 +264,8 @@ async fn a_callback_from_booking_to_completion_driven_by_the_router() {
     );
     let (status, body) = state(json!({"state": "WAITING"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = state(json!({"state": "COMPLETED", "reason": "done!"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = call(
         &s,
         "POST",

@@ -430,6 +430,19 @@ async fn set_state(
             "a completed callback needs a reason (AGENT_CONNECTED, ...)",
         ));
     }
+    // GMS's reasons are upper-case words (AGENT_CONNECTED, FAIL_TIMEOUT_TTL,
+    // AGENT_PREVIEW_CANCEL_AFTER_3REJECTS): anything else is a mistake.
+    if let Some(r) = &reason {
+        let word = !r.is_empty()
+            && r.len() <= 64
+            && r.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !word {
+            return Err(bad(format!(
+                "reason {r:?}: GMS reasons are upper-case words (AGENT_CONNECTED, ...)"
+            )));
+        }
+    }
     if to == CbState::Scheduled {
         return Err(bad(
             "rescheduling takes a time: PUT /genesys/1/service/callback/{service}/{id}",
