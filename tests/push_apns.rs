@@ -477,3 +477,62 @@ async fn apns_with_a_p12_certificate() {
         "no provider token with a certificate"
     );
 }
+
+/// A callback's events reach an iOS device: the text to show in `aps`, the
+/// app's data (`_id`, `_action`, the state) in `message`, in order.
+#[tokio::test]
+async fn callback_events_reach_an_ios_device() {
+    let (apple, url, ca, _) = stand_in(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = gmshub(&url, &ca, &dir);
+    let booked = post(
+        &s,
+        "/genesys/1/service/callback/default",
+        json!({"_customer_number": "+1 650 253 0000", "_device_os": "ios",
+               "_device_notification_id": "good-cb"}),
+    )
+    .await;
+    let id = booked["_id"].as_str().unwrap().to_owned();
+    let taken = reqwest::Client::new()
+        .post(s.url("/gmshub/callback/default/next"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        let seen: Vec<Value> = apple
+            .got
+            .lock()
+            .iter()
+            .filter(|(t, _, _)| t == "good-cb")
+            .map(|(_, _, p)| p.clone())
+            .collect();
+        if seen.len() >= 2 {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "got {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        seen[0]["aps"]["alert"]["body"],
+        "Your callback is in the queue."
+    );
+    assert_eq!(
+        seen[1]["aps"]["alert"]["body"],
+        "You will receive the call shortly."
+    );
+    let data: Vec<Value> = seen
+        .iter()
+        .map(|p| serde_json::from_str(p["message"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(data[0]["_id"], id.as_str());
+    assert_eq!(data[0]["_action"], "ConfirmationDialog");
+    assert_eq!(
+        (
+            data[0]["_callback_state"].as_str(),
+            data[1]["_callback_state"].as_str()
+        ),
+        (Some("QUEUED"), Some("ROUTING"))
+    );
+}

@@ -90,6 +90,12 @@ pub struct Notification {
     pub properties: BTreeMap<String, String>,
 }
 
+/// The property of a notification that holds the text to show the user when
+/// its message is data for the app (a callback's event, say): APNs and FCM use
+/// it as the alert or notification body when nothing configured says
+/// otherwise.
+pub const TEXT: &str = "text";
+
 /// What a provider made of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

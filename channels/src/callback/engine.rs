@@ -747,7 +747,8 @@ impl Callbacks {
             authorization: None,
             tag: format!("service.callback.{}", cb.state.name()),
             message: dialog::event(id, cb).to_string(),
-            properties: BTreeMap::new(),
+            // The text APNs and FCM show; the message is the app's data.
+            properties: BTreeMap::from([(push::TEXT.to_owned(), dialog::state_text(cb))]),
         };
         if let Err(e) = self.inner.dispatcher.submit(n) {
             tracing::warn!(callback = id, "callback event not sent: {e}");

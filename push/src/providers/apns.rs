@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::{Notification, Outcome, Provider};
+use crate::{Notification, Outcome, Provider, TEXT};
 
 pub const PRODUCTION: &str = "https://api.push.apple.com";
 pub const SANDBOX: &str = "https://api.sandbox.push.apple.com";
@@ -26,7 +26,8 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(50 * 60);
 #[derive(Debug, Clone, Default)]
 pub struct ApsOptions {
     pub title: Option<String>,
-    /// `apple.alertMessage.body` (default: the event's message).
+    /// `apple.alertMessage.body` (default: the notification's `text`
+    /// property, else the event's message).
     pub body: Option<String>,
     pub loc_key: Option<String>,
     pub loc_args: Vec<String>,
@@ -244,7 +245,11 @@ impl Apns {
             None => {
                 alert.insert(
                     "body".into(),
-                    json!(o.body.clone().unwrap_or_else(|| n.message.clone())),
+                    json!(o
+                        .body
+                        .clone()
+                        .or_else(|| n.properties.get(TEXT).cloned())
+                        .unwrap_or_else(|| n.message.clone())),
                 );
             }
         }

@@ -174,8 +174,9 @@ impl Fcm {
             localized.or_else(|| pick("fcm.body", &self.body)),
         );
         if title.is_some() || body.is_some() {
-            message["notification"] =
-                json!({"title": title, "body": body.unwrap_or_else(|| n.message.clone())});
+            message["notification"] = json!({"title": title, "body": body
+                    .or_else(|| n.properties.get(crate::TEXT).cloned())
+                    .unwrap_or_else(|| n.message.clone())});
         }
         json!({ "message": message })
     }
