@@ -14,20 +14,13 @@ callbacks.
 
 Python 3.11 standard library only; shares its process handling with bench.py.
 """
-import argparse
-import json
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
-cluster = __import__("cluster-bench")  # noqa: E402  (its Redis helper)
+import store_bench  # noqa: E402
 
-ROOT = bench.ROOT
 PARAMS = dict(scenario="callback", transport="websocket", service="bench", bookings=5000, due=5000,
               concurrency=50)
 QUICK = dict(bookings=500, due=500)
@@ -44,37 +37,6 @@ _enable_in_queue_checking = false
 _max_queued_callbacks_per_service = 1000000
 _max_request_by_time_bucket = 1000000
 """
-
-
-def run_store(store, params, args, logs):
-    print(f"\n== callback with the {store} store", flush=True)
-    redis = None
-    data = logs / "callback-data"
-    data.mkdir(exist_ok=True)
-    config = logs / "callback-bench.ini"
-    config.write_text(CONFIG)
-    env = {"GMSHUB__SQLITE__PATH": str(data / f"callback-{time.time_ns()}.db")}
-    if store == "redis":
-        redis = cluster.Redis(logs / "callback-redis.log", data)
-        env.update(GMSHUB__STORE__TYPE="redis", GMSHUB__REDIS__URL=redis.url)
-    name = f"gmshub-callback-{store}"
-    spec = dict(bench.SERVERS["gmshub"])
-    spec["cmd"] = spec["cmd"] + ["--config", str(config)]
-    spec["env"] = dict(spec["env"], **env)
-    bench.SERVERS[name] = spec
-    server = bench.Server(name, logs / f"callback-{store}.server.log")
-    try:
-        server.start()
-        pids = str(server.proc.pid) + (f",{redis.proc.pid}" if redis else "")
-        group = SimpleNamespace(name=name, url=server.url, proc=SimpleNamespace(pid=pids))
-        report, error, cmd = bench.run_generator(args.generator, group, "callback", params,
-                                                 logs / f"callback-{store}.report.json",
-                                                 logs / f"callback-{store}.generator.log")
-        return {"store": store, "report": report, "error": error, "command": [bench.shorten(c) for c in cmd]}
-    finally:
-        server.stop()
-        if redis:
-            redis.stop()
 
 
 def markdown(results):
@@ -103,35 +65,6 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def main():
-    p = argparse.ArgumentParser(description="The gmshub callback benchmark.")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--no-build", action="store_true")
-    p.add_argument("--stores", default="sqlite,redis")
-    p.add_argument("--generator", default=str(ROOT / "target/release/bayeux-load"))
-    p.add_argument("--out", default=str(bench.RESULTS))
-    args = p.parse_args()
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    if "redis" in stores and shutil.which("redis-server") is None:
-        sys.exit("the redis run needs redis-server on PATH (Debian package redis-server)")
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "gmshub", "-p", "load-tests"], cwd=ROOT, check=True)
-    params = dict(PARAMS, **(QUICK if args.quick else {}))
-    out = Path(args.out)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    results = {"machine": bench.machine_facts(), "quick": args.quick, "params": params, "runs": []}
-    for store in stores:
-        results["runs"].append(run_store(store, params, args, logs))
-        time.sleep(bench.PAUSE_BETWEEN_RUNS_SECONDS)
-    base = out / f"callback-{results['machine']['date'][:10]}{'-quick' if args.quick else ''}"
-    Path(f"{base}.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    Path(f"{base}.md").write_text(text)
-    print("\n" + text)
-    print(f"wrote {bench.shorten(str(base))}.json, .md")
-    return 1 if any(r.get("error") for r in results["runs"]) else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(store_bench.main("callback", "The gmshub callback benchmark.", PARAMS, QUICK,
+                              lambda params: CONFIG, markdown))

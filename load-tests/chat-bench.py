@@ -13,59 +13,21 @@ load-tests/results/chat-DATE.{md,json}. gmshub only: Faye has no chat.
 
 Python 3.11 standard library only; shares its process handling with bench.py.
 """
-import argparse
-import json
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
-cluster = __import__("cluster-bench")  # noqa: E402  (its Redis helper)
+import store_bench  # noqa: E402
 
-ROOT = bench.ROOT
-PARAMS = dict(scenario="chat", transport="websocket", chats=3000, concurrency=200, messages=5, bots=10)
+PARAMS = dict(scenario="chat", transport="websocket", chats=3000, concurrency=200, messages=5, bots=10,
+              bot_password="bench-bot")
 QUICK = dict(chats=200, concurrency=50, messages=3, bots=4)
-BOT_PASSWORD = "bench-bot"
 
 
-def config_file(logs, bots):
-    path = logs / "chat-bench.ini"
-    sections = [f"[agent.bot{i}]\npassword = {BOT_PASSWORD}\ntype = bot\n" for i in range(bots)]
-    path.write_text("\n".join(sections))
-    return path
-
-
-def run_store(store, params, args, logs):
-    print(f"\n== chat with the {store} store", flush=True)
-    redis = None
-    data = logs / "chat-data"
-    data.mkdir(exist_ok=True)
-    env = {"GMSHUB__SQLITE__PATH": str(data / f"chat-{time.time_ns()}.db")}
-    if store == "redis":
-        redis = cluster.Redis(logs / "chat-redis.log", data)
-        env.update(GMSHUB__STORE__TYPE="redis", GMSHUB__REDIS__URL=redis.url)
-    name = f"gmshub-chat-{store}"
-    spec = dict(bench.SERVERS["gmshub"])
-    spec["cmd"] = spec["cmd"] + ["--config", str(config_file(logs, params["bots"]))]
-    spec["env"] = dict(spec["env"], **env)
-    bench.SERVERS[name] = spec
-    server = bench.Server(name, logs / f"chat-{store}.server.log")
-    try:
-        server.start()
-        pids = str(server.proc.pid) + (f",{redis.proc.pid}" if redis else "")
-        group = SimpleNamespace(name=name, url=server.url, proc=SimpleNamespace(pid=pids))
-        flags = dict(params, bot_password=BOT_PASSWORD)
-        report, error, cmd = bench.run_generator(args.generator, group, "chat", flags,
-                                                 logs / f"chat-{store}.report.json", logs / f"chat-{store}.generator.log")
-        return {"store": store, "report": report, "error": error, "command": [bench.shorten(c) for c in cmd]}
-    finally:
-        server.stop()
-        if redis:
-            redis.stop()
+def config(params):
+    """The bot accounts the scenario logs in as."""
+    return "\n".join(f"[agent.bot{i}]\npassword = {params['bot_password']}\ntype = bot\n" for i in range(params["bots"]))
 
 
 def markdown(results):
@@ -93,35 +55,5 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def main():
-    p = argparse.ArgumentParser(description="The gmshub chat benchmark.")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--no-build", action="store_true")
-    p.add_argument("--stores", default="sqlite,redis")
-    p.add_argument("--generator", default=str(ROOT / "target/release/bayeux-load"))
-    p.add_argument("--out", default=str(bench.RESULTS))
-    args = p.parse_args()
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    if "redis" in stores and shutil.which("redis-server") is None:
-        sys.exit("the redis run needs redis-server on PATH (Debian package redis-server)")
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "gmshub", "-p", "load-tests"], cwd=ROOT, check=True)
-    params = dict(PARAMS, **(QUICK if args.quick else {}))
-    out = Path(args.out)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    results = {"machine": bench.machine_facts(), "quick": args.quick, "params": params, "runs": []}
-    for store in stores:
-        results["runs"].append(run_store(store, params, args, logs))
-        time.sleep(bench.PAUSE_BETWEEN_RUNS_SECONDS)
-    base = out / f"chat-{results['machine']['date'][:10]}{'-quick' if args.quick else ''}"
-    Path(f"{base}.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    Path(f"{base}.md").write_text(text)
-    print("\n" + text)
-    print(f"wrote {bench.shorten(str(base))}.json, .md")
-    return 1 if any(r.get("error") for r in results["runs"]) else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(store_bench.main("chat", "The gmshub chat benchmark.", PARAMS, QUICK, config, markdown))

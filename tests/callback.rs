@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::redis::RedisServer;
-use common::{deliveries, Browser, Server};
+use common::{call, deliveries, Browser, Server};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -104,28 +104,7 @@ _bh_regular1 = Mon-Sun 9:00-17:00
 ";
 
 fn server(dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Server {
-    let config = dir.path().join("callback.ini");
-    std::fs::write(&config, CONFIG).unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut env = vec![("GMSHUB_CONFIG", config.as_str())];
-    env.extend_from_slice(extra);
-    Server::start(&env)
-}
-
-async fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut req = match method {
-        "POST" => client.post(s.url(path)),
-        "PUT" => client.put(s.url(path)),
-        "DELETE" => client.delete(s.url(path)),
-        _ => client.get(s.url(path)),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::with_config(dir, CONFIG, extra)
 }
 
 async fn book(s: &Server, service: &str, body: Value) -> String {
@@ -807,16 +786,16 @@ async fn admin_queues_bulk_cancel_and_export() {
 async fn a_callback_scheduled_on_a_node_that_dies_fires_once_on_another() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("callback.ini");
-    std::fs::write(&config, CONFIG).unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let url = redis.url();
     let node = || {
-        Server::start(&[
-            ("GMSHUB_CONFIG", config.as_str()),
-            ("GMSHUB__STORE__TYPE", "redis"),
-            ("GMSHUB__REDIS__URL", &redis.url()),
-            ("GMSHUB__CLUSTER__ENABLED", "true"),
-        ])
+        server(
+            &dir,
+            &[
+                ("GMSHUB__STORE__TYPE", "redis"),
+                ("GMSHUB__REDIS__URL", &url),
+                ("GMSHUB__CLUSTER__ENABLED", "true"),
+            ],
+        )
     };
     let mut first = node();
     let second = node();

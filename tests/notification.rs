@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{Browser, Server};
+use common::{call, Browser, Server};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -101,35 +101,12 @@ impl Receiver {
 /// gmshub with customhttp (a production and a debug URL, and a named
 /// provider `acme`), httpcb and comet on.
 fn server(base: &str, dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Server {
-    let config = dir.path().join("push.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[push]\npushEnabled = comet,customhttp,httpcb,orscb\ncustomhttp.url = {base}/custom\norscb.url = {base}/ors\n\
-             debug.customhttp.url = {base}/custom-debug\n\
-             [push.provider.acme]\ncustomhttp.url = {base}/acme\n"
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut env = vec![("GMSHUB_CONFIG", config.as_str())];
-    env.extend_from_slice(extra);
-    Server::start(&env)
-}
-
-async fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut req = match method {
-        "POST" => client.post(s.url(path)),
-        "DELETE" => client.delete(s.url(path)),
-        _ => client.get(s.url(path)),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let config = format!(
+        "[push]\npushEnabled = comet,customhttp,httpcb,orscb\ncustomhttp.url = {base}/custom\norscb.url = {base}/ors\n\
+         debug.customhttp.url = {base}/custom-debug\n\
+         [push.provider.acme]\ncustomhttp.url = {base}/acme\n"
+    );
+    common::with_config(dir, &config, extra)
 }
 
 async fn subscribe(s: &Server, filter: &str, kind: &str, device: &str, extra: Value) -> String {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -130,14 +130,7 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
             })
             .collect());
     }
-    let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| bad(format!("the request body is larger than {MAX_BODY} bytes")))?;
-    let map = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(bad("the body must be a JSON object")),
-        Err(e) => return Err(bad(format!("the body is not JSON: {e}"))),
-    };
+    let map = json_object(req).await?;
     let mut out = BTreeMap::new();
     for (k, v) in map {
         let text = match v {
@@ -161,11 +154,7 @@ async fn json_object(req: Request<Body>) -> Result<Map<String, Value>, ApiError>
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(bad("the body must be a JSON object")),
-        Err(e) => Err(bad(format!("the body is not JSON: {e}"))),
-    }
+    super::object(&body).map_err(bad)
 }
 
 fn time_param(q: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {

@@ -71,11 +71,7 @@ fn json_body(
             "the Notification API takes application/json",
         ));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(bad("the body must be a JSON object")),
-        Err(e) => Err(bad(format!("the body is not JSON: {e}"))),
-    }
+    super::object(body).map_err(bad)
 }
 
 /// A string field (numbers are taken as their text).

@@ -16,6 +16,36 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+/// A JSON call to a REST API: the status and the body (`null` when it is
+/// not JSON).
+pub async fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = client.request(method, s.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Starts gmshub with `config` written to an INI file in `dir` (as
+/// `GMSHUB_CONFIG`) and the given environment overrides.
+pub fn with_config(dir: &tempfile::TempDir, config: &str, extra: &[(&str, &str)]) -> Server {
+    let path = dir.path().join("gmshub.ini");
+    std::fs::write(&path, config).expect("write the configuration");
+    let path = path.to_string_lossy().into_owned();
+    let mut env = vec![("GMSHUB_CONFIG", path.as_str())];
+    env.extend_from_slice(extra);
+    Server::start(&env)
+}
+
 /// A gmshub process on a free loopback port; killed when dropped.
 pub struct Server {
     child: Child,
