@@ -284,6 +284,19 @@ pub fn callback_settings(o: &Options) -> CallbackSettings {
             .get("server", "external_url_base")
             .filter(|v| !v.is_empty())
             .map(str::to_owned),
+        allowed_device_os: match o.get("callback", "allowed-device-os") {
+            None => d.allowed_device_os.clone(),
+            Some(list) => channels::callback::options::split_list(list)
+                .iter()
+                .filter_map(|t| {
+                    let kind = push::PushType::parse(t);
+                    if kind.is_none() {
+                        tracing::warn!(value = t, "[callback] allowed-device-os: not a push type");
+                    }
+                    kind
+                })
+                .collect(),
+        },
         services,
         office_hours,
     }

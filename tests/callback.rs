@@ -75,6 +75,7 @@ const CONFIG: &str = "\
 pushEnabled = comet,httpcb
 [callback]
 scheduler-interval = 100
+allowed-device-os = comet,httpcb
 [service.cb]
 _service = callback
 _type = ors

@@ -249,9 +249,17 @@ impl Callbacks {
             .filter(|v| !v.is_empty())
             .cloned();
         if let Some(os) = &device_os {
-            if PushType::parse(os).is_none() {
+            let Some(kind) = PushType::parse(os) else {
                 return Err(CallbackError::BadRequest(format!(
                     "_device_os {os} is not a push type"
+                )));
+            };
+            // httpcb and orscb deliver to a URL or session the request
+            // names: from a customer's request, that is gmshub posting
+            // wherever it is told. Off unless configured.
+            if !self.inner.settings.allowed_device_os.contains(&kind) {
+                return Err(CallbackError::BadRequest(format!(
+                    "_device_os {os} is not allowed for callbacks ([callback] allowed-device-os)"
                 )));
             }
         }

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use push::PushType;
+
 use super::model::Direction;
 use super::office_hours::OfficeHours;
 
@@ -39,7 +41,23 @@ pub struct CallbackSettings {
     pub retention: Duration,
     /// `[server] external_url_base`, for each record's `_url`.
     pub external_url_base: Option<String>,
+    /// `[callback] allowed-device-os`: the push types a booking may name as
+    /// its `_device_os` (default: all but `httpcb` and `orscb`, whose device
+    /// id is a URL or session the request would choose).
+    pub allowed_device_os: Vec<PushType>,
 }
+
+/// The push types whose device id names a phone, a session or a configured
+/// endpoint (not a URL).
+pub const SAFE_DEVICE_OS: [PushType; 7] = [
+    PushType::Comet,
+    PushType::Ios,
+    PushType::Fcm,
+    PushType::Gcm,
+    PushType::Android,
+    PushType::Wns,
+    PushType::Customhttp,
+];
 
 impl Default for CallbackSettings {
     fn default() -> Self {
@@ -57,6 +75,7 @@ impl Default for CallbackSettings {
             lookback: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             external_url_base: None,
+            allowed_device_os: SAFE_DEVICE_OS.to_vec(),
         }
     }
 }

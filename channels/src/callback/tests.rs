@@ -33,6 +33,11 @@ impl Provider for Recorder {
 }
 
 fn setup(service: &[(&str, &str)]) -> (Callbacks, Arc<Recorder>) {
+    setup_with(service, true)
+}
+
+/// `allow_httpcb`: whether bookings may name an httpcb URL as their device.
+fn setup_with(service: &[(&str, &str)], allow_httpcb: bool) -> (Callbacks, Arc<Recorder>) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
     let recorder = Arc::new(Recorder::default());
     let mut providers: Providers = HashMap::new();
@@ -44,6 +49,9 @@ fn setup(service: &[(&str, &str)]) -> (Callbacks, Arc<Recorder>) {
         .insert("customer-support".into(), ChatServiceOptions::default());
     let chats = Chats::new(store.clone(), chat_services);
     let mut settings = CallbackSettings::default();
+    if allow_httpcb {
+        settings.allowed_device_os.push(PushType::Httpcb);
+    }
     settings.services.insert(
         "svc".into(),
         service
@@ -287,4 +295,30 @@ async fn the_customer_is_asked_when_an_agent_is_free_and_a_chat_opens() {
         callbacks.continue_dialog(&id, "cancel").await,
         Err(CallbackError::IllegalTransition { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_booking_names_no_url_to_post_to_unless_allowed() {
+    let (callbacks, _) = setup_with(&[], false);
+    let e = callbacks
+        .create(
+            "svc",
+            request(&[
+                ("_device_os", "httpcb"),
+                ("_device_notification_id", "http://169.254.169.254/latest"),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("allowed-device-os"), "{e}");
+    callbacks
+        .create(
+            "svc",
+            request(&[
+                ("_device_os", "comet"),
+                ("_device_notification_id", "client-1"),
+            ]),
+        )
+        .await
+        .unwrap();
 }
