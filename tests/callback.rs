@@ -270,9 +270,9 @@ async fn a_callback_from_booking_to_completion_driven_by_the_router() {
 }
 
 #[tokio::test]
-async fn a_scheduled_callback_is_queued_at_its_time_and_a_cometd_session_sees_it() {
+async fn a_scheduled_callback_is_queued_at_its_time_and_a_cometd_session_hears_every_step() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(&dir, &[]);
+    let s = server(&dir, &[("GMSHUB__COMETD__TIMEOUT", "500")]);
     let browser = Browser::new(&s);
     let client_id = browser.session().await;
     browser.subscribe(&client_id, json!("/_genesys")).await;
@@ -315,6 +315,45 @@ async fn a_scheduled_callback_is_queued_at_its_time_and_a_cometd_session_sees_it
     assert_eq!(cb["_callback_state"], "QUEUED");
     assert_eq!(cb["_history"][1]["by"], "scheduler");
     assert_eq!(cb["_desired_time"], at.as_str());
+
+    // The router drives it to the end: the session hears every step once.
+    let (status, _) = call(&s, "POST", "/gmshub/callback/cb/next", None).await;
+    assert_eq!(status, 200);
+    for state in [
+        json!({"state": "PROCESSING"}),
+        json!({"state": "COMPLETED", "reason": "AGENT_CONNECTED"}),
+    ] {
+        let (status, body) = call(
+            &s,
+            "POST",
+            &format!("/gmshub/callback/{id}/state"),
+            Some(state),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Connects are held 500 ms here: an empty one means nothing more came.
+    loop {
+        let batch = deliveries(&browser.connect(&client_id).await);
+        if batch.is_empty() && events.len() >= 5 {
+            break;
+        }
+        assert!(events.len() <= 5, "{events:?}");
+        events.extend(batch.into_iter().map(|d| d["data"]["message"].clone()));
+    }
+    let states: Vec<&str> = events
+        .iter()
+        .map(|e| e["_callback_state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]
+    );
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["_event_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
