@@ -125,6 +125,9 @@ pub fn state_text(cb: &Callback) -> String {
             "You will be notified when an agent is available.".into()
         }
         State::Queued => "Your callback is in the queue.".into(),
+        State::Routing if cb.chat.is_some() => {
+            "Your chat is open: an agent will join it shortly.".into()
+        }
         State::Routing if needs_customer(cb) => "An agent is available. Are you ready?".into(),
         State::Routing => "You will receive the call shortly.".into(),
         State::Processing => "You are connected to an agent.".into(),

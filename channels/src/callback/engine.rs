@@ -667,9 +667,17 @@ impl Callbacks {
                     if c.chat.is_some() {
                         return Ok(()); // opened by a concurrent "ready"
                     }
-                    check_move(id, c.state, State::Processing)?;
+                    // Taken by a router (an agent is free): the chat is the
+                    // conversation. Booked for now: the chat waits for an
+                    // agent in the chat queue, as the customer would.
+                    let to = if c.state == State::Routing {
+                        State::Processing
+                    } else {
+                        State::Routing
+                    };
+                    check_move(id, c.state, to)?;
                     c.chat = Some(link.clone());
-                    c.enter(State::Processing, None, BY_CUSTOMER, now_ms());
+                    c.enter(to, None, BY_CUSTOMER, now_ms());
                     Ok(())
                 })
                 .await?;

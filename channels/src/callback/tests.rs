@@ -322,3 +322,43 @@ async fn a_booking_names_no_url_to_post_to_unless_allowed() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_chat_booked_for_now_opens_at_once_and_waits_for_an_agent() {
+    let (callbacks, recorder) = setup(&[("_media_type", "chat")]);
+    let (id, dialog) = callbacks
+        .create(
+            "svc",
+            request(&[
+                ("_device_os", "httpcb"),
+                ("_device_notification_id", "http://app.example/cb"),
+                ("first_name", "Ann"),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dialog["_action"], "StartChat");
+    assert!(dialog["_chat_id"].as_str().is_some_and(|c| !c.is_empty()));
+    let cb = callbacks.get(&id).await.unwrap();
+    assert_eq!(cb.state, State::Routing);
+    assert!(cb.chat.is_some());
+    // Nothing left for a router to take; the customer can still cancel.
+    assert!(callbacks
+        .take_next("svc", "r", None)
+        .await
+        .unwrap()
+        .is_none());
+    let seen = events(&recorder, 2).await;
+    assert_eq!(
+        seen,
+        [
+            ("QUEUED".to_owned(), "ConfirmationDialog".to_owned()),
+            ("ROUTING".to_owned(), "ConfirmationDialog".to_owned())
+        ]
+    );
+    let current = callbacks.continue_dialog(&id, "get-dialog").await.unwrap();
+    assert_eq!(
+        current["_text"],
+        "Your chat is open: an agent will join it shortly."
+    );
+}
