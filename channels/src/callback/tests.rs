@@ -362,3 +362,66 @@ async fn a_chat_booked_for_now_opens_at_once_and_waits_for_an_agent() {
         "Your chat is open: an agent will join it shortly."
     );
 }
+
+#[tokio::test]
+async fn a_customer_originated_call_now_gets_the_number_to_dial() {
+    let (callbacks, _) = setup(&[
+        ("_call_direction", "USERORIGINATED"),
+        ("_access_number", "+1 800 555 0100"),
+    ]);
+    let (_, dialog) = callbacks.create("svc", request(&[])).await.unwrap();
+    assert_eq!(dialog["_action"], "DialNumber");
+    assert_eq!(dialog["_tel_url"], "tel:+18005550100");
+}
+
+#[tokio::test]
+async fn a_callback_waiting_past_its_expiry_completes_and_a_paused_one_resumes() {
+    let (callbacks, _) = setup(&[("_enable_in_queue_checking", "false")]);
+    let (late, _) = callbacks.create("svc", request(&[])).await.unwrap();
+    let (paused, _) = callbacks.create("svc", request(&[])).await.unwrap();
+    // As if a day had passed: its expiry is behind us.
+    let expired = now_ms() - 1;
+    callbacks
+        .update(&late, |cb| {
+            cb.expiration_time = expired;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (pass, _) = callbacks
+        .fire_bucket(expired / DUE_BUCKET_MS)
+        .await
+        .unwrap();
+    assert_eq!(pass.expired, 1);
+    let cb = callbacks.get(&late).await.unwrap();
+    assert_eq!(
+        (cb.state, cb.reason.as_deref()),
+        (State::Completed, Some("FAIL_TIMEOUT_TTL"))
+    );
+
+    callbacks
+        .move_to(&paused, State::Paused, None, "router")
+        .await
+        .unwrap();
+    assert!(callbacks
+        .take_next("svc", "r", None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        callbacks
+            .move_to(&paused, State::Processing, None, "router")
+            .await,
+        Err(CallbackError::IllegalTransition { .. })
+    ));
+    callbacks
+        .move_to(&paused, State::Queued, None, "router")
+        .await
+        .unwrap();
+    let (taken, _) = callbacks
+        .take_next("svc", "r", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken, paused);
+}
