@@ -2,12 +2,14 @@
 //! built on it.
 //!
 //! # Layout
+//! - [`clock`], [`id`]: the session and wall clocks; random hex ids.
 //! - [`channel`]: channel names, families, wildcard patterns.
 //! - [`message`]: the wire model; `data` and `ext` stay raw JSON.
 //! - [`session`]: one client's queue (bounded in bytes), ack state, expiry.
 //! - `subscriptions`: the index answering "who gets a message on this channel".
-//! - [`server`]: meta channels, publish and fan-out, `/service` dispatch,
-//!   the server-side API and the sweeper.
+//! - [`request`]: what a batch's request was (transport, browser, user).
+//! - [`server`]: the registry and server-side API, the meta channels, held
+//!   connects, publish and fan-out, `/service` dispatch, the sweeper.
 //! - [`security`], [`ext`]: the policy and extension interfaces, with the
 //!   ack and timesync extensions.
 //! - [`relay`]: the hook that carries broadcasts between the servers of a
@@ -16,11 +18,14 @@
 //!   axum router.
 
 pub mod channel;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ext;
+pub mod id;
 pub mod message;
 pub mod relay;
+pub mod request;
 pub mod security;
 pub mod server;
 pub mod session;
@@ -30,9 +35,8 @@ pub mod transport;
 pub use channel::ChannelName;
 pub use config::{BayeuxConfig, QueueFullPolicy};
 pub use relay::Relay;
-pub use server::{
-    Bayeux, HeldConnect, Outcome, RequestContext, ServiceHandler, ServiceRequest, Transport,
-};
+pub use request::{RequestContext, Transport};
+pub use server::{Bayeux, HeldConnect, Outcome, ServiceHandler, ServiceRequest};
 pub use session::{RemoveReason, Session};
 
 /// The protocol version spoken and required.

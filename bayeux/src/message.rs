@@ -120,7 +120,7 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Parsed>, ParseError> {
 fn parse_one(raw: &RawValue) -> Parsed {
     match serde_json::from_str::<Incoming>(raw.get()) {
         Ok(mut msg) => {
-            msg.received_at = crate::ext::timesync::wall_ms();
+            msg.received_at = crate::clock::wall_ms();
             Parsed::Ok(Box::new(msg))
         }
         Err(_) => {

@@ -5,7 +5,7 @@
 
 use crate::channel::ChannelName;
 use crate::message::Incoming;
-use crate::server::RequestContext;
+use crate::request::RequestContext;
 use crate::session::Session;
 
 /// Decides what each client may do. Every method defaults to "yes", the

@@ -7,8 +7,6 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -17,24 +15,6 @@ use tokio::sync::Notify;
 
 use crate::channel::ChannelName;
 use crate::config::QueueFullPolicy;
-
-/// Milliseconds since the process started; the session clock.
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-/// `N` random bytes as lower-case hex: clientIds (160 bits) and browser ids
-/// (128 bits), at least the 128 random bits Bayeux asks for.
-pub(crate) fn random_hex<const N: usize>() -> String {
-    use std::fmt::Write;
-    let bytes: [u8; N] = rand::random();
-    let mut out = String::with_capacity(2 * N);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +48,9 @@ impl RemoveReason {
 /// Outcome of putting a message on a session's queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Enqueued {
-    /// Queued; `true` when the queue was empty, so a waiting transport must be woken.
-    Yes(bool),
+    /// Queued; `wake` when the queue was empty, so a waiting transport
+    /// must be woken.
+    Queued { wake: bool },
     /// The queue is full and the policy says the session must go.
     Overflow,
     /// The session is already gone.
@@ -224,7 +205,7 @@ impl Session {
                         let Some(old) = q.pending.pop_front() else {
                             // Only unacknowledged messages are left; they
                             // must be kept for redelivery, so the new one goes.
-                            return Enqueued::Yes(false);
+                            return Enqueued::Queued { wake: false };
                         };
                         q.bytes -= old.len();
                     }
@@ -234,7 +215,7 @@ impl Session {
         let was_empty = q.pending.is_empty();
         q.bytes += len;
         q.pending.push_back(message);
-        Enqueued::Yes(was_empty)
+        Enqueued::Queued { wake: was_empty }
     }
 
     /// Whether a `/meta/connect` reply would carry messages now.
@@ -336,11 +317,11 @@ mod tests {
         let m = Bytes::from_static(b"0123456789");
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
-            Enqueued::Yes(true)
+            Enqueued::Queued { wake: true }
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
-            Enqueued::Yes(false)
+            Enqueued::Queued { wake: false }
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
@@ -348,7 +329,7 @@ mod tests {
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::DropOldest),
-            Enqueued::Yes(false)
+            Enqueued::Queued { wake: false }
         );
         assert_eq!(s.queued_bytes(), 20);
     }

@@ -3,23 +3,15 @@
 //! echoed, server time, server processing time, and the accuracy of the
 //! client's current offset), from which the client estimates clock offset.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{json, Value};
 
 use super::Extension;
 use crate::channel::{META_CONNECT, META_HANDSHAKE};
+use crate::clock::wall_ms;
 use crate::message::{Incoming, Reply};
 use crate::session::Session;
 
 pub struct Timesync;
-
-pub(crate) fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl Extension for Timesync {
     fn outgoing_reply(

@@ -11,10 +11,12 @@ use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{browser_cookie, browser_id, identity, websocket};
+use super::cookie::{browser_cookie, browser_id, identity};
+use super::websocket;
 use crate::error;
 use crate::message::{encode_array, parse_batch, Parsed};
-use crate::server::{Bayeux, RequestContext, Transport};
+use crate::request::{RequestContext, Transport};
+use crate::server::Bayeux;
 
 const JSON: &str = "application/json;charset=UTF-8";
 

@@ -14,10 +14,11 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-use super::{browser_cookie, browser_id, identity};
+use super::cookie::{browser_cookie, browser_id, identity};
 use crate::error;
 use crate::message::{encode_array, parse_batch, ParseError};
-use crate::server::{Bayeux, HeldConnect, RequestContext, Transport};
+use crate::request::{RequestContext, Transport};
+use crate::server::{Bayeux, HeldConnect};
 use crate::session::{RemoveReason, Session};
 
 /// tungstenite zero-fills its whole read buffer before every read attempt,
