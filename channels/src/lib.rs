@@ -5,6 +5,7 @@
 
 pub mod callback;
 pub mod chat;
+pub mod id;
 pub mod notification;
 pub mod service;
 pub mod storage;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use push::{Dispatcher, Notification, PushType};
+use push::{Dispatcher, GoneListener, Notification, PushType};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError};
@@ -72,6 +72,13 @@ impl Default for NotificationSettings {
     }
 }
 
+/// The subscriptions in a store, found by their filter.
+fn subscriptions(store: Arc<dyn Store>) -> Collection<Subscription> {
+    Collection::new(store, "subscription", |s: &Subscription| {
+        vec![IndexEntry::new("filter", &s.filter)]
+    })
+}
+
 #[derive(Clone)]
 pub struct Notifications {
     subscriptions: Collection<Subscription>,
@@ -97,12 +104,28 @@ impl Notifications {
         settings: NotificationSettings,
     ) -> Self {
         Self {
-            subscriptions: Collection::new(store, "subscription", |s: &Subscription| {
-                vec![IndexEntry::new("filter", &s.filter)]
-            }),
+            subscriptions: subscriptions(store),
             dispatcher,
             settings,
         }
+    }
+
+    /// What the push dispatcher calls when a provider reports a device
+    /// gone: the subscription is removed, off the dispatcher's worker.
+    pub fn forget_gone(store: Arc<dyn Store>) -> GoneListener {
+        let subscriptions = subscriptions(store);
+        Arc::new(move |n: &Notification| {
+            // Chats in the background push with no subscription behind them.
+            if n.subscription_id.is_empty() {
+                return;
+            }
+            let (subscriptions, id) = (subscriptions.clone(), n.subscription_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = subscriptions.delete(&id).await {
+                    tracing::warn!("removing a subscription: {e}");
+                }
+            });
+        })
     }
 
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {
@@ -140,17 +163,10 @@ impl Notifications {
                 sub.kind.name()
             )));
         }
-        loop {
-            let id = crate::storage::new_id();
-            if self
-                .subscriptions
-                .create(&id, &sub, Some(expire))
-                .await?
-                .is_some()
-            {
-                return Ok(id);
-            }
-        }
+        Ok(self
+            .subscriptions
+            .create_fresh(&sub, Some(expire), crate::id::uuid)
+            .await?)
     }
 
     pub async fn get(&self, id: &str) -> Result<(Subscription, Option<u64>), NotificationError> {
@@ -180,13 +196,6 @@ impl Notifications {
             .put(id, &sub, Some(ttl.max(Duration::from_millis(1))))
             .await?;
         Ok(())
-    }
-
-    /// Removes a subscription whose device a provider reported gone.
-    pub async fn remove(&self, id: &str) {
-        if let Err(e) = self.subscriptions.delete(id).await {
-            tracing::warn!("removing a subscription: {e}");
-        }
     }
 
     /// Sends an event to every live subscription whose filter is its tag.

@@ -27,8 +27,6 @@ pub struct Services {
     storage: Storage,
 }
 
-const CAS_ATTEMPTS: usize = 16;
-
 impl Services {
     pub fn new(store: Arc<dyn Store>, storage: Storage) -> Self {
         Self {
@@ -43,17 +41,9 @@ impl Services {
         instance: &ServiceInstance,
         ttl: Duration,
     ) -> Result<String, StoreError> {
-        loop {
-            let id = crate::storage::new_id();
-            if self
-                .instances
-                .create(&id, instance, Some(ttl))
-                .await?
-                .is_some()
-            {
-                return Ok(id);
-            }
-        }
+        self.instances
+            .create_fresh(instance, Some(ttl), crate::id::uuid)
+            .await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<ServiceInstance>, StoreError> {
@@ -85,38 +75,49 @@ impl Services {
         id: &str,
         items: BTreeMap<String, Item>,
     ) -> Result<(), StorageError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(current) = self.instances.get(id).await? else {
-                return Err(StorageError::NotFound(id.to_owned()));
-            };
-            let ttl = current
-                .expires_at
-                .map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(1)))
-                .unwrap_or(crate::storage::MAX_TTL);
-            if let Some(data_id) = &current.value.data_id {
-                match self.storage.update(data_id, None, items.clone(), ttl).await {
-                    Err(StorageError::NotFound(_)) => {} // expired: make a new one
-                    other => return other,
+        let not_found = || StorageError::NotFound(id.to_owned());
+        let current = self.instances.get(id).await?.ok_or_else(not_found)?;
+        let ttl = current
+            .expires_at
+            .map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(1)))
+            .unwrap_or(crate::storage::MAX_TTL);
+        let stale = current.value.data_id.clone();
+        if let Some(data_id) = &stale {
+            match self.storage.update(data_id, None, items.clone(), ttl).await {
+                Err(StorageError::NotFound(_)) => {} // expired: make a new one
+                other => return other,
+            }
+        }
+        let data_id = self.storage.create(items.clone(), ttl).await?;
+        // Link it, unless another writer linked an area first.
+        let linked = self
+            .instances
+            .modify_from(
+                id,
+                Some(current),
+                |_| Some(ttl),
+                |instance| {
+                    let theirs = instance
+                        .data_id
+                        .clone()
+                        .filter(|d| Some(d) != stale.as_ref());
+                    if theirs.is_none() {
+                        instance.data_id = Some(data_id.clone());
+                    }
+                    Ok::<_, StorageError>(theirs)
+                },
+            )
+            .await?;
+        match linked {
+            Some((_, None)) => Ok(()),
+            other => {
+                self.storage.delete(&data_id, None).await?;
+                match other {
+                    Some((_, Some(theirs))) => self.storage.update(&theirs, None, items, ttl).await,
+                    _ => Err(not_found()),
                 }
             }
-            let data_id = self.storage.create(items.clone(), ttl).await?;
-            let mut linked = current.value.clone();
-            linked.data_id = Some(data_id.clone());
-            if self
-                .instances
-                .update(id, current.version, &linked, Some(ttl))
-                .await?
-                .is_some()
-            {
-                return Ok(());
-            }
-            // Another writer linked an area first: drop ours, use theirs.
-            self.storage.delete(&data_id, None).await?;
         }
-        Err(StorageError::Store(StoreError::Unavailable {
-            backend: "service",
-            message: format!("too many concurrent writers on {id}"),
-        }))
     }
 
     /// Removes the instance's area (the instance stays).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::id::uuid;
 use crate::store::{Collection, Store, StoreError};
 
 /// The TTL GMS applies when the one asked for is not a positive number of
@@ -83,10 +84,6 @@ pub struct Storage {
     areas: Collection<Area>,
 }
 
-/// How many times a read-modify-write is retried when another writer got in
-/// between; each retry means someone else made progress.
-const CAS_ATTEMPTS: usize = 16;
-
 impl Storage {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
@@ -101,12 +98,7 @@ impl Storage {
         ttl: Duration,
     ) -> Result<String, StorageError> {
         let area = Area { owner: None, items };
-        loop {
-            let id = new_id();
-            if self.areas.create(&id, &area, Some(ttl)).await?.is_some() {
-                return Ok(id);
-            }
-        }
+        Ok(self.areas.create_fresh(&area, Some(ttl), uuid).await?)
     }
 
     /// Creates (or, for its owner, replaces) the area with a custom id.
@@ -125,27 +117,20 @@ impl Storage {
             owner: Some(user.to_owned()),
             items,
         };
-        for _ in 0..CAS_ATTEMPTS {
-            match self.areas.get(id).await? {
-                None => {
-                    if self.areas.create(id, &area, Some(ttl)).await?.is_some() {
-                        return Ok(());
+        self.areas
+            .write_back(
+                id,
+                None,
+                |_| Some(ttl),
+                |old| match old {
+                    Some(old) if !old.readable_by(Some(user)) => {
+                        Err(StorageError::Taken(id.to_owned()))
                     }
-                }
-                Some(old) if old.value.readable_by(Some(user)) => {
-                    if self
-                        .areas
-                        .update(id, old.version, &area, Some(ttl))
-                        .await?
-                        .is_some()
-                    {
-                        return Ok(());
-                    }
-                }
-                Some(_) => return Err(StorageError::Taken(id.to_owned())),
-            }
-        }
-        Err(contended(id))
+                    _ => Ok(Some((area.clone(), ()))),
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Adds or replaces items of an existing area and gives it a new TTL.
@@ -156,19 +141,25 @@ impl Storage {
         items: BTreeMap<String, Item>,
         ttl: Duration,
     ) -> Result<(), StorageError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let mut old = self.readable(id, user).await?;
-            old.value.items.extend(items.clone());
-            if self
-                .areas
-                .update(id, old.version, &old.value, Some(ttl))
-                .await?
-                .is_some()
-            {
-                return Ok(());
-            }
+        let not_found = || StorageError::NotFound(id.to_owned());
+        if crate::store::check_key("a storage id", id).is_err() {
+            return Err(not_found());
         }
-        Err(contended(id))
+        self.areas
+            .modify(
+                id,
+                |_| Some(ttl),
+                |area| {
+                    if !area.readable_by(user) {
+                        return Err(not_found());
+                    }
+                    area.items.extend(items.clone());
+                    Ok(())
+                },
+            )
+            .await?
+            .ok_or_else(not_found)
+            .map(drop)
     }
 
     pub async fn read(&self, id: &str, user: Option<&str>) -> Result<Area, StorageError> {
@@ -194,28 +185,6 @@ impl Storage {
             _ => Err(StorageError::NotFound(id.to_owned())),
         }
     }
-}
-
-fn contended(id: &str) -> StorageError {
-    StorageError::Store(StoreError::Unavailable {
-        backend: "storage",
-        message: format!("too many concurrent writers on {id}"),
-    })
-}
-
-/// A random id in the UUID form GMS hands out.
-pub fn new_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let hex =
-        |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex(0..4),
-        hex(4..6),
-        hex(6..8),
-        hex(8..10),
-        hex(10..16)
-    )
 }
 
 pub(crate) mod base64_bytes {
@@ -245,14 +214,6 @@ mod tests {
             assert_eq!(parse_ttl(bad), DEFAULT_TTL, "{bad}");
         }
         assert_eq!(parse_ttl("999999999999"), MAX_TTL);
-    }
-
-    #[test]
-    fn ids_look_like_uuids() {
-        let id = new_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(id.matches('-').count(), 4);
-        assert_ne!(id, new_id());
     }
 
     #[test]

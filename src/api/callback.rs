@@ -18,7 +18,9 @@ use channels::storage::Item;
 use channels::store::now_ms;
 use serde_json::{Map, Value};
 
-use super::{form, ApiError};
+use super::error::ApiError;
+use super::form;
+use crate::wire::text;
 
 /// GMS's exception name for a callback error.
 macro_rules! exception {
@@ -55,7 +57,7 @@ pub fn router(callbacks: Callbacks) -> Router {
             post(report_cancelled),
         )
         .route("/gmshub/callback/{id}", get(router_read))
-        .route("/gmshub/callback/{id}/next", post(take_next))
+        .route("/gmshub/callback/{service}/next", post(take_next))
         .route("/gmshub/callback/{id}/state", post(set_state))
         .with_state(callbacks)
 }
@@ -133,15 +135,10 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
     let map = json_object(req).await?;
     let mut out = BTreeMap::new();
     for (k, v) in map {
-        let text = match v {
-            Value::String(s) => s,
-            Value::Null => continue,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
+        if !v.is_null() {
             // Nested user data is kept as its JSON text.
-            other => other.to_string(),
-        };
-        out.insert(k, text);
+            out.insert(k, text(&v).unwrap_or_else(|| v.to_string()));
+        }
     }
     Ok(out)
 }
@@ -154,7 +151,7 @@ async fn json_object(req: Request<Body>) -> Result<Map<String, Value>, ApiError>
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    super::object(&body).map_err(bad)
+    super::request::object(&body).map_err(bad)
 }
 
 fn time_param(q: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
@@ -447,10 +444,7 @@ async fn set_state(
         None => BTreeMap::new(),
         Some(Value::Object(map)) => map
             .iter()
-            .map(|(k, v)| {
-                let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                (k.clone(), text)
-            })
+            .map(|(k, v)| (k.clone(), text(v).unwrap_or_else(|| v.to_string())))
             .collect(),
         Some(_) => return Err(bad("properties must be an object")),
     };

@@ -13,174 +13,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use channels::chat::{
-    Action, ChatError, ChatRequest, ChatSession, Chats, Credentials, Event, ALIAS,
-};
+use channels::chat::{Action, ChatError, ChatRequest, Chats};
 use channels::storage::Item;
-use serde::Serialize;
 
 use super::form;
-
-/// Error codes in `errors[].code` (gmshub's own: GMS's list is not public).
-pub mod code {
-    pub const UNKNOWN_SERVICE: u32 = 100;
-    pub const BAD_REQUEST: u32 = 101;
-    pub const CHAT_NOT_FOUND: u32 = 102;
-    pub const FORBIDDEN: u32 = 103;
-    pub const CHAT_ENDED: u32 = 104;
-    pub const TOO_LARGE: u32 = 105;
-    pub const UNAVAILABLE: u32 = 106;
-    pub const UNKNOWN_OPERATION: u32 = 107;
-}
-
-#[derive(Debug, Serialize)]
-pub struct ErrorItem {
-    pub code: u32,
-    pub advice: String,
-}
-
-/// The Digital Channels response (every chat v2 answer, REST or CometD).
-#[derive(Debug, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatV2Response {
-    pub status_code: u8,
-    pub chat_ended: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secure_key: Option<String>,
-    pub alias: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_position: Option<u32>,
-    pub messages: Vec<Event>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_data: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<ErrorItem>,
-}
-
-impl ChatV2Response {
-    /// Success: the chat's identity and its events from `position` on.
-    pub fn ok(chat_id: &str, chat: &ChatSession, position: Option<u32>) -> Self {
-        Self {
-            status_code: 0,
-            chat_ended: chat.ended(),
-            chat_id: Some(chat_id.to_owned()),
-            user_id: Some(chat.user_id.clone()),
-            secure_key: Some(chat.secure_key.clone()),
-            alias: ALIAS,
-            next_position: Some(chat.next_position()),
-            messages: position.map(|p| chat.since(p).to_vec()).unwrap_or_default(),
-            ..Default::default()
-        }
-    }
-
-    /// Failure, with the HTTP status to answer it with.
-    pub fn error(chat_id: Option<&str>, e: &ChatError) -> (StatusCode, Self) {
-        let (http, status_code, code, ended) = match e {
-            ChatError::UnknownService(_) => (StatusCode::NOT_FOUND, 2, code::UNKNOWN_SERVICE, true),
-            ChatError::BadRequest(_) => (StatusCode::OK, 2, code::BAD_REQUEST, false),
-            ChatError::NotFound(_) => (StatusCode::OK, 2, code::CHAT_NOT_FOUND, true),
-            ChatError::Forbidden(_) => (StatusCode::OK, 2, code::FORBIDDEN, false),
-            ChatError::Ended(_) => (StatusCode::OK, 2, code::CHAT_ENDED, true),
-            ChatError::TooLarge(_) => (StatusCode::OK, 2, code::TOO_LARGE, false),
-            ChatError::Store(e) => {
-                tracing::warn!("chat: store: {e}");
-                (StatusCode::OK, 1, code::UNAVAILABLE, false)
-            }
-        };
-        let advice = match e {
-            ChatError::Store(_) => "the service is unavailable; try again".to_owned(),
-            other => other.to_string(),
-        };
-        (
-            http,
-            Self {
-                status_code,
-                chat_ended: ended,
-                chat_id: chat_id.map(str::to_owned),
-                alias: ALIAS,
-                errors: vec![ErrorItem { code, advice }],
-                ..Default::default()
-            },
-        )
-    }
-
-    pub fn bad(chat_id: Option<&str>, code: u32, advice: String) -> Self {
-        Self {
-            status_code: 2,
-            chat_id: chat_id.map(str::to_owned),
-            alias: ALIAS,
-            errors: vec![ErrorItem { code, advice }],
-            ..Default::default()
-        }
-    }
-}
+use crate::wire::chat_v2::{action, code, ChatV2Response, Params};
 
 impl IntoResponse for ChatV2Response {
     fn into_response(self) -> Response {
         Json(self).into_response()
-    }
-}
-
-/// Parameters of a chat request, by name; `userData[k]` keys gathered.
-#[derive(Debug, Default)]
-pub struct Params {
-    pub fields: BTreeMap<String, String>,
-    pub user_data: BTreeMap<String, String>,
-}
-
-impl Params {
-    pub fn from_items(items: BTreeMap<String, Item>) -> Self {
-        let mut p = Params::default();
-        for (key, item) in items {
-            let Item::Text { value } = item else { continue };
-            match key
-                .strip_prefix("userData[")
-                .and_then(|k| k.strip_suffix(']'))
-            {
-                Some(k) if !k.is_empty() => {
-                    p.user_data.insert(k.to_owned(), value);
-                }
-                _ => {
-                    p.fields.insert(key, value);
-                }
-            }
-        }
-        p
-    }
-
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.fields.get(name).cloned()
-    }
-
-    /// The customer's credentials. Over REST `userId` is required (an absent
-    /// one matches nothing); over CometD only `secureKey` is (clients send
-    /// the others or not).
-    pub fn credentials(&self, user_id_required: bool) -> Credentials {
-        let user_id = self.get("userId");
-        Credentials {
-            user_id: if user_id_required {
-                Some(user_id.unwrap_or_default())
-            } else {
-                user_id
-            },
-            secure_key: self.get("secureKey"),
-            alias: self.get("alias"),
-        }
-    }
-
-    /// `transcriptPosition`, which clients send as a number or a string.
-    pub fn position(&self) -> Result<Option<u32>, String> {
-        match self.fields.get("transcriptPosition").map(|v| v.trim()) {
-            None | Some("") => Ok(None),
-            Some(v) => v
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| format!("transcriptPosition {v:?} is not a number")),
-        }
     }
 }
 
@@ -244,31 +85,6 @@ async fn request_chat(
     answer(match api.chats.request(&service, request).await {
         Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
         Err(e) => Err(ChatV2Response::error(None, &e)),
-    })
-}
-
-/// Reads an operation's parameters into an action on the chat.
-pub fn action(operation: &str, p: &Params) -> Result<Action, (u32, String)> {
-    let text = |name: &str| p.get(name).unwrap_or_default();
-    Ok(match operation {
-        "send" | "sendMessage" => Action::Send {
-            text: text("message"),
-            message_type: p.get("messageType"),
-        },
-        "refresh" | "readReceipt" => Action::Refresh,
-        "startTyping" => Action::StartTyping(p.get("message")),
-        "stopTyping" => Action::StopTyping(p.get("message")),
-        "disconnect" => Action::Leave,
-        "pushUrl" => Action::PushUrl(text("pushUrl")),
-        "updateNickname" => Action::UpdateNickname(text("nickname")),
-        "updateData" => Action::UpdateData(p.user_data.clone()),
-        "customNotice" => Action::CustomNotice(text("message")),
-        other => {
-            return Err((
-                code::UNKNOWN_OPERATION,
-                format!("unknown chat operation {other:?}"),
-            ));
-        }
     })
 }
 

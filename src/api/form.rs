@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
 use channels::storage::Item;
 
-use super::ApiError;
+use super::error::ApiError;
 
 const EXCEPTION: &str = "com.genesyslab.gsg.services.exceptions.BadRequestException";
 

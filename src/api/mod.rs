@@ -1,64 +1,64 @@
 //! The REST APIs: GMS's under `/genesys/1` and `/genesys/2` (chat), the
-//! agent API under `/gmshub/agent`; request bodies, and the classic-API
-//! error shape.
+//! agent API under `/gmshub/agent` and the callback router's under
+//! `/gmshub/callback`. Handlers only: they read requests, call the services
+//! of `channels`, and answer in each API's own shape. May use: `wire`,
+//! `config` (the settings they serve by), `cluster` (the Node API).
 
 pub mod agent;
 pub mod callback;
 pub mod chat_v1;
 pub mod chat_v2;
+pub mod error;
 pub mod form;
 pub mod node;
 pub mod notification;
+pub mod request;
 pub mod storage;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use std::sync::Arc;
 
-/// A classic GMS API error: `{"message": ..., "exception": ...}` with an
-/// HTTP status. The exception names follow GMS's own pattern
-/// (`com.genesyslab.gsg.services.<api>.exceptions.<Name>`).
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    pub exception: &'static str,
+use axum::Router;
+use channels::callback::Callbacks;
+use channels::chat::{Agents, Chats};
+use channels::notification::Notifications;
+use channels::service::Services as Instances;
+use channels::storage::Storage;
+
+use crate::cluster::Membership;
+use crate::config::StorageSettings;
+
+/// The services the REST APIs reach.
+pub struct Services {
+    pub storage: Storage,
+    pub instances: Instances,
+    pub storage_settings: StorageSettings,
+    pub notifications: Notifications,
+    pub chats: Chats,
+    pub v1: chat_v1::V1,
+    pub agents: Agents,
+    pub callbacks: Callbacks,
+    pub status: Arc<node::NodeStatus>,
+    pub membership: Arc<Membership>,
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, exception: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            exception,
-        }
-    }
-
-    /// The store failed: the request may be retried.
-    pub fn unavailable(e: &channels::store::StoreError) -> Self {
-        // The store's message names the backend, never the data.
-        tracing::warn!("store: {e}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "com.genesyslab.gsg.services.storage.exceptions.StorageExceptionUnavailable",
-            "the store is unavailable; try again",
-        )
-    }
-}
-
-/// A request body that must be one JSON object; the error says what it is
-/// instead.
-pub fn object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err("the body must be a JSON object".into()),
-        Err(e) => Err(format!("the body is not JSON: {e}")),
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "message": self.message, "exception": self.exception });
-        (self.status, Json(body)).into_response()
-    }
+/// Every REST API, routed.
+pub fn router(services: Services) -> Router {
+    let max_upload = services.storage_settings.max_upload;
+    let push_counters = services.notifications.dispatcher().counters().clone();
+    Router::new()
+        .merge(storage::router(
+            services.storage,
+            services.instances,
+            services.storage_settings,
+        ))
+        .merge(chat_v2::router(services.chats, max_upload))
+        .merge(agent::router(services.agents))
+        .merge(callback::router(services.callbacks))
+        .merge(notification::router(services.notifications))
+        .merge(chat_v1::router(services.v1))
+        .merge(node::router(
+            services.status,
+            services.membership,
+            push_counters,
+        ))
 }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::ApiError;
-use gmshub::cluster::Membership;
+use super::error::ApiError;
+use crate::cluster::Membership;
 
 /// Whether this node takes work; OFFLINE tells load balancers to send
 /// traffic elsewhere (an operator's drain, or a shutdown under way).

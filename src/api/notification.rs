@@ -15,7 +15,8 @@ use channels::notification::{NotificationError, Notifications, Subscription};
 use push::PushType;
 use serde_json::{json, Value};
 
-use super::ApiError;
+use super::error::ApiError;
+use crate::wire::text;
 
 const EXCEPTION: &str = "com.genesyslab.gsg.services.notification.exceptions.NotificationException";
 const NOT_FOUND: &str =
@@ -71,21 +72,16 @@ fn json_body(
             "the Notification API takes application/json",
         ));
     }
-    super::object(body).map_err(bad)
+    super::request::object(body).map_err(bad)
 }
 
-/// A string field (numbers are taken as their text).
-fn text(map: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
-    match map.get(name) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        _ => None,
-    }
+/// A field as text (numbers and booleans as written).
+fn field(map: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    map.get(name).and_then(text)
 }
 
 fn required(map: &serde_json::Map<String, Value>, name: &str) -> Result<String, ApiError> {
-    text(map, name)
+    field(map, name)
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| bad(format!("{name} is required")))
 }
@@ -121,14 +117,7 @@ async fn subscribe(
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(p)) => p
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
+            .map(|(k, v)| (k.clone(), text(v).unwrap_or_else(|| v.to_string())))
             .collect(),
         Some(_) => return Err(bad("notificationDetails.properties must be an object")),
     };
@@ -143,11 +132,11 @@ async fn subscribe(
     let sub = Subscription {
         subscriber_id: required(&map, "subscriberId")?,
         filter: required(&map, "filter")?,
-        provider_name: text(&map, "providerName").unwrap_or_default(),
+        provider_name: field(&map, "providerName").unwrap_or_default(),
         kind,
         device_id: required(&details, "deviceId")?,
         properties,
-        authorization: text(&map, "authorization").filter(|a| !a.is_empty()),
+        authorization: field(&map, "authorization").filter(|a| !a.is_empty()),
         created_at: channels::store::now_ms(),
     };
     let id = n.subscribe(sub, expire).await?;

@@ -15,20 +15,10 @@ use axum::{Json, Router};
 use channels::service::Services;
 use channels::storage::{parse_ttl, Area, Item, Storage, StorageError};
 
-use super::{form, ApiError};
-
-/// Storage API settings.
-#[derive(Debug, Clone)]
-pub struct StorageSettings {
-    /// `[server] max-file-upload`: the largest request body, in bytes.
-    pub max_upload: usize,
-    /// `[storage] allow-file-control` with `allowed-mime-types`: when set,
-    /// only files of these types are accepted.
-    pub allowed_mime_types: Option<Vec<String>>,
-    /// `[server] external_url_base`: where file values are fetched from;
-    /// without it, the request's own host.
-    pub external_url_base: Option<String>,
-}
+use super::error::ApiError;
+use super::form;
+use super::request::gms_user;
+use crate::config::StorageSettings;
 
 struct Api {
     storage: Storage,
@@ -67,10 +57,6 @@ pub fn router(storage: Storage, services: Services, settings: StorageSettings) -
             api.settings.max_upload,
         ))
         .with_state(api)
-}
-
-fn gms_user(headers: &HeaderMap) -> Option<&str> {
-    headers.get("gms_user").and_then(|v| v.to_str().ok())
 }
 
 impl From<StorageError> for ApiError {

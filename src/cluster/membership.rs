@@ -76,8 +76,8 @@ impl Membership {
             .map(drop)
     }
 
-    /// Renews this node's record until the process ends.
-    pub fn spawn_heartbeat(self: &Arc<Self>) {
+    /// Renews this node's record until it is dropped.
+    pub fn spawn_heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::downgrade(self);
         let mut every = tokio::time::interval(self.heartbeat);
         tokio::spawn(async move {
@@ -88,7 +88,7 @@ impl Membership {
                     tracing::warn!("node heartbeat: {e}");
                 }
             }
-        });
+        })
     }
 
     /// Removes this node's record (a clean stop), so others see it go at once.

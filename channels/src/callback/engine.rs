@@ -22,7 +22,6 @@ use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError}
 
 /// Width of the buckets the scheduler finds due callbacks by.
 pub const DUE_BUCKET_MS: u64 = 10_000;
-const CAS_ATTEMPTS: usize = 32;
 /// The most callbacks one lookup reads.
 pub const MAX_READ: usize = 10_000;
 
@@ -295,18 +294,11 @@ impl Callbacks {
             State::Queued
         };
         cb.enter(first, None, BY_CUSTOMER, now);
-        let id = loop {
-            let id = crate::storage::new_id();
-            if self
-                .inner
-                .records
-                .create(&id, &cb, Some(self.ttl(&cb)))
-                .await?
-                .is_some()
-            {
-                break id;
-            }
-        };
+        let id = self
+            .inner
+            .records
+            .create_fresh(&cb, Some(self.ttl(&cb)), crate::id::uuid)
+            .await?;
         // The limits are checked once the callback is in: two bookings racing
         // for the last place cannot both get it (both may lose it, and retry).
         if let Err(e) = self.check_limits(service, &cb, &options).await {
@@ -403,40 +395,31 @@ impl Callbacks {
     pub(super) async fn update_from(
         &self,
         id: &str,
-        mut read: Option<Versioned<Callback>>,
+        read: Option<Versioned<Callback>>,
         change: impl Fn(&mut Callback) -> Result<()>,
     ) -> Result<Callback> {
         if check_key("a callback id", id).is_err() {
             return Err(CallbackError::NotFound(id.to_owned()));
         }
-        for _ in 0..CAS_ATTEMPTS {
-            let current = match read.take() {
-                Some(r) => r,
-                None => match self.inner.records.get(id).await? {
-                    Some(r) => r,
-                    None => return Err(CallbackError::NotFound(id.to_owned())),
+        let (cb, moved) = self
+            .inner
+            .records
+            .modify_from(
+                id,
+                read,
+                |cb| Some(self.ttl(cb)),
+                |cb| {
+                    let steps = cb.history.len();
+                    change(cb)?;
+                    Ok::<_, CallbackError>(cb.history.len() != steps)
                 },
-            };
-            let mut cb = current.value.clone();
-            change(&mut cb)?;
-            let ttl = self.ttl(&cb);
-            if self
-                .inner
-                .records
-                .update(id, current.version, &cb, Some(ttl))
-                .await?
-                .is_some()
-            {
-                if cb.history.len() != current.value.history.len() {
-                    self.emit(id, &cb);
-                }
-                return Ok(cb);
-            }
+            )
+            .await?
+            .ok_or_else(|| CallbackError::NotFound(id.to_owned()))?;
+        if moved {
+            self.emit(id, &cb);
         }
-        Err(CallbackError::Store(StoreError::Unavailable {
-            backend: "callback",
-            message: format!("too many concurrent writers on {id}"),
-        }))
+        Ok(cb)
     }
 
     /// Moves a callback to `to`, if the state machine allows it.

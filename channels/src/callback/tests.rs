@@ -47,7 +47,7 @@ fn setup_with(service: &[(&str, &str)], allow_httpcb: bool) -> (Callbacks, Arc<R
     chat_services
         .named
         .insert("customer-support".into(), ChatServiceOptions::default());
-    let chats = Chats::new(store.clone(), chat_services);
+    let (chats, _) = Chats::new(store.clone(), chat_services);
     let mut settings = CallbackSettings::default();
     if allow_httpcb {
         settings.allowed_device_os.push(PushType::Httpcb);

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{ChatError, Chats};
+use super::chats::Chats;
+use super::error::ChatError;
 use super::model::{ChatSession, ChatState, PartyType};
 use crate::store::{Collection, Store, StoreError};
 
 /// One configured agent or bot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AgentAccount {
     pub login: String,
     pub password: String,
@@ -22,6 +23,18 @@ pub struct AgentAccount {
     pub queues: Vec<String>,
     /// `Agent`, or `External` for a bot.
     pub kind: PartyType,
+}
+
+impl std::fmt::Debug for AgentAccount {
+    /// Without the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentAccount")
+            .field("login", &self.login)
+            .field("nickname", &self.nickname)
+            .field("queues", &self.queues)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A logged-in agent's state, shared by every node.
@@ -131,8 +144,7 @@ impl Agents {
         if !same(&account.password, password) {
             return Err(AgentError::BadLogin);
         }
-        let b: [u8; 24] = rand::random();
-        let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let token = crate::id::secret();
         self.tokens
             .put(&token, &account.login, Some(SESSION_TTL))
             .await?;
@@ -304,6 +316,22 @@ impl Agents {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_account_debugs_without_its_password() {
+        let account = super::AgentAccount {
+            login: "ada".into(),
+            password: "s3cret-pass".into(),
+            nickname: "Ada".into(),
+            queues: vec!["q".into()],
+            kind: super::PartyType::Agent,
+        };
+        let shown = format!("{account:?}");
+        assert!(
+            shown.contains("ada") && !shown.contains("s3cret-pass"),
+            "{shown}"
+        );
+    }
+
     #[test]
     fn passwords_compare_whole() {
         assert!(super::same("secret", "secret"));

@@ -1,42 +1,19 @@
-//! File transfer in a chat: limits per service (Chat Server's
+//! File transfer in a chat: the service's limits (Chat Server's
 //! `client-file-transfer` names and defaults), uploads kept in the store for
 //! as long as their chat, `FileUploaded` / `FileDeleted` events in the
-//! transcript.
+//! transcript. May use: the chats, the model, options, requests, errors.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{ChatError, Chats, Credentials};
+use super::chats::Chats;
+use super::error::ChatError;
 use super::model::{ChatSession, Event, EventType, From, PartyType, CLIENT_ID};
-use crate::store::now_ms;
-
-/// A service's file-transfer limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileLimits {
-    /// `upload-max-file-size` (bytes, 2097152).
-    pub max_file_size: usize,
-    /// `upload-max-total-size` (bytes, 5242880): all files of one chat.
-    pub max_total_size: usize,
-    /// `upload-max-files` (3): files of one chat.
-    pub max_files: usize,
-    /// `upload-file-types`: allowed extensions, colon-separated.
-    pub file_types: Vec<String>,
-}
-
-impl Default for FileLimits {
-    fn default() -> Self {
-        Self {
-            max_file_size: 2_097_152,
-            max_total_size: 5_242_880,
-            max_files: 3,
-            file_types: "jpeg:jpg:png:gif:pdf:txt:zip"
-                .split(':')
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-}
+use super::options::FileLimits;
+use super::request::Credentials;
+use crate::id::token;
+use crate::store::{now_ms, Collection};
 
 /// An uploaded file, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +50,17 @@ fn live_files(chat: &ChatSession) -> Vec<(String, usize)> {
 }
 
 impl Chats {
+    fn file_options(&self, service: &str) -> FileLimits {
+        self.services()
+            .get(service)
+            .map(|o| o.files.clone())
+            .unwrap_or_default()
+    }
+
+    fn files(&self) -> Collection<ChatFile> {
+        Collection::by_id(self.sessions.store().clone(), "chat-file")
+    }
+
     /// The limits, as the `Notice` event (`text` "file-client-cfg-get") Chat
     /// Server answers with; not added to the transcript.
     pub async fn file_limits(
@@ -171,12 +159,9 @@ impl Chats {
             uploader: CLIENT_ID,
             data,
         };
-        let file_id = {
-            let b: [u8; 12] = rand::random();
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        };
+        let file_id = token();
         self.files()
-            .put(&file_id, &file, Some(self.chat_ttl(&chat)))
+            .put(&file_id, &file, Some(self.ttl(&chat)))
             .await?;
         let description = user_data.get("file-description").cloned();
         let result = self

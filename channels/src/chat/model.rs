@@ -148,6 +148,9 @@ pub struct CometLink {
 /// The customer is always participant 1.
 pub const CLIENT_ID: u32 = 1;
 
+/// The one Chat Server alias gmshub is (`alias` in Chat API v2).
+pub const ALIAS: &str = "1";
+
 impl ChatSession {
     pub fn next_position(&self) -> u32 {
         self.transcript.len() as u32 + 1

@@ -1,6 +1,9 @@
 //! Typed access to one collection of the store: values are serialised as
 //! JSON (readable with `redis-cli` or `cqlsh` when something needs looking
-//! at), and each type says which index entries find it.
+//! at), and each type says which index entries find it. Every
+//! read-modify-write of the services goes through [`Collection::modify`]
+//! (one retry policy), and every record under a random id through
+//! [`Collection::create_fresh`]. May use: the store interface.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -10,6 +13,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{IndexEntry, Result, Store, StoreError, Version, Write};
+
+/// How many times a read-modify-write is tried: each lost compare-and-set
+/// means another writer made progress, so a loser retries at once; this
+/// many losses in a row is contention the caller should hear of.
+pub const WRITE_ATTEMPTS: usize = 32;
+
+/// How many random ids [`Collection::create_fresh`] tries. Ids carry 128
+/// random bits: a second attempt already means a broken store, not chance.
+const FRESH_ID_ATTEMPTS: usize = 4;
 
 /// A value read from a collection, with the version to update it against.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +100,26 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         self.store.create(self.name, id, write).await
     }
 
+    /// Stores `value` under a new id from `new_id` (tried again, a few
+    /// times, if the id is taken); returns the id.
+    pub async fn create_fresh(
+        &self,
+        value: &T,
+        ttl: Option<Duration>,
+        new_id: fn() -> String,
+    ) -> Result<String> {
+        let (bytes, indexes) = self.encode(value)?;
+        let write = Write::new(&bytes).ttl(ttl).indexes(&indexes);
+        let mut id = String::new();
+        for _ in 0..FRESH_ID_ATTEMPTS {
+            id = new_id();
+            if self.store.create(self.name, &id, write).await?.is_some() {
+                return Ok(id);
+            }
+        }
+        Err(self.contended(&id))
+    }
+
     pub async fn put(&self, id: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
         let (bytes, indexes) = self.encode(value)?;
         let write = Write::new(&bytes).ttl(ttl).indexes(&indexes);
@@ -114,6 +146,77 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                 version: r.version,
                 expires_at: r.expires_at,
             })),
+        }
+    }
+
+    /// Changes the live record `id` in place: reads it, applies `change`,
+    /// and writes it back with the TTL `ttl` gives for the new value, if no
+    /// other writer got in between; else reads it again and retries (at most
+    /// [`WRITE_ATTEMPTS`] times). `None` when there is no such record.
+    /// `change` may run several times: it must only compute.
+    pub async fn modify<R, E: From<StoreError>>(
+        &self,
+        id: &str,
+        ttl: impl Fn(&T) -> Option<Duration>,
+        change: impl FnMut(&mut T) -> std::result::Result<R, E>,
+    ) -> std::result::Result<Option<(T, R)>, E> {
+        self.modify_from(id, None, ttl, change).await
+    }
+
+    /// [`modify`](Self::modify), starting from a copy already read (read
+    /// again only if it has changed since).
+    pub async fn modify_from<R, E: From<StoreError>>(
+        &self,
+        id: &str,
+        read: Option<Versioned<T>>,
+        ttl: impl Fn(&T) -> Option<Duration>,
+        mut change: impl FnMut(&mut T) -> std::result::Result<R, E>,
+    ) -> std::result::Result<Option<(T, R)>, E> {
+        self.write_back(id, read, ttl, |current| match current {
+            None => Ok(None),
+            Some(mut value) => {
+                let out = change(&mut value)?;
+                Ok(Some((value, out)))
+            }
+        })
+        .await
+    }
+
+    /// The one retry loop under [`modify`](Self::modify), which also creates:
+    /// `decide` gets the live value (`None`: there is none) and returns the
+    /// value to write, or `None` to write nothing. A new value is created
+    /// (if the id is still free), a changed one compare-and-set.
+    pub async fn write_back<R, E: From<StoreError>>(
+        &self,
+        id: &str,
+        mut read: Option<Versioned<T>>,
+        ttl: impl Fn(&T) -> Option<Duration>,
+        mut decide: impl FnMut(Option<T>) -> std::result::Result<Option<(T, R)>, E>,
+    ) -> std::result::Result<Option<(T, R)>, E> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = match read.take() {
+                Some(r) => Some(r),
+                None => self.get(id).await?,
+            };
+            let version = current.as_ref().map(|c| c.version);
+            let Some((value, out)) = decide(current.map(|c| c.value))? else {
+                return Ok(None);
+            };
+            let written = match version {
+                None => self.create(id, &value, ttl(&value)).await?,
+                Some(v) => self.update(id, v, &value, ttl(&value)).await?,
+            };
+            if written.is_some() {
+                return Ok(Some((value, out)));
+            }
+        }
+        Err(self.contended(id).into())
+    }
+
+    fn contended(&self, id: &str) -> StoreError {
+        StoreError::Contended {
+            collection: self.name.to_owned(),
+            id: id.to_owned(),
         }
     }
 

@@ -119,6 +119,11 @@ pub enum StoreError {
     /// it keeps).
     #[error("{0}")]
     Invalid(String),
+    /// A read-modify-write lost its compare-and-set to other writers
+    /// [`collection::WRITE_ATTEMPTS`] times in a row, or a fresh id was
+    /// taken as often: the caller may try again later.
+    #[error("too many concurrent writers on {collection} {id}")]
+    Contended { collection: String, id: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -19,10 +19,13 @@ use std::time::Duration;
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
     Read { path: String, source: ini::Error },
+    #[error("cannot read the configuration: {0}")]
+    Parse(ini::ParseError),
 }
 
-/// Every option of every section, as text.
-#[derive(Debug, Default, Clone)]
+/// Every option of every section, as text. Not `Debug`: values include
+/// passwords and keys.
+#[derive(Default, Clone)]
 pub struct Options {
     sections: HashMap<String, HashMap<String, String>>,
     /// Environment overrides, keyed by their normalised variable name.
@@ -75,16 +78,17 @@ impl Options {
         Ok(Self { sections, env })
     }
 
-    /// Builds options from literal text (tests, examples).
-    #[cfg(test)]
-    pub fn from_ini(text: &str, env: &[(&str, &str)]) -> Self {
-        Self {
-            sections: sections_of(&ini::Ini::load_from_str(text).expect("valid INI")),
+    /// Builds options from literal text and the given overrides (tests,
+    /// examples, a hub built in-process), instead of a file and the process
+    /// environment.
+    pub fn from_ini(text: &str, env: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            sections: sections_of(&ini::Ini::load_from_str(text).map_err(ConfigError::Parse)?),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        }
+        })
     }
 
     /// The raw value of an option: the environment wins over the file.
@@ -161,7 +165,8 @@ mod tests {
         let options = Options::from_ini(
             "[cometd]\nmaxInterval = 5000\ntimeout = soon\n[sml]\nsuspending-wait-timeout = 20\n",
             &[("GMSHUB__SML__SUSPENDING_WAIT_TIMEOUT", "7")],
-        );
+        )
+        .unwrap();
         assert_eq!(
             options.millis("cometd", "maxInterval", Duration::ZERO),
             Duration::from_millis(5000)

@@ -1,12 +1,15 @@
 //! The pages the binary serves: the CometD playground at `/` (connect with
 //! the official CometD JavaScript client, subscribe, publish, watch messages
 //! arrive), the customer chat widget at `/chat`, the agent desk at
-//! `/agent` and the callback page at `/callback`. The client's files are embedded at build time (see `build.rs`)
-//! and served under `/js/cometd/`.
+//! `/agent` and the callback page at `/callback`. The client's files are
+//! embedded at build time (see `build.rs`) and served under `/js/cometd/`.
+//! May use: nothing else of the binary.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
@@ -18,7 +21,17 @@ const MISSING: &str =
     "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
 CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
 
-pub async fn index() -> Html<&'static str> {
+/// The pages and the client's files, routed.
+pub fn router() -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/js/cometd/{file}", get(cometd_js))
+        .route("/chat", get(chat))
+        .route("/agent", get(agent))
+        .route("/callback", get(callback))
+}
+
+async fn index() -> Html<&'static str> {
     if COMETD_JS.is_empty() {
         Html(MISSING)
     } else {
@@ -27,17 +40,17 @@ pub async fn index() -> Html<&'static str> {
 }
 
 /// The customer chat widget: Chat API v2 over CometD, REST as fallback.
-pub async fn chat() -> Html<&'static str> {
+async fn chat() -> Html<&'static str> {
     Html(if COMETD_JS.is_empty() { MISSING } else { CHAT })
 }
 
 /// The agent desk: the agent API, with events over CometD.
-pub async fn agent() -> Html<&'static str> {
+async fn agent() -> Html<&'static str> {
     Html(if COMETD_JS.is_empty() { MISSING } else { AGENT })
 }
 
 /// Booking a callback, its free times, and its state live over CometD.
-pub async fn callback() -> Html<&'static str> {
+async fn callback() -> Html<&'static str> {
     Html(if COMETD_JS.is_empty() {
         MISSING
     } else {
@@ -45,7 +58,7 @@ pub async fn callback() -> Html<&'static str> {
     })
 }
 
-pub async fn cometd_js(Path(file): Path<String>) -> Response {
+async fn cometd_js(Path(file): Path<String>) -> Response {
     match COMETD_JS.iter().find(|(name, _)| *name == file) {
         Some((_, body)) => (
             [

@@ -1,8 +1,10 @@
-//! The push providers the configuration describes: `[push] pushEnabled`
-//! says which types are on, `[push]` is the default provider and every
-//! `[push.provider.NAME]` a named one (its own options only: nothing is
-//! inherited from `[push]`), each with a production channel and, when all of
-//! a type's mandatory `debug.*` options are set, a debug one.
+//! Push settings: the dispatcher's bounds, what chats in the background
+//! push, and the providers the configuration describes: `[push]
+//! pushEnabled` says which types are on, `[push]` is the default provider
+//! and every `[push.provider.NAME]` a named one (its own options only:
+//! nothing is inherited from `[push]`), each with a production channel and,
+//! when all of a type's mandatory `debug.*` options are set, a debug one.
+//! May use: the options.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,11 +17,65 @@ use push::providers::http::{CustomHttp, HttpCallback, OrsCallback};
 use push::providers::wns::{Wns, WnsConfig};
 use push::{Provider, PushType};
 
-use crate::config::Options;
+use super::options::Options;
+
+/// How notifications are pushed.
+#[derive(Clone)]
+pub struct PushSettings {
+    /// `[push] workers` (32, 1 to 1000): notifications sent at once.
+    pub workers: usize,
+    /// `[push] queue` (100000): notifications waiting, per worker's share.
+    pub queue: usize,
+    /// `[push] filtering_chat_events` (default the typing notices): chat
+    /// events not pushed to an app in the background.
+    pub filtered_chat_events: Vec<String>,
+    /// `[chat] push_notification_include_payload` (false): push the chat
+    /// event itself, as JSON, instead of a line of text.
+    pub chat_payload: bool,
+    /// The configuration the providers are built from (at start, once the
+    /// `comet` provider exists).
+    options: Options,
+}
+
+impl std::fmt::Debug for PushSettings {
+    /// Without the providers' options: they hold keys and passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushSettings")
+            .field("workers", &self.workers)
+            .field("queue", &self.queue)
+            .field("filtered_chat_events", &self.filtered_chat_events)
+            .field("chat_payload", &self.chat_payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushSettings {
+    pub fn from_options(o: &Options) -> Self {
+        Self {
+            workers: o.value::<usize>("push", "workers", 32).clamp(1, 1000),
+            queue: o.value::<usize>("push", "queue", 100_000).max(1),
+            filtered_chat_events: o
+                .get("push", "filtering_chat_events")
+                .unwrap_or("Notice.TypingStarted,Notice.TypingStopped")
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            chat_payload: o.flag("chat", "push_notification_include_payload", false),
+            options: o.clone(),
+        }
+    }
+
+    /// The providers for every enabled type whose mandatory options are
+    /// set, with `comet` for the `comet` type.
+    pub fn providers(&self, comet: Arc<dyn Provider>) -> Providers {
+        providers(&self.options, comet)
+    }
+}
 
 /// `[push] pushEnabled`: the types that are on (default `comet`); unknown
 /// names are ignored with a warning.
-pub fn enabled(o: &Options) -> BTreeSet<PushType> {
+fn enabled(o: &Options) -> BTreeSet<PushType> {
     let list = o.get("push", "pushEnabled").unwrap_or("comet");
     list.split(',')
         .map(str::trim)
@@ -41,8 +97,7 @@ pub fn enabled(o: &Options) -> BTreeSet<PushType> {
         .collect()
 }
 
-/// The providers for every enabled type whose mandatory options are set.
-pub fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
+fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
     let enabled = enabled(o);
     let formats = push::Formats::new(
         o.section_names()

@@ -2,7 +2,8 @@
 //! back to the one session that published it, on the same channel and with
 //! the request's `id`, so it answers both a subscriber and a CometD
 //! `remoteCall("/echo", ...)`. It lets an operator (or a test) check the
-//! `/service` request/response path without any GMS service behind it.
+//! `/service` request/response path without any GMS service behind it. May
+//! use: the engine only.
 
 use std::sync::Arc;
 

@@ -1,21 +1,46 @@
 //! The typed settings gmshub runs with, read from [`Options`] by their GMS
 //! and CometD names. Every option, its section and default is listed in
-//! `docs/configuration.md`.
+//! `docs/configuration.md`. May use: the options, push settings, the store's
+//! configuration, `wire` (names GMS fixes).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
-
 use channels::callback::{CallbackSettings, OfficeHours};
 use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType};
 use channels::notification::NotificationSettings;
-use gmshub::store::cassandra::{self, CassandraConfig};
-use gmshub::store::StoreConfig;
-use std::collections::HashMap;
 
-use crate::api::storage::StorageSettings;
-use crate::config::Options;
+use super::options::Options;
+use super::push::PushSettings;
+use crate::store::cassandra::{self, CassandraConfig};
+use crate::store::StoreConfig;
+use crate::wire::chat_v1::{TranscriptFormat, SERVICE as V1_SERVICE};
+use crate::wire::GMS_USER;
+
+/// Storage API settings.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// `[server] max-file-upload`: the largest request body, in bytes.
+    pub max_upload: usize,
+    /// `[storage] allow-file-control` with `allowed-mime-types`: when set,
+    /// only files of these types are accepted.
+    pub allowed_mime_types: Option<Vec<String>>,
+    /// `[server] external_url_base`: where file values are fetched from;
+    /// without it, the request's own host.
+    pub external_url_base: Option<String>,
+}
+
+/// Chat API v1's own settings.
+#[derive(Debug, Clone)]
+pub struct V1Settings {
+    /// `[chat] enable-fast-chat-transcript-refresh`.
+    pub format: TranscriptFormat,
+    /// `[service.request-chat] _ttl` (s, 3600): how long a requested
+    /// service waits for its chat to start.
+    pub service_ttl: Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -47,7 +72,11 @@ pub struct Settings {
     /// membership record; it drops out three intervals after its last one.
     pub heartbeat: Duration,
     pub chat: ChatServices,
+    /// `[agent.<login>]`: who may log in to the agent API.
+    pub agents: Vec<AgentAccount>,
+    pub v1: V1Settings,
     pub notifications: NotificationSettings,
+    pub push: PushSettings,
     pub callbacks: CallbackSettings,
 }
 
@@ -128,6 +157,7 @@ impl Settings {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
         let client_id_prefix = format!("{node_id}.");
+        let chat = chat_services(o);
         Self {
             store: store_config(o),
             storage: StorageSettings {
@@ -149,7 +179,15 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
-            chat: chat_services(o),
+            agents: agent_accounts(o, &chat),
+            chat,
+            v1: V1Settings {
+                format: TranscriptFormat {
+                    fast_refresh: o.flag("chat", "enable-fast-chat-transcript-refresh", false),
+                },
+                service_ttl: o.seconds("service.request-chat", "_ttl", Duration::from_secs(3600)),
+            },
+            push: PushSettings::from_options(o),
             callbacks: callback_settings(o),
             notifications: NotificationSettings {
                 // GMS: at least 30 s; unset or invalid gives 30.
@@ -226,7 +264,7 @@ impl Settings {
                 client_id_prefix,
                 // GMS clients name their user in this header on every request,
                 // the CometD ones included (Chat API v1, notifications).
-                identity_header: Some("gms_user".to_owned()),
+                identity_header: Some(GMS_USER.to_owned()),
             },
         }
     }
@@ -235,7 +273,7 @@ impl Settings {
 /// The callback services (`service.<name>` sections with `_service =
 /// callback`), the office-hours services they name, and `[callback]`. With
 /// no callback service configured, `default` exists (GMS's defaults).
-pub fn callback_settings(o: &Options) -> CallbackSettings {
+fn callback_settings(o: &Options) -> CallbackSettings {
     let d = CallbackSettings::default();
     let mut services = std::collections::BTreeMap::new();
     let mut office_hours = HashMap::new();
@@ -307,7 +345,7 @@ pub fn callback_settings(o: &Options) -> CallbackSettings {
 /// example) when neither is, so the widget works with no configuration.
 /// Options are looked up in the service's section, then `[chat]`, then the
 /// default; an option present but empty stops the lookup (GMS's rule).
-pub fn chat_services(o: &Options) -> ChatServices {
+fn chat_services(o: &Options) -> ChatServices {
     let options = |section: Option<&str>| -> ChatServiceOptions {
         let d = ChatServiceOptions::default();
         let get = |names: &[&str]| -> Option<String> {
@@ -395,10 +433,9 @@ pub fn chat_services(o: &Options) -> ChatServices {
     }
     // The chats of Chat API v1's built-in service (its options in
     // [service.request-chat], then [chat]).
-    services.named.insert(
-        crate::api::chat_v1::SERVICE.into(),
-        options(Some("service.request-chat")),
-    );
+    services
+        .named
+        .insert(V1_SERVICE.into(), options(Some("service.request-chat")));
     services
 }
 
@@ -406,7 +443,7 @@ pub fn chat_services(o: &Options) -> ChatServices {
 /// `[agent.<login>]` section each (`password`, `nickname`, `queues`,
 /// `type` = `agent` or `bot`). With none configured, one development agent,
 /// `agent` with password `agent`, serves every chat queue.
-pub fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
+fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
     let mut all_queues: Vec<String> = chat
         .named
         .values()
@@ -546,7 +583,8 @@ mod tests {
              allowedTransports = long-polling, websocket\nmaxQueuePolicy = drop-oldest\n\
              [sml]\nsuspending-wait-timeout = 1\n",
             &[],
-        );
+        )
+        .unwrap();
         let s = Settings::from_options(&o);
         assert_eq!(s.listen, "0.0.0.0:9090".parse().unwrap());
         assert_eq!(

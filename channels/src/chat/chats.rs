@@ -1,0 +1,202 @@
+//! The chats in the store, and the one way a chat changes: a
+//! read-modify-compare-and-set of its record ([`Chats::modify`]), so any node
+//! can serve any call and concurrent writers never lose an event. Every
+//! change that someone may have to hear of (new events, a chat waiting in
+//! its queue) goes out as a [`ChatChange`] on a bounded channel, after the
+//! write: whoever pushes events to clients reads them there, off the
+//! compare-and-set path. The operations themselves are in
+//! [`customer`](super::customer), [`routing`](super::routing),
+//! [`idle`](super::idle) and [`files`](super::files). May use: the store,
+//! the chat model, options, requests, errors and transitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::error::ChatError;
+use super::model::{ChatSession, ChatState, Event};
+use super::options::{ChatServiceOptions, ChatServices};
+use super::request::Credentials;
+use super::transitions::check;
+use crate::store::{check_key, now_ms, Collection, IndexEntry, Store};
+
+/// How long an ended chat can still be read (its final transcript).
+pub const ENDED_RETENTION: Duration = Duration::from_secs(600);
+
+/// Changes waiting for their reader before writers wait for it.
+pub const CHANGE_QUEUE: usize = 4096;
+
+/// A chat that changed in a way someone may have to hear of: it has new
+/// events (from index `from`), or it waits in its queue.
+#[derive(Debug, Clone)]
+pub struct ChatChange {
+    pub chat_id: String,
+    /// The record as this change left it.
+    pub chat: Arc<ChatSession>,
+    /// The index of its first new event (`chat.next_position()` when it
+    /// has none).
+    pub from: u32,
+}
+
+impl ChatChange {
+    /// The events this change added.
+    pub fn new_events(&self) -> &[Event] {
+        if self.from >= self.chat.next_position() {
+            return &[];
+        }
+        self.chat.since(self.from)
+    }
+}
+
+/// Where [`Chats`] sends its changes, in the order their writes finished.
+pub type ChatChanges = mpsc::Receiver<ChatChange>;
+
+#[derive(Clone)]
+pub struct Chats {
+    pub(super) sessions: Collection<ChatSession>,
+    services: Arc<ChatServices>,
+    changes: mpsc::Sender<ChatChange>,
+}
+
+/// How a chat is found: by its customer's key (and v1 service) while it can
+/// be read at all; waiting in its queue; open (for the idle check); by the
+/// agents in it.
+fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
+    let mut v = vec![IndexEntry::new("key", &c.secure_key)];
+    if let Some(v1) = &c.v1 {
+        v.push(IndexEntry::new("v1", &v1.service_id));
+        if let Some(user) = &v1.gms_user {
+            v.push(IndexEntry::new("v1user", user));
+        }
+    }
+    if let Some(link) = &c.comet {
+        v.push(IndexEntry::new("comet", &link.client_id));
+    }
+    if c.ended() {
+        return v;
+    }
+    if c.state == ChatState::Queued {
+        v.push(IndexEntry::new("queued", &c.queue));
+    }
+    v.push(IndexEntry::new("open", "1"));
+    for p in c.participants.iter().filter(|p| p.present) {
+        if let Some(agent) = &p.agent {
+            v.push(IndexEntry::new("agent", agent));
+        }
+    }
+    v
+}
+
+impl Chats {
+    /// The chats of `store`, and the changes they will go through. A reader
+    /// that stops reading makes writers wait; one dropped makes them stop
+    /// sending.
+    pub fn new(store: Arc<dyn Store>, services: ChatServices) -> (Self, ChatChanges) {
+        let (changes, receiver) = mpsc::channel(CHANGE_QUEUE);
+        let chats = Self {
+            sessions: Collection::new(store, "chat", indexes),
+            services: Arc::new(services),
+            changes,
+        };
+        (chats, receiver)
+    }
+
+    pub fn services(&self) -> &ChatServices {
+        &self.services
+    }
+
+    pub(super) fn options(&self, service: &str) -> Result<&ChatServiceOptions, ChatError> {
+        self.services
+            .get(service)
+            .ok_or_else(|| ChatError::UnknownService(service.to_owned()))
+    }
+
+    pub(super) fn ttl(&self, chat: &ChatSession) -> Duration {
+        if chat.ended() {
+            return ENDED_RETENTION;
+        }
+        let timeout = self
+            .options(&chat.service)
+            .map_or(Duration::from_secs(900), |o| o.client_timeout);
+        timeout + ENDED_RETENTION
+    }
+
+    /// The options of a chat's service (in memory: no store read).
+    pub(super) fn options_of(&self, chat: &ChatSession) -> ChatServiceOptions {
+        self.services
+            .get(&chat.service)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Reads a chat of `service` as its customer.
+    pub async fn read(
+        &self,
+        service: &str,
+        chat_id: &str,
+        creds: &Credentials,
+    ) -> Result<ChatSession, ChatError> {
+        let chat = self.load(chat_id).await?.value;
+        check(service, chat_id, &chat, creds)?;
+        Ok(chat)
+    }
+
+    /// Reads a chat without credentials (for the agent side, which checks
+    /// its own rights).
+    pub async fn read_unchecked(&self, chat_id: &str) -> Result<ChatSession, ChatError> {
+        Ok(self.load(chat_id).await?.value)
+    }
+
+    pub(super) async fn load(
+        &self,
+        chat_id: &str,
+    ) -> Result<crate::store::collection::Versioned<ChatSession>, ChatError> {
+        if crate::store::check_key("a chat id", chat_id).is_err() {
+            return Err(ChatError::NotFound(chat_id.to_owned()));
+        }
+        self.sessions
+            .get(chat_id)
+            .await?
+            .ok_or_else(|| ChatError::NotFound(chat_id.to_owned()))
+    }
+
+    /// Applies `f` to the chat with compare-and-set, retrying on races, and
+    /// tells of the change.
+    pub(super) async fn modify<T>(
+        &self,
+        chat_id: &str,
+        mut f: impl FnMut(&mut ChatSession, u64) -> Result<T, ChatError>,
+    ) -> Result<(T, ChatSession), ChatError> {
+        if check_key("a chat id", chat_id).is_err() {
+            return Err(ChatError::NotFound(chat_id.to_owned()));
+        }
+        let (chat, (out, before)) = self
+            .sessions
+            .modify(
+                chat_id,
+                |chat| Some(self.ttl(chat)),
+                |chat| {
+                    let before = chat.next_position();
+                    Ok::<_, ChatError>((f(chat, now_ms())?, before))
+                },
+            )
+            .await?
+            .ok_or_else(|| ChatError::NotFound(chat_id.to_owned()))?;
+        self.changed(chat_id, &chat, before).await;
+        Ok((out, chat))
+    }
+
+    /// Sends the change a write made, if anyone may have to hear of it.
+    pub(super) async fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        if chat.next_position() > from || chat.state == ChatState::Queued {
+            let change = ChatChange {
+                chat_id: chat_id.to_owned(),
+                chat: Arc::new(chat.clone()),
+                from,
+            };
+            // Nobody reads changes (a test, a tool): nothing to tell.
+            let _ = self.changes.send(change).await;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `_client_timeout`: chats whose customer went quiet are ended, with a
+//! notice both sides see, by a check any node may run at any time (the end
+//! is a compare-and-set, so a chat ends once). May use: the chats, the
+//! model and transitions.
+
+use std::time::Duration;
+
+use super::chats::Chats;
+use super::error::ChatError;
+use super::model::EventType;
+use super::transitions::end;
+use crate::store::now_ms;
+
+impl Chats {
+    /// Ends every chat whose customer has done nothing for the service's
+    /// `_client_timeout`, with a notice both sides see. Any node may run it
+    /// at any time: the end is a compare-and-set, so a chat ends once.
+    /// Returns how many it ended.
+    pub async fn end_idle(&self) -> Result<usize, ChatError> {
+        let now = now_ms();
+        let mut ended = 0;
+        for (id, chat) in self.sessions.find("open", "1", 100_000).await? {
+            let timeout = self
+                .services()
+                .get(&chat.value.service)
+                .map_or(Duration::from_secs(900), |o| o.client_timeout);
+            if chat.value.ended() || chat.value.client_active_at + timeout.as_millis() as u64 > now
+            {
+                continue;
+            }
+            let outcome = self
+                .modify(&id, |chat, now| {
+                    if chat.ended() || chat.client_active_at + timeout.as_millis() as u64 > now {
+                        return Ok(false);
+                    }
+                    let text = format!(
+                        "The chat ended: no activity from the customer for {} s.",
+                        timeout.as_secs()
+                    );
+                    chat.push(0, EventType::Notice, Some(text), now);
+                    end(chat, 0, now);
+                    Ok(true)
+                })
+                .await;
+            match outcome {
+                Ok((true, _)) => ended += 1,
+                Ok((false, _)) | Err(ChatError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
+    }
+
+    /// How often `end_idle` should run: a quarter of the shortest timeout,
+    /// between 1 and 30 seconds.
+    pub fn idle_check_period(&self) -> Duration {
+        self.services()
+            .named
+            .values()
+            .chain(self.services().catch_all.iter())
+            .map(|o| o.client_timeout / 4)
+            .min()
+            .unwrap_or(Duration::from_secs(30))
+            .clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    /// Runs `end_idle` every `idle_check_period` until aborted.
+    pub fn spawn_idle_check(&self) -> tokio::task::JoinHandle<()> {
+        let chats = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(chats.idle_check_period());
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match chats.end_idle().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(chats = n, "ended idle chats (_client_timeout)"),
+                    Err(e) => tracing::warn!("ending idle chats: {e}"),
+                }
+            }
+        })
+    }
+}

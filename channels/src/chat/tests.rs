@@ -1,0 +1,128 @@
+//! The engine's behaviour over a store: races for a waiting chat, concurrent
+//! writers, an agent leaving.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::store::MemoryStore;
+
+fn chats() -> Chats {
+    let mut services = ChatServices::default();
+    services
+        .named
+        .insert("s".into(), ChatServiceOptions::default());
+    // Nobody reads the changes here.
+    Chats::new(Arc::new(MemoryStore::default()), services).0
+}
+
+fn request(nickname: &str) -> ChatRequest {
+    ChatRequest {
+        nickname: Some(nickname.into()),
+        ..Default::default()
+    }
+}
+
+fn creds(chat: &ChatSession) -> Credentials {
+    Credentials {
+        user_id: Some(chat.user_id.clone()),
+        secure_key: Some(chat.secure_key.clone()),
+        alias: None,
+    }
+}
+
+/// Two agents race for one waiting chat: exactly one gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_wins_a_waiting_chat() {
+    let chats = chats();
+    let (id, _) = chats.request("s", request("c")).await.unwrap();
+    let queues = vec![DEFAULT_QUEUE.to_owned()];
+    let mut tasks = Vec::new();
+    for agent in ["a1", "a2", "a3", "a4"] {
+        let (chats, queues) = (chats.clone(), queues.clone());
+        tasks.push(tokio::spawn(async move {
+            chats
+                .take_next(agent, agent, PartyType::Agent, &queues)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if let Some((won, _)) = t.await.unwrap() {
+            assert_eq!(won, id);
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    let chat = chats.read_unchecked(&id).await.unwrap();
+    assert_eq!(chat.participants.len(), 2);
+    assert_eq!(
+        chat.transcript.len(),
+        2,
+        "one join each: customer, one agent"
+    );
+}
+
+/// Customer and agent write at once: every event lands, indexes in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_messages_all_land_in_order() {
+    let chats = chats();
+    let (id, chat) = chats.request("s", request("c")).await.unwrap();
+    chats
+        .take_next("a", "A", PartyType::Agent, &[DEFAULT_QUEUE.to_owned()])
+        .await
+        .unwrap();
+    let c = creds(&chat);
+    let (c1, c2) = (chats.clone(), chats.clone());
+    let (id1, id2) = (id.clone(), id.clone());
+    let customer = tokio::spawn(async move {
+        for i in 0..20 {
+            let send = Action::Send {
+                text: format!("c{i}"),
+                message_type: None,
+            };
+            c1.client("s", &id1, &c, send).await.unwrap();
+        }
+    });
+    let agent = tokio::spawn(async move {
+        for i in 0..20 {
+            let send = Action::Send {
+                text: format!("a{i}"),
+                message_type: None,
+            };
+            c2.agent(&id2, "a", send).await.unwrap();
+        }
+    });
+    customer.await.unwrap();
+    agent.await.unwrap();
+    let chat = chats.read_unchecked(&id).await.unwrap();
+    let messages: Vec<&Event> = chat
+        .transcript
+        .iter()
+        .filter(|e| e.kind == EventType::Message)
+        .collect();
+    assert_eq!(messages.len(), 40);
+    for (i, e) in chat.transcript.iter().enumerate() {
+        assert_eq!(e.index as usize, i + 1);
+    }
+    let customer_order: Vec<&str> = messages
+        .iter()
+        .filter(|e| e.from.kind == PartyType::Client)
+        .map(|e| e.text.as_deref().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    assert_eq!(customer_order, expected);
+}
+
+#[tokio::test]
+async fn the_last_agent_leaving_ends_the_chat() {
+    let chats = chats();
+    let (id, _) = chats.request("s", request("c")).await.unwrap();
+    chats
+        .take_next("a", "A", PartyType::Agent, &[DEFAULT_QUEUE.to_owned()])
+        .await
+        .unwrap();
+    let chat = chats.agent(&id, "a", Action::Leave).await.unwrap();
+    assert!(chat.ended());
+    assert!(chats.of_agent("a").await.unwrap().is_empty());
+}

@@ -1,0 +1,300 @@
+//! The whole hub, built from its settings in dependency order, with no late
+//! binding: the store, the Bayeux engine and (in a cluster) the bus, the
+//! services of `channels`, the CometD side of them, push, and the HTTP
+//! routes over all of it. [`Hub::serve`] runs it until asked to stop, then
+//! stops in GMS's order: out of the load balancer, clients told to go
+//! elsewhere, requests given `[sml] suspending-wait-timeout` to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use axum::Router;
+use bayeux::server::PublishError;
+use bayeux::Bayeux;
+use channels::callback::Callbacks;
+use channels::chat::{Agents, Chats};
+use channels::notification::Notifications;
+use channels::service::Services as Instances;
+use channels::storage::Storage;
+use channels::store::{Store, StoreError};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinHandle;
+
+use super::shutdown::bounded;
+use crate::api::chat_v1::V1;
+use crate::api::node::NodeStatus;
+use crate::cluster::{Membership, RedisBus};
+use crate::comet::agent::{self, AgentComet};
+use crate::comet::background::Background;
+use crate::comet::chat_v2::{self, ChatV2Comet};
+use crate::comet::echo::{self, Echo};
+use crate::comet::genesys::GenesysChannel;
+use crate::comet::notifier::{BackgroundPush, ChatNotifier, Pushed};
+use crate::comet::push::CometPush;
+use crate::comet::reach::Reach;
+use crate::comet::users::GenesysUsers;
+use crate::config::Settings;
+use crate::store::StoreConfig;
+use crate::{api, pages};
+
+/// Where Bayeux is mounted: the GMS path, and CometD's usual one.
+pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "[cluster] enabled needs a store that several nodes share ([store] type = redis or \
+         cassandra); the {0} store serves a single node"
+    )]
+    NotShared(&'static str),
+    #[error("[cluster] enabled: the cluster bus runs over Redis; set [cluster] bus-url")]
+    NoBus,
+    #[error("cluster bus: cannot reach Redis: {0}")]
+    Bus(#[from] redis::RedisError),
+    #[error("a CometD service: {0}")]
+    Service(#[from] PublishError),
+    #[error(transparent)]
+    Serve(#[from] std::io::Error),
+}
+
+/// The background tasks a hub owns; aborted when it goes.
+#[derive(Default)]
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// A built hub: its routes, and what its stop needs.
+pub struct Hub {
+    router: Router,
+    bayeux: Arc<Bayeux>,
+    status: Arc<NodeStatus>,
+    membership: Arc<Membership>,
+    store: Arc<dyn Store>,
+    shutdown_timeout: Duration,
+    _tasks: Tasks,
+}
+
+/// Binds `settings.listen` (with its backlog), builds the hub and serves it
+/// until `stop` resolves.
+pub async fn run(
+    settings: Settings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let listener =
+        bind(settings.listen, settings.backlog).map_err(|source| StartError::Listen {
+            address: settings.listen,
+            source,
+        })?;
+    let hub = Hub::build(settings, listener.local_addr()?).await?;
+    hub.serve(listener, stop).await
+}
+
+/// A listening socket with an explicit backlog (the kernel's default, 128,
+/// makes bursts of connects wait on SYN retries).
+pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
+impl Hub {
+    /// Builds every part of the hub for a node reached at `address`, and
+    /// starts its background tasks.
+    pub async fn build(settings: Settings, address: SocketAddr) -> Result<Self, StartError> {
+        let mut tasks = Tasks::default();
+        let store = crate::store::open(&settings.store).await?;
+        if settings.clustered && !store.shared() {
+            return Err(StartError::NotShared(store.backend()));
+        }
+
+        let bayeux = Bayeux::new(settings.bayeux.clone());
+        bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
+        bayeux.add_service(echo::CHANNEL, Arc::new(Echo))?;
+        tasks.0.push(bayeux.spawn_sweeper());
+        let bus = match settings.clustered {
+            true => Some(join_bus(&settings, &bayeux).await?),
+            false => None,
+        };
+        let reach = Reach::new(&bayeux, bus);
+
+        let membership = Arc::new(Membership::new(
+            store.clone(),
+            settings.node_id.clone(),
+            address.to_string(),
+            settings.cluster_name.clone(),
+            settings.clustered,
+            settings.heartbeat,
+        ));
+        membership.beat().await?;
+        tasks.0.push(membership.spawn_heartbeat());
+
+        let storage = Storage::new(store.clone());
+        let (chats, changes) = Chats::new(store.clone(), settings.chat.clone());
+        tasks.0.push(chats.spawn_idle_check());
+        let agents = Agents::new(store.clone(), settings.agents.clone(), chats.clone());
+
+        // `/_genesys` and the comet push type reach sessions by gms_user.
+        let users = GenesysUsers::new(store.clone());
+        bayeux.add_extension(Arc::new(GenesysChannel::new(users.clone())));
+        bayeux.add_extension(Arc::new(Background::new(chats.clone())));
+        let removed = users.clone();
+        bayeux.on_session_removed(Arc::new(move |session, _| {
+            if let Some(user) = session.identity() {
+                removed.removed(user, session.id());
+            }
+        }));
+        let comet = Arc::new(CometPush::new(reach.clone(), users.clone()));
+        let dispatcher = push::Dispatcher::start(
+            settings.push.providers(comet),
+            push::DispatcherConfig {
+                workers: settings.push.workers,
+                queue: settings.push.queue,
+                ..push::DispatcherConfig::default()
+            },
+            Notifications::forget_gone(store.clone()),
+        );
+        let notifications = Notifications::new(
+            store.clone(),
+            dispatcher.clone(),
+            settings.notifications.clone(),
+        );
+
+        let pushed = Arc::new(Pushed::default());
+        bayeux.add_service(
+            chat_v2::PATTERN,
+            Arc::new(ChatV2Comet::new(chats.clone(), pushed.clone())),
+        )?;
+        bayeux.add_service(agent::CHANNEL, Arc::new(AgentComet::new(agents.clone())))?;
+        let notifier = ChatNotifier {
+            reach,
+            agents: agents.clone(),
+            users,
+            push: BackgroundPush::new(dispatcher.clone(), &settings.push),
+            pushed,
+            format: settings.v1.format,
+        };
+        tasks.0.push(notifier.spawn(changes));
+
+        let callbacks = Callbacks::new(
+            store.clone(),
+            settings.callbacks.clone(),
+            dispatcher,
+            chats.clone(),
+        );
+        tasks.0.push(callbacks.spawn_scheduler());
+
+        let status = Arc::new(NodeStatus::default());
+        let instances = Instances::new(store.clone(), storage.clone());
+        let services = api::Services {
+            v1: V1 {
+                chats: chats.clone(),
+                services: instances.clone(),
+                storage: storage.clone(),
+                max_upload: settings.storage.max_upload,
+                service_ttl: settings.v1.service_ttl,
+                format: settings.v1.format,
+            },
+            storage,
+            instances,
+            storage_settings: settings.storage.clone(),
+            notifications,
+            chats,
+            agents,
+            callbacks,
+            status: status.clone(),
+            membership: membership.clone(),
+        };
+        let router = pages::router()
+            .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
+            .merge(api::router(services));
+        Ok(Self {
+            router,
+            bayeux,
+            status,
+            membership,
+            store,
+            shutdown_timeout: settings.shutdown_timeout,
+            _tasks: tasks,
+        })
+    }
+
+    /// Every route of the hub: the pages, Bayeux, the REST APIs.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `stop` resolves, then stops gracefully:
+    /// the node leaves the load balancer (`/genesys/1/node` answers 503),
+    /// held connects are told to handshake again elsewhere, sockets close,
+    /// and requests still open get `[sml] suspending-wait-timeout`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let local = listener.local_addr()?;
+        tracing::info!(
+            node = self.membership.node_id(),
+            store = self.store.backend(),
+            "gmshub listening on http://{local} (Bayeux at http://{local}{})",
+            MOUNTS[0]
+        );
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bayeux, status) = (self.bayeux.clone(), self.status.clone());
+        // Bayeux replies are small and latency-bound: no Nagle delay.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down: telling clients to reconnect elsewhere");
+            status.set_online(false);
+            bayeux.shutdown();
+            let _ = stopping_tx.send(());
+        });
+        bounded(
+            std::future::IntoFuture::into_future(serve),
+            async { stopping_rx.await.is_ok() },
+            self.shutdown_timeout,
+        )
+        .await?;
+        self.membership.leave().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.
+async fn join_bus(settings: &Settings, bayeux: &Arc<Bayeux>) -> Result<Arc<RedisBus>, StartError> {
+    let (url, prefix) = match (&settings.bus_url, &settings.store) {
+        (Some(url), StoreConfig::Redis { key_prefix, .. }) => (url.clone(), key_prefix.clone()),
+        (Some(url), _) => (url.clone(), "gmshub".to_owned()),
+        (None, StoreConfig::Redis { url, key_prefix }) => (url.clone(), key_prefix.clone()),
+        (None, _) => return Err(StartError::NoBus),
+    };
+    let bus = RedisBus::start(&url, &prefix, &settings.node_id, bayeux, settings.bus_queue).await?;
+    bayeux.set_relay(bus.clone());
+    Ok(bus)
+}

@@ -1,0 +1,37 @@
+//! The top room: the hub assembled from its settings ([`hub`]), served and
+//! stopped ([`shutdown`]), and the store schema command. May use every
+//! other room; none uses it.
+
+pub mod hub;
+pub mod shutdown;
+
+pub use hub::{bind, run, Hub, StartError, MOUNTS};
+pub use shutdown::Signals;
+
+use crate::config::{cassandra_config, Options};
+
+/// Logs to stdout at the level `RUST_LOG` asks for (default `info`), in
+/// colour on a terminal.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(filter)
+        .init();
+}
+
+/// `gmshub schema cassandra`: prints the CQL the `[cassandra]` options call
+/// for, or (`apply`) runs it on the cluster they name.
+pub async fn cassandra_schema(options: &Options, apply: bool) -> Result<(), StartError> {
+    let config = cassandra_config(options);
+    if apply {
+        crate::store::cassandra::apply_schema(&config).await?;
+        tracing::info!(keyspace = config.keyspace, "schema applied");
+    } else {
+        for statement in crate::store::cassandra::schema(&config)? {
+            println!("{statement};");
+        }
+    }
+    Ok(())
+}

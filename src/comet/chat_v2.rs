@@ -1,0 +1,125 @@
+//! Chat API v2 over CometD: customers publish `{"operation": ...}` requests
+//! on `/service/chatV2/{serviceName}` and get every answer, and every chat
+//! event, as a delivery on that channel, to their session only (the events
+//! come from the [`notifier`](super::notifier)). May use: the notifier's
+//! memory of what was sent, `wire`.
+
+use std::sync::Arc;
+
+use bayeux::{Bayeux, ServiceHandler, ServiceRequest, Session};
+use channels::chat::{ChatError, ChatRequest, Chats, CometLink};
+use serde_json::Value;
+
+use super::notifier::Pushed;
+use crate::wire::chat_v2::{action, code, ChatV2Response, Params};
+
+pub const PATTERN: &str = "/service/chatV2/*";
+const PREFIX: &str = "/service/chatV2/";
+
+pub struct ChatV2Comet {
+    chats: Chats,
+    pushed: Arc<Pushed>,
+}
+
+impl ChatV2Comet {
+    pub fn new(chats: Chats, pushed: Arc<Pushed>) -> Self {
+        Self { chats, pushed }
+    }
+}
+
+fn send(server: &Bayeux, session: &Arc<Session>, channel: &str, response: &ChatV2Response) {
+    match serde_json::value::to_raw_value(response) {
+        Ok(raw) => {
+            let _ = server.deliver(session, channel, &raw);
+        }
+        Err(e) => tracing::warn!("chat over CometD: cannot encode an answer: {e}"),
+    }
+}
+
+impl ServiceHandler for ChatV2Comet {
+    fn handle(&self, server: &Arc<Bayeux>, session: &Arc<Session>, request: &ServiceRequest<'_>) {
+        let channel = request.channel.as_str().to_owned();
+        let service = channel.strip_prefix(PREFIX).unwrap_or_default().to_owned();
+        let data: Value = serde_json::from_str(request.data.get()).unwrap_or(Value::Null);
+        let (chats, server, session) = (self.chats.clone(), server.clone(), session.clone());
+        let pushed = self.pushed.clone();
+        tokio::spawn(async move {
+            let response = answer(&chats, &service, &channel, session.id(), &data).await;
+            // What an answer carries is not pushed again.
+            if let (Some(id), Some(last)) = (&response.chat_id, response.messages.last()) {
+                if response.status_code == 0 && !response.chat_ended {
+                    pushed.sent_up_to(id, last.index);
+                }
+            }
+            send(&server, &session, &channel, &response);
+        });
+    }
+}
+
+async fn answer(
+    chats: &Chats,
+    service: &str,
+    channel: &str,
+    client_id: &str,
+    data: &Value,
+) -> ChatV2Response {
+    let p = Params::from_json(data);
+    let fail = |chat_id: Option<&str>, e: ChatError| ChatV2Response::error(chat_id, &e).1;
+    let Some(operation) = p.get("operation") else {
+        return ChatV2Response::bad(None, code::BAD_REQUEST, "operation is required".into());
+    };
+    let link = CometLink {
+        client_id: client_id.to_owned(),
+        channel: channel.to_owned(),
+    };
+    if operation == "requestChat" {
+        let request = ChatRequest {
+            nickname: p.get("nickname"),
+            first_name: p.get("firstName"),
+            last_name: p.get("lastName"),
+            subject: p.get("subject"),
+            email: p.get("emailAddress"),
+            user_data: p.user_data.clone(),
+            comet: Some(link),
+            v1: None,
+        };
+        return match chats.request(service, request).await {
+            Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),
+            Err(e) => fail(None, e),
+        };
+    }
+    if chats.services().get(service).is_none() {
+        return fail(None, ChatError::UnknownService(service.to_owned()));
+    }
+    let creds = p.credentials(false);
+    let Some(key) = creds.secure_key.clone().filter(|k| !k.is_empty()) else {
+        return ChatV2Response::bad(None, code::BAD_REQUEST, "secureKey is required".into());
+    };
+    let (chat_id, _) = match chats.by_key(&key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return fail(None, ChatError::NotFound("for this secureKey".into())),
+        Err(e) => return fail(None, e),
+    };
+    let position = match p.position() {
+        Ok(position) => position,
+        Err(advice) => return ChatV2Response::bad(Some(&chat_id), code::BAD_REQUEST, advice),
+    };
+    if operation == "requestNotifications" {
+        // Resume on this connection: the events from the position given (all
+        // of them without one), then everything new as it happens.
+        return match chats.link(service, &chat_id, &creds, link).await {
+            Ok(chat) => ChatV2Response::ok(&chat_id, &chat, Some(position.unwrap_or(1))),
+            Err(e) => fail(Some(&chat_id), e),
+        };
+    }
+    let act = match action(&operation, &p) {
+        Ok(a) => a,
+        Err((code, advice)) => return ChatV2Response::bad(Some(&chat_id), code, advice),
+    };
+    // The events themselves arrive through the notifier; the answer
+    // acknowledges the request (with the events asked for by position).
+    match chats.client(service, &chat_id, &creds, act).await {
+        Ok(chat) => ChatV2Response::ok(&chat_id, &chat, position),
+        Err(e) => fail(Some(&chat_id), e),
+    }
+}

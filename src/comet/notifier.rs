@@ -1,0 +1,276 @@
+//! The chat notifier: one task reads the chat engine's changes, in the order
+//! their writes finished, and tells everyone who follows the chat: the
+//! customer's CometD session (Chat API v2, or v1 on `/_genesys`), its app by
+//! push while it is in the background, and the agents (a ping on
+//! `/service/agent`; they read what changed through the agent API).
+//!
+//! Two writers of one chat can finish their compare-and-sets in one order
+//! and reach this task's queue in the other. So [`Pushed`] remembers, per
+//! chat, the last index its customer was sent, and a push goes from there
+//! to the end of the record it was given (a later record holds the earlier
+//! writer's events too): events go out once and in order. That memory is
+//! per node; across nodes, two writers racing within microseconds may still
+//! deliver out of order, and a client resyncs with `requestNotifications`.
+//!
+//! May use: the reach, the users registry, the agent channel's name,
+//! `wire`, `config` (push settings).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use channels::chat::{
+    Agents, ChatChange, ChatChanges, ChatSession, ChatState, EventType, PartyType,
+};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use super::agent::CHANNEL as AGENT_CHANNEL;
+use super::reach::Reach;
+use super::users::GenesysUsers;
+use crate::config::PushSettings;
+use crate::wire::chat_v1::{event_name, resource, TranscriptFormat};
+use crate::wire::chat_v2::ChatV2Response;
+use crate::wire::envelope::{envelope, GENESYS};
+
+/// Per chat, the last event index its customer's session has been sent,
+/// by a push or in an answer.
+#[derive(Default)]
+pub struct Pushed {
+    up_to: Mutex<HashMap<String, u32>>,
+}
+
+impl Pushed {
+    /// The client has been sent the chat's events up to `index` (in an
+    /// answer to requestChat or requestNotifications).
+    pub fn sent_up_to(&self, chat_id: &str, index: u32) {
+        let mut up_to = self.up_to.lock();
+        let entry = up_to.entry(chat_id.to_owned()).or_insert(index);
+        *entry = (*entry).max(index);
+    }
+
+    /// Where a push of `chat`'s events from `from` starts, and that it is
+    /// sent up to the chat's end; `None` when a later record already
+    /// carried them all.
+    fn claim(&self, chat_id: &str, chat: &ChatSession, from: u32) -> Option<u32> {
+        let last = chat.next_position() - 1;
+        let mut up_to = self.up_to.lock();
+        let from = up_to
+            .get(chat_id)
+            .map_or(from, |&p| p + 1)
+            .max(chat.resume_from.unwrap_or(0));
+        if from > last {
+            return None;
+        }
+        if chat.ended() {
+            up_to.remove(chat_id);
+        } else {
+            up_to.insert(chat_id.to_owned(), last);
+        }
+        Some(from)
+    }
+}
+
+/// Push for chats in the background: the dispatcher, and which events go.
+pub struct BackgroundPush {
+    pub dispatcher: Arc<push::Dispatcher>,
+    /// `[push] filtering_chat_events`: events not pushed.
+    pub filtered: Vec<String>,
+    /// `[chat] push_notification_include_payload`: the event itself, as
+    /// JSON, instead of a line of text.
+    pub include_payload: bool,
+}
+
+impl BackgroundPush {
+    pub fn new(dispatcher: Arc<push::Dispatcher>, settings: &PushSettings) -> Self {
+        Self {
+            dispatcher,
+            filtered: settings.filtered_chat_events.clone(),
+            include_payload: settings.chat_payload,
+        }
+    }
+}
+
+pub struct ChatNotifier {
+    pub reach: Reach,
+    pub agents: Agents,
+    pub users: Arc<GenesysUsers>,
+    pub push: BackgroundPush,
+    pub pushed: Arc<Pushed>,
+    pub format: TranscriptFormat,
+}
+
+impl ChatNotifier {
+    /// Reads `changes` until the chat engine is gone.
+    pub fn spawn(self, mut changes: ChatChanges) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                self.notify(&change);
+            }
+        })
+    }
+
+    fn notify(&self, change: &ChatChange) {
+        let (chat_id, chat) = (change.chat_id.as_str(), change.chat.as_ref());
+        if !change.new_events().is_empty() {
+            self.changed(chat_id, chat, change.from);
+        }
+        if chat.state == ChatState::Queued {
+            // Agents serving the queue may want to look at their offers.
+            let logins = self
+                .agents
+                .serving(&chat.queue)
+                .map(|a| a.login.clone())
+                .collect();
+            self.ping_agents(
+                logins,
+                json!({"event": "offers", "queue": chat.queue, "chatId": chat_id}),
+            );
+        }
+    }
+
+    fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        // Agents in the chat (and any who just left it) hear that it moved;
+        // they read the events through the agent API.
+        let logins: Vec<String> = chat
+            .participants
+            .iter()
+            .filter_map(|p| p.agent.clone())
+            .collect();
+        self.ping_agents(
+            logins,
+            json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
+        );
+        if chat.background {
+            self.push_in_background(chat_id, chat, from);
+            return;
+        }
+        let v1_user = chat.v1.as_ref().and_then(|v| v.gms_user.clone());
+        if chat.comet.is_none() && v1_user.is_none() {
+            return; // nobody to push to: the client reads the transcript when back
+        }
+        let Some(from) = self.pushed.claim(chat_id, chat, from) else {
+            return;
+        };
+        if let Some(link) = &chat.comet {
+            let response = ChatV2Response::ok(chat_id, chat, Some(from));
+            match serde_json::value::to_raw_value(&response) {
+                Ok(raw) => self.reach.deliver(&link.client_id, &link.channel, &raw),
+                Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
+            }
+        }
+        if let Some(user) = v1_user {
+            self.deliver_v1(&user, chat_id, chat, from);
+        }
+    }
+
+    /// Sends `ping` to the CometD sessions of `logins` (looked up in the
+    /// store, off this task).
+    fn ping_agents(&self, logins: Vec<String>, ping: Value) {
+        if logins.is_empty() {
+            return;
+        }
+        let Ok(raw) = serde_json::value::to_raw_value(&ping) else {
+            return;
+        };
+        let (agents, reach) = (self.agents.clone(), self.reach.clone());
+        tokio::spawn(async move {
+            for login in logins {
+                if let Ok(Some(client_id)) = agents.comet(&login).await {
+                    reach.deliver(&client_id, AGENT_CHANNEL, &raw);
+                }
+            }
+        });
+    }
+
+    /// Chat API v1 events on `/_genesys`, to the session of the chat's
+    /// `gms_user`: the chat interaction resource in GMS's comet envelope.
+    fn deliver_v1(&self, user: &str, chat_id: &str, chat: &ChatSession, from: u32) {
+        let mut message = resource(chat_id, chat, from, false, self.format);
+        // Over CometD, GMS sends the position as a string.
+        message["transcriptPosition"] = json!(chat.next_position().to_string());
+        let service_id = chat
+            .v1
+            .as_ref()
+            .map(|v| v.service_id.as_str())
+            .unwrap_or_default();
+        let tag = format!("service.chat.refresh.{}-{service_id}", chat.next_position());
+        let Ok(raw) = serde_json::value::to_raw_value(&envelope(message, &tag)) else {
+            return;
+        };
+        if let Some(client_id) = self.users.local(user) {
+            self.reach.deliver(&client_id, GENESYS, &raw);
+            return;
+        }
+        // Known on another node, perhaps: look it up off this task.
+        let (reach, users, user) = (self.reach.clone(), self.users.clone(), user.to_owned());
+        tokio::spawn(async move {
+            if let Some(client_id) = users.lookup(&user).await {
+                reach.deliver(&client_id, GENESYS, &raw);
+            }
+        });
+    }
+
+    /// The chat's app is in the background: its new events (but those
+    /// `filtering_chat_events` names, and its own) go to the push
+    /// registration it gave in `requestChat` (`push_notification_deviceid`,
+    /// `_type`, `_provider`, `_debug`), if any.
+    fn push_in_background(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        let push = &self.push;
+        let data = &chat.user_data;
+        let (Some(device), Some(kind)) = (
+            data.get("push_notification_deviceid")
+                .filter(|d| !d.is_empty()),
+            data.get("push_notification_type")
+                .and_then(|t| push::PushType::parse(t)),
+        ) else {
+            return;
+        };
+        for event in chat.since(from) {
+            if event.from.kind == PartyType::Client {
+                continue;
+            }
+            let name = event_name(event.kind);
+            if push.filtered.iter().any(|f| f == name) {
+                continue;
+            }
+            // The tag names the event the way the event sections do:
+            // `chat.newagentmessage` for an agent's message.
+            let tag = if event.kind == EventType::Message {
+                "chat.newagentmessage".to_owned()
+            } else {
+                format!("chat.{}", name.to_ascii_lowercase())
+            };
+            let message = if push.include_payload {
+                json!({"chatId": chat_id, "event": event}).to_string()
+            } else {
+                match &event.text {
+                    Some(text) => format!("{}: {text}", event.from.nickname),
+                    None => format!("{} {}", event.from.nickname, name),
+                }
+            };
+            let n = push::Notification {
+                subscription_id: String::new(),
+                kind,
+                provider: data
+                    .get("push_notification_provider")
+                    .cloned()
+                    .unwrap_or_default(),
+                debug: data
+                    .get("push_notification_debug")
+                    .is_some_and(|d| d.eq_ignore_ascii_case("true")),
+                device_id: device.clone(),
+                authorization: None,
+                tag,
+                message,
+                properties: data
+                    .get("push_notification_language")
+                    .map(|l| [("language".to_owned(), l.clone())].into())
+                    .unwrap_or_default(),
+            };
+            if let Err(e) = push.dispatcher.submit(n) {
+                tracing::warn!("chat push: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Which CometD session each `gms_user` listens on: remembered on this node
+//! when a session of the user subscribes to `/_genesys`, and in the store
+//! for the other nodes. May use: `channels` (the store).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use channels::store::{Collection, Store};
+use parking_lot::Mutex;
+
+/// How long a user's session is remembered in the store.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Which CometD session each `gms_user` listens on.
+pub struct GenesysUsers {
+    local: Mutex<HashMap<String, String>>,
+    stored: Collection<String>,
+}
+
+impl GenesysUsers {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            local: Mutex::new(HashMap::new()),
+            stored: Collection::by_id(store, "genesys-user"),
+        })
+    }
+
+    pub fn subscribed(self: &Arc<Self>, user: &str, client_id: &str) {
+        self.local
+            .lock()
+            .insert(user.to_owned(), client_id.to_owned());
+        let (this, user, client_id) = (self.clone(), user.to_owned(), client_id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = this.stored.put(&user, &client_id, Some(TTL)).await {
+                tracing::warn!("/_genesys: remembering a subscriber: {e}");
+            }
+        });
+    }
+
+    /// The session this node knows for `user`.
+    pub fn local(&self, user: &str) -> Option<String> {
+        self.local.lock().get(user).cloned()
+    }
+
+    /// The session any node knows for `user`.
+    pub async fn lookup(&self, user: &str) -> Option<String> {
+        if let Some(found) = self.local(user) {
+            return Some(found);
+        }
+        self.stored.get(user).await.ok().flatten().map(|v| v.value)
+    }
+
+    /// A session of `user` ended: forget it here (unless the user has
+    /// moved to another session already).
+    pub fn removed(&self, user: &str, client_id: &str) {
+        let mut local = self.local.lock();
+        if local.get(user).is_some_and(|c| c == client_id) {
+            local.remove(user);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Configuration in GMS's own shape: the INI reader with its environment
+//! overrides ([`options`]), the typed settings every room runs with
+//! ([`settings`]), and push's ([`push`]). May use: `wire` (names GMS
+//! fixes), `store` (its configuration).
+
+pub mod options;
+pub mod push;
+pub mod settings;
+
+pub use options::{ConfigError, Options};
+pub use push::PushSettings;
+pub use settings::{cassandra_config, Settings, StorageSettings, V1Settings};
