@@ -310,12 +310,7 @@ fn parse(path: PathBuf, module: ModPath, text: &str) -> File {
                     .iter()
                     .position(|t| *t == Token::Semi)
                     .map_or(tokens.len(), |p| i + p);
-                let here: ModPath = file
-                    .module
-                    .iter()
-                    .cloned()
-                    .chain(inline.iter().map(|(m, _)| m.clone()))
-                    .collect();
+                let here = within(&file.module, &inline);
                 let mut trees = Vec::new();
                 use_tree(&tokens[i + 1..end], Vec::new(), &mut trees);
                 for (relative, alias) in trees {
@@ -346,12 +341,7 @@ fn parse(path: PathBuf, module: ModPath, text: &str) -> File {
                     relative.push(next.clone());
                     j += 2;
                 }
-                let here: ModPath = file
-                    .module
-                    .iter()
-                    .cloned()
-                    .chain(inline.iter().map(|(m, _)| m.clone()))
-                    .collect();
+                let here = within(&file.module, &inline);
                 if let Some(absolute) = absolute(&here, &children, inline.is_empty(), &relative) {
                     file.uses.push(absolute);
                 }
@@ -363,6 +353,12 @@ fn parse(path: PathBuf, module: ModPath, text: &str) -> File {
         i += 1;
     }
     file
+}
+
+/// The module the cursor is in: the file's, and the inline ones open there.
+fn within(module: &[String], inline: &[(String, usize)]) -> ModPath {
+    let inline = inline.iter().map(|(m, _)| m.clone());
+    module.iter().cloned().chain(inline).collect()
 }
 
 /// Whether the tokens before a `use` make it public (`pub`, `pub(crate)`).

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::form;
-use crate::wire::text;
+use crate::wire::text_or_json;
 
 /// GMS's exception name for a callback error.
 macro_rules! exception {
@@ -137,7 +137,7 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
     for (k, v) in map {
         if !v.is_null() {
             // Nested user data is kept as its JSON text.
-            out.insert(k, text(&v).unwrap_or_else(|| v.to_string()));
+            out.insert(k, text_or_json(&v));
         }
     }
     Ok(out)
@@ -444,7 +444,7 @@ async fn set_state(
         None => BTreeMap::new(),
         Some(Value::Object(map)) => map
             .iter()
-            .map(|(k, v)| (k.clone(), text(v).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| (k.clone(), text_or_json(v)))
             .collect(),
         Some(_) => return Err(bad("properties must be an object")),
     };

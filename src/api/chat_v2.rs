@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use channels::chat::{Action, ChatError, ChatRequest, Chats};
+use channels::chat::{Action, ChatError, Chats};
 use channels::storage::Item;
 
 use super::form;
@@ -72,20 +72,12 @@ async fn request_chat(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let request = ChatRequest {
-        nickname: p.get("nickname"),
-        first_name: p.get("firstName"),
-        last_name: p.get("lastName"),
-        subject: p.get("subject"),
-        email: p.get("emailAddress"),
-        user_data: p.user_data,
-        comet: None,
-        v1: None,
-    };
-    answer(match api.chats.request(&service, request).await {
-        Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
-        Err(e) => Err(ChatV2Response::error(None, &e)),
-    })
+    answer(
+        match api.chats.request(&service, p.chat_request(None)).await {
+            Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
+            Err(e) => Err(ChatV2Response::error(None, &e)),
+        },
+    )
 }
 
 async fn operation(

@@ -16,7 +16,7 @@ use push::PushType;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::wire::text;
+use crate::wire::{text, text_or_json};
 
 const EXCEPTION: &str = "com.genesyslab.gsg.services.notification.exceptions.NotificationException";
 const NOT_FOUND: &str =
@@ -117,7 +117,7 @@ async fn subscribe(
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(p)) => p
             .iter()
-            .map(|(k, v)| (k.clone(), text(v).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| (k.clone(), text_or_json(v)))
             .collect(),
         Some(_) => return Err(bad("notificationDetails.properties must be an object")),
     };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bayeux::{Bayeux, ServiceHandler, ServiceRequest, Session};
-use channels::chat::{ChatError, ChatRequest, Chats, CometLink};
+use channels::chat::{ChatError, Chats, CometLink};
 use serde_json::Value;
 
 use super::notifier::Pushed;
@@ -73,17 +73,7 @@ async fn answer(
         channel: channel.to_owned(),
     };
     if operation == "requestChat" {
-        let request = ChatRequest {
-            nickname: p.get("nickname"),
-            first_name: p.get("firstName"),
-            last_name: p.get("lastName"),
-            subject: p.get("subject"),
-            email: p.get("emailAddress"),
-            user_data: p.user_data.clone(),
-            comet: Some(link),
-            v1: None,
-        };
-        return match chats.request(service, request).await {
+        return match chats.request(service, p.chat_request(Some(link))).await {
             Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),
             Err(e) => fail(None, e),
         };

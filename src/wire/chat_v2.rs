@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use channels::chat::{Action, ChatError, ChatSession, Credentials, Event, ALIAS};
+use channels::chat::{
+    Action, ChatError, ChatRequest, ChatSession, CometLink, Credentials, Event, ALIAS,
+};
 use channels::storage::Item;
 use serde::Serialize;
 use serde_json::Value;
@@ -155,6 +157,21 @@ impl Params {
             }
         }
         p
+    }
+
+    /// A request for a new chat (`requestChat`), its events going to
+    /// `comet` when it comes over CometD.
+    pub fn chat_request(&self, comet: Option<CometLink>) -> ChatRequest {
+        ChatRequest {
+            nickname: self.get("nickname"),
+            first_name: self.get("firstName"),
+            last_name: self.get("lastName"),
+            subject: self.get("subject"),
+            email: self.get("emailAddress"),
+            user_data: self.user_data.clone(),
+            comet,
+            v1: None,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {

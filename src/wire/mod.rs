@@ -26,6 +26,12 @@ pub fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// Any JSON value as text: a scalar as [`text`] reads it, anything else as
+/// its JSON (nested user data kept whole).
+pub fn text_or_json(value: &Value) -> String {
+    text(value).unwrap_or_else(|| value.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -38,5 +44,7 @@ mod tests {
         for other in [json!(null), json!([1]), json!({"a": 1})] {
             assert_eq!(super::text(&other), None);
         }
+        assert_eq!(super::text_or_json(&json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(super::text_or_json(&json!(7)), "7");
     }
 }
