@@ -3,6 +3,7 @@
 //!
 //! A name is validated once, when it enters the server; everything past this
 //! module handles [`ChannelName`] values that are known to be well formed.
+//! May use: nothing else in the crate.
 
 use std::fmt;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! 1, `multiSessionInterval` 2 s), plus the bounds CometD leaves open
 //! (`maxQueue`, `maxMessageSize`, `maxSessions`), which here always have a
 //! finite default.
+//! May use: nothing else in the crate.
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! Bayeux and with the texts of CometD 5 and later. Clients (the CometD
 //! JavaScript client, GMS samples) act on the numeric code, so a `402` makes
 //! any of them handshake again.
+//! May use: nothing else in the crate.
 
 pub const SESSION_UNKNOWN: &str = "402::session_unknown";
 pub const CHANNEL_MISSING: &str = "400::channel_missing";

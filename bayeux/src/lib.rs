@@ -16,6 +16,11 @@
 //!   cluster.
 //! - [`transport`]: WebSocket, long-polling and callback-polling (JSONP) as an
 //!   axum router.
+//!
+//! Each module may use only those before it in this order: clock, id,
+//! channel, error, config, message, session, request, subscriptions,
+//! security, ext, relay, server, transport (checked by
+//! `tests/architecture.rs` in the workspace root).
 
 pub mod channel;
 pub mod clock;

@@ -3,6 +3,7 @@
 //!
 //! `data` and `ext` stay raw JSON from the moment they are read: a broadcast is
 //! encoded once into [`Bytes`] and that buffer is shared by every subscriber.
+//! May use: the clock.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 //! local subscribers got it), and what other servers relay here is fanned
 //! out with [`Bayeux::fan_out_relayed`](crate::Bayeux::fan_out_relayed),
 //! which does not relay it again.
+//! May use: nothing else in the crate.
 
 use bytes::Bytes;
 

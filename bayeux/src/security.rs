@@ -2,6 +2,7 @@
 //! subscribe, publish. The server consults it after its own protocol rules
 //! (no subscribing to `/meta/**`, no publishing to wildcards), so a policy
 //! only decides what the application cares about.
+//! May use: channels, messages, sessions, the request.
 
 use crate::channel::ChannelName;
 use crate::message::Incoming;

@@ -4,6 +4,7 @@
 //! yet acknowledged when the ack extension is on, the list of its
 //! subscriptions (so they can be dropped with it), and the signal that wakes
 //! whichever transport currently carries it.
+//! May use: channels, the configuration.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};

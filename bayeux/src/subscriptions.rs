@@ -9,6 +9,7 @@
 //! Each entry is a subscriber list behind its own read-write lock, so
 //! publishers on different channels never contend, and publishers on the same
 //! channel share a read lock.
+//! May use: channels, sessions.
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! CometD session) subscribes to a tag for a while; an event published with
 //! that tag goes to every live subscription through the push dispatcher.
 //! Subscriptions live in the store and expire there.
+//! May use: the store, ids, `push`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

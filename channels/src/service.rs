@@ -2,6 +2,7 @@
 //! v1 request, and callbacks) create, kept in the store for their TTL. An
 //! instance may own a storage area (its `_data_id`), read and written
 //! through `/genesys/1/service/{id}/storage`.
+//! May use: the store, storage, ids.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! whose values are text or files. The HTTP surface is in the binary; this
 //! module owns the rules (TTL fallback, owners of custom ids, merging on
 //! update) and keeps the data in the store, where it expires.
+//! May use: the store, ids.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

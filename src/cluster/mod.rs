@@ -1,6 +1,7 @@
 //! Several gmshub nodes as one service: membership kept in the shared store
 //! (each node renews a record with a short TTL, so a node that dies drops out
 //! by itself), and the bus that carries Bayeux traffic between nodes.
+//! May use: `channels` (the store interface), `bayeux` (the relay).
 
 mod bus;
 mod membership;

@@ -1,6 +1,7 @@
 //! The store backends, one per engine, behind `channels::store::Store`:
 //! `sqlite` (embedded, the default), `redis` and `cassandra` (shared by
 //! the nodes of a cluster). `[store] type` picks one.
+//! May use: `channels::store` (the interface it implements).
 
 pub mod cassandra;
 pub mod redis;

@@ -2,7 +2,7 @@
 //! Digital Channels response every answer is (`statusCode` 0 done, 1 retry,
 //! 2 will not work, with `errors` saying why), the error codes, and a
 //! request's parameters with the operation they name. May use: the chat
-//! engine's model, and [`text`](super::text).
+//! engine's model, and [`text`](super::text()).
 
 use std::collections::BTreeMap;
 

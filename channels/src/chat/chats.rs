@@ -1,5 +1,5 @@
 //! The chats in the store, and the one way a chat changes: a
-//! read-modify-compare-and-set of its record ([`Chats::modify`]), so any node
+//! read-modify-compare-and-set of its record (`Chats::modify`), so any node
 //! can serve any call and concurrent writers never lose an event. Every
 //! change that someone may have to hear of (new events, a chat waiting in
 //! its queue) goes out as a [`ChatChange`] on a bounded channel, after the
