@@ -40,6 +40,12 @@ impl HeldConnect {
         &self.session
     }
 
+    /// Which of its session's connects this is: a later connect, on any
+    /// transport, has a higher number.
+    pub fn generation(&self) -> u64 {
+        self.gen
+    }
+
     /// Whether the connect should be answered now: messages are waiting, the
     /// session ended, or a newer connect took its place.
     pub fn is_ready(&self) -> bool {

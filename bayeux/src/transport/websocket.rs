@@ -3,6 +3,11 @@
 //! come (every message waiting goes out in one frame), except under the ack
 //! extension, where they ride on `/meta/connect` replies so each batch is
 //! acknowledged. One task per connection reads, writes and keeps time.
+//!
+//! A socket drains its session only while it carries the session's latest
+//! `/meta/connect`: once the client connects again on another socket or over
+//! long-polling, this one lets the session go and closes, so a half-open old
+//! socket cannot swallow what the new carrier is waiting for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,7 @@ use crate::session::{RemoveReason, Session};
 const READ_BUFFER: usize = 512;
 
 /// Close codes (RFC 6455).
+const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
 const TOO_BIG: u16 = 1009;
 
@@ -64,6 +70,9 @@ struct Connection {
     /// The session this socket carries, once a handshake (or a connect for a
     /// session of the same browser) has named it.
     bound: Option<Arc<Session>>,
+    /// The generation of the bound session's connect this socket carries
+    /// (the session's at handshake, then each connect's).
+    carrier: u64,
     held: Option<(HeldConnect, Instant)>,
     out: Vec<Bytes>,
 }
@@ -89,6 +98,7 @@ impl Connection {
             browser,
             user,
             bound: None,
+            carrier: 0,
             held: None,
             out: Vec::new(),
         }
@@ -190,6 +200,15 @@ impl Connection {
     /// Returns a close code when the socket should close.
     fn collect(&mut self) -> Option<u16> {
         let session = self.bound.as_ref()?;
+        if session.connect_gen() != self.carrier && !session.is_removed() {
+            // The client connects elsewhere now: answer what this socket
+            // still holds (superseded, so without messages) and let go.
+            if let Some((held, _)) = self.held.take() {
+                held.complete(&mut self.out);
+            }
+            self.bound = None;
+            return Some(NORMAL);
+        }
         if !session.ack_enabled() && !session.is_removed() {
             session.drain(&mut self.out);
         }
@@ -246,12 +265,14 @@ impl Connection {
         let outcome = self.server.handle_batch(batch, &ctx);
         self.out.extend(outcome.replies);
         if let Some(session) = outcome.handshaken {
+            self.carrier = session.connect_gen();
             self.bound = Some(session);
         }
         if let Some(held) = outcome.connect {
             // A socket carries one session: a connect for another one (same
             // browser, after a socket was replaced) rebinds it.
             self.bound = Some(held.session().clone());
+            self.carrier = held.generation();
             if let Some((previous, _)) = self.held.take() {
                 previous.complete(&mut self.out);
             }

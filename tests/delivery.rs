@@ -1,0 +1,122 @@
+//! Nothing lost, nothing misdelivered: a session's messages go to the
+//! carrier of its latest `/meta/connect` only, whatever its earlier sockets
+//! do.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{deliveries, Browser, Frame, Server, Ws};
+use serde_json::{json, Value};
+
+const FAST: &[(&str, &str)] = &[
+    ("GMSHUB__COMETD__TIMEOUT", "1000"),
+    ("GMSHUB__COMETD__MAXINTERVAL", "3000"),
+    ("GMSHUB__COMETD__SWEEPPERIOD", "100"),
+];
+const COOKIE: &str = "00112233445566778899aabbccddeeff";
+const MESSAGES: usize = 20;
+
+fn connect(id: &str) -> Value {
+    json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "websocket"}])
+}
+
+/// A session on socket A, subscribed to `/stale`, with a connect held there.
+async fn session_on_socket_a(server: &Server) -> (Ws, String) {
+    let mut a = Ws::connect(server, Some(COOKIE)).await;
+    let id = a.handshake(Value::Null).await;
+    a.send(connect(&id)).await;
+    a.until(Duration::from_secs(2), |m| m["channel"] == "/meta/connect")
+        .await;
+    a.send(json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/stale"}]))
+        .await;
+    a.until(Duration::from_secs(2), |m| {
+        m["channel"] == "/meta/subscribe"
+    })
+    .await;
+    a.send(connect(&id)).await;
+    (a, id)
+}
+
+async fn publish_all(server: &Server) {
+    let bob = Browser::new(server);
+    let b = bob.session().await;
+    for i in 0..MESSAGES {
+        bob.publish(&b, "/stale", json!(i)).await;
+    }
+}
+
+fn data(messages: &[Value]) -> Vec<Value> {
+    deliveries(messages)
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect()
+}
+
+/// What socket A gets from now on: no deliveries, and it is closed.
+async fn stale_socket_gets_nothing(mut a: Ws) {
+    let mut got = Vec::new();
+    loop {
+        match a.next(Duration::from_secs(3)).await {
+            Frame::Messages(m) => got.extend(m),
+            Frame::Ping => {}
+            Frame::Close(_) => break,
+            Frame::Timeout => panic!("the socket that lost its session stays open"),
+        }
+    }
+    assert!(
+        data(&got).is_empty(),
+        "the stale socket took deliveries: {got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_moved_to_another_socket_gets_every_message_there() {
+    let server = Server::start(FAST);
+    let (a, id) = session_on_socket_a(&server).await;
+
+    // The client reconnects on socket B; A stays open and silent.
+    let mut b = Ws::connect(&server, Some(COOKIE)).await;
+    b.send(connect(&id)).await;
+    b.until(Duration::from_secs(2), |m| m["channel"] == "/meta/connect")
+        .await;
+    b.send(connect(&id)).await;
+    publish_all(&server).await;
+
+    let want: Vec<Value> = (0..MESSAGES).map(|i| json!(i)).collect();
+    let got = b
+        .until(Duration::from_secs(5), |m| m["data"] == json!(MESSAGES - 1))
+        .await;
+    assert_eq!(
+        data(&got),
+        want,
+        "every message on the new socket, in order"
+    );
+    stale_socket_gets_nothing(a).await;
+}
+
+#[tokio::test]
+async fn a_session_moved_to_long_polling_gets_every_message_there() {
+    let server = Server::start(FAST);
+    let (a, id) = session_on_socket_a(&server).await;
+
+    // The client goes on over long-polling (same browser); A stays open.
+    let lp = Browser::with_headers(&server, &[("cookie", &format!("BAYEUX_BROWSER={COOKIE}"))]);
+    let first = lp.connect(&id).await;
+    assert_eq!(first[0]["successful"], true, "{first:?}");
+    let (publish, mut got) = (publish_all(&server), Vec::new());
+    let poll = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        while data(&got).len() < MESSAGES && tokio::time::Instant::now() < deadline {
+            got.extend(lp.connect(&id).await);
+        }
+    };
+    tokio::join!(publish, poll);
+    let want: Vec<Value> = (0..MESSAGES).map(|i| json!(i)).collect();
+    assert_eq!(
+        data(&got),
+        want,
+        "every message over long-polling, in order"
+    );
+    stale_socket_gets_nothing(a).await;
+}
