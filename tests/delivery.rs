@@ -1,6 +1,7 @@
 //! Nothing lost, nothing misdelivered: a session's messages go to the
 //! carrier of its latest `/meta/connect` only, whatever its earlier sockets
-//! do.
+//! do; what a bounded queue drops is exactly what its policy says, and
+//! counted.
 
 mod common;
 
@@ -119,4 +120,31 @@ async fn a_session_moved_to_long_polling_gets_every_message_there() {
         "every message over long-polling, in order"
     );
     stale_socket_gets_nothing(a).await;
+}
+
+#[tokio::test]
+async fn drop_oldest_keeps_the_newest_that_fit_and_counts_what_it_dropped() {
+    // Each delivery is `{"channel":"/q","data":"xxxxxxxx"}`: 34 bytes. 110
+    // bytes hold three; a 200-byte message fits never.
+    let server = Server::start(&[
+        ("GMSHUB__COMETD__MAXQUEUE", "110"),
+        ("GMSHUB__COMETD__MAXQUEUEPOLICY", "drop-oldest"),
+    ]);
+    let alice = Browser::new(&server);
+    let a = alice.session().await;
+    alice.subscribe(&a, json!("/q")).await;
+    let bob = Browser::new(&server);
+    let b = bob.session().await;
+    for i in 0..5 {
+        bob.publish(&b, "/q", json!(format!("{i:08}"))).await;
+    }
+    bob.publish(&b, "/q", json!("z".repeat(200))).await;
+    let got = alice.connect(&a).await;
+    assert_eq!(
+        data(&got),
+        vec![json!("00000002"), json!("00000003"), json!("00000004")],
+        "the three newest that fit; the oversized one did not empty the queue"
+    );
+    let node = alice.get("/genesys/1/node").await;
+    assert_eq!(node.json["cometd"]["dropped"], json!(3), "{}", node.json);
 }

@@ -50,8 +50,13 @@ impl RemoveReason {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Enqueued {
     /// Queued; `wake` when the queue was empty, so a waiting transport
-    /// must be woken.
-    Queued { wake: bool },
+    /// must be woken; `dropped` older messages made room for it
+    /// (`drop-oldest`).
+    Queued { wake: bool, dropped: usize },
+    /// Not queued (`drop-oldest`): it could not fit even with every pending
+    /// message dropped (larger than the bound, or unacknowledged messages
+    /// fill it), so the queue is left as it was and this one is dropped.
+    Dropped,
     /// The queue is full and the policy says the session must go.
     Overflow,
     /// The session is already gone.
@@ -91,6 +96,8 @@ pub struct Session {
     connected: AtomicBool,
     ack: AtomicBool,
     removed: AtomicU8,
+    /// See [`Session::dropped`].
+    dropped: AtomicU64,
 }
 
 impl Session {
@@ -118,6 +125,7 @@ impl Session {
             connected: AtomicBool::new(false),
             ack: AtomicBool::new(false),
             removed: AtomicU8::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -198,25 +206,42 @@ impl Session {
         }
         let mut q = self.queues.lock();
         let len = message.len();
+        let mut dropped = 0;
         if q.bytes + len > max {
             match policy {
                 QueueFullPolicy::Disconnect => return Enqueued::Overflow,
                 QueueFullPolicy::DropOldest => {
+                    // Unacknowledged messages are kept for redelivery: only
+                    // pending ones may make room, and as few as will do.
+                    let pending: usize = q.pending.iter().map(Bytes::len).sum();
+                    if q.bytes - pending + len > max {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Enqueued::Dropped;
+                    }
                     while q.bytes + len > max {
                         let Some(old) = q.pending.pop_front() else {
-                            // Only unacknowledged messages are left; they
-                            // must be kept for redelivery, so the new one goes.
-                            return Enqueued::Queued { wake: false };
+                            break;
                         };
                         q.bytes -= old.len();
+                        dropped += 1;
                     }
+                    self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                 }
             }
         }
         let was_empty = q.pending.is_empty();
         q.bytes += len;
         q.pending.push_back(message);
-        Enqueued::Queued { wake: was_empty }
+        Enqueued::Queued {
+            wake: was_empty,
+            dropped,
+        }
+    }
+
+    /// Messages dropped from (or never admitted to) this session's queue
+    /// under `drop-oldest`.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether a `/meta/connect` reply would carry messages now.
@@ -318,11 +343,17 @@ mod tests {
         let m = Bytes::from_static(b"0123456789");
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
-            Enqueued::Queued { wake: true }
+            Enqueued::Queued {
+                wake: true,
+                dropped: 0
+            }
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
-            Enqueued::Queued { wake: false }
+            Enqueued::Queued {
+                wake: false,
+                dropped: 0
+            }
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::Disconnect),
@@ -330,9 +361,77 @@ mod tests {
         );
         assert_eq!(
             s.enqueue(m.clone(), 25, QueueFullPolicy::DropOldest),
-            Enqueued::Queued { wake: false }
+            Enqueued::Queued {
+                wake: false,
+                dropped: 1
+            }
         );
         assert_eq!(s.queued_bytes(), 20);
+    }
+
+    fn pending(s: &Session) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        s.drain(&mut out);
+        out
+    }
+
+    #[test]
+    fn drop_oldest_drops_as_few_of_the_oldest_as_make_room() {
+        let s = session();
+        for m in [&b"aaaa"[..], b"bb", b"cc"] {
+            s.enqueue(Bytes::copy_from_slice(m), 10, QueueFullPolicy::DropOldest);
+        }
+        // 8 bytes queued; 5 more need 3 bytes of room: "aaaa" goes, only it.
+        assert_eq!(
+            s.enqueue(
+                Bytes::from_static(b"ddddd"),
+                10,
+                QueueFullPolicy::DropOldest
+            ),
+            Enqueued::Queued {
+                wake: false,
+                dropped: 1
+            }
+        );
+        assert_eq!(pending(&s), vec![&b"bb"[..], b"cc", b"ddddd"]);
+        assert_eq!(s.dropped(), 1);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_bound_is_dropped_and_the_queue_kept() {
+        let s = session();
+        s.enqueue(Bytes::from_static(b"keep"), 10, QueueFullPolicy::DropOldest);
+        let big = Bytes::from_static(b"eleven byte");
+        assert_eq!(
+            s.enqueue(big, 10, QueueFullPolicy::DropOldest),
+            Enqueued::Dropped
+        );
+        assert_eq!(pending(&s), vec![&b"keep"[..]], "nothing emptied for it");
+        assert_eq!(s.dropped(), 1);
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_never_dropped_for_new_ones() {
+        let s = session();
+        s.enable_ack();
+        s.enqueue(
+            Bytes::from_static(b"12345678"),
+            10,
+            QueueFullPolicy::DropOldest,
+        );
+        s.drain_acked(&mut Vec::new()); // sent, not acknowledged yet
+        s.enqueue(Bytes::from_static(b"p"), 10, QueueFullPolicy::DropOldest);
+        assert_eq!(
+            s.enqueue(Bytes::from_static(b"xyz"), 10, QueueFullPolicy::DropOldest),
+            Enqueued::Dropped,
+            "reported, not claimed queued"
+        );
+        assert_eq!(
+            s.queued_bytes(),
+            9,
+            "the unacknowledged and the pending stay"
+        );
+        assert_eq!(s.dropped(), 1);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod storage;
 use std::sync::Arc;
 
 use axum::Router;
+use bayeux::Bayeux;
 use channels::callback::Callbacks;
 use channels::chat::{Agents, Chats};
 use channels::notification::Notifications;
@@ -39,6 +40,7 @@ pub struct Services {
     pub callbacks: Callbacks,
     pub status: Arc<node::NodeStatus>,
     pub membership: Arc<Membership>,
+    pub bayeux: Arc<Bayeux>,
 }
 
 /// Every REST API, routed.
@@ -60,5 +62,6 @@ pub fn router(services: Services) -> Router {
             services.status,
             services.membership,
             push_counters,
+            services.bayeux,
         ))
 }

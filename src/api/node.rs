@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use bayeux::Bayeux;
+
 use super::error::ApiError;
 use crate::cluster::Membership;
 
@@ -46,12 +48,14 @@ struct Node {
     status: Arc<NodeStatus>,
     membership: Arc<Membership>,
     push: Arc<push::Counters>,
+    bayeux: Arc<Bayeux>,
 }
 
 pub fn router(
     status: Arc<NodeStatus>,
     membership: Arc<Membership>,
     push: Arc<push::Counters>,
+    bayeux: Arc<Bayeux>,
 ) -> Router {
     Router::new()
         .route("/genesys/1/admin/node/status", get(status_text))
@@ -64,6 +68,7 @@ pub fn router(
             status,
             membership,
             push,
+            bayeux,
         })
 }
 
@@ -117,6 +122,12 @@ async fn node(State(node): State<Node>) -> Response {
         "nodes": nodes,
         // Deliveries by push type/provider and outcome, since start.
         "push": node.push.snapshot(),
+        // This node's CometD sessions, and the messages `drop-oldest`
+        // dropped from their queues since start.
+        "cometd": {
+            "sessions": node.bayeux.session_count(),
+            "dropped": node.bayeux.dropped_messages(),
+        },
     });
     (code, Json(body)).into_response()
 }

@@ -225,6 +225,7 @@ impl Hub {
             callbacks,
             status: status.clone(),
             membership: membership.clone(),
+            bayeux: bayeux.clone(),
         };
         let router = pages::router()
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))

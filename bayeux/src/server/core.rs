@@ -6,7 +6,7 @@
 //! publishing ([`publish`](super::publish)) and expiry
 //! ([`sweeper`](super::sweeper)) to the same [`Bayeux`].
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -64,6 +64,8 @@ pub struct Bayeux {
     pub(super) relay: std::sync::OnceLock<Arc<dyn Relay>>,
     pub(super) next_key: AtomicU64,
     pub(super) shutdown: watch::Sender<bool>,
+    /// Messages dropped from sessions' queues under `drop-oldest`.
+    pub(super) dropped: AtomicU64,
 }
 
 impl Bayeux {
@@ -80,6 +82,7 @@ impl Bayeux {
             relay: std::sync::OnceLock::new(),
             next_key: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
+            dropped: AtomicU64::new(0),
         })
     }
 
@@ -127,6 +130,13 @@ impl Bayeux {
 
     pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
         self.sessions.get(client_id).map(|s| s.clone())
+    }
+
+    /// Messages dropped under `maxQueuePolicy = drop-oldest` since start:
+    /// the oldest pending ones that made room, and the ones that could not
+    /// fit at all.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub fn session_count(&self) -> usize {
@@ -222,11 +232,18 @@ impl Bayeux {
             self.config.max_queue,
             self.config.queue_full_policy,
         ) {
-            Enqueued::Queued { wake } => {
+            Enqueued::Queued { wake, dropped } => {
+                if dropped > 0 {
+                    self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                }
                 if wake {
                     session.wake();
                 }
                 true
+            }
+            Enqueued::Dropped => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
             }
             Enqueued::Overflow => {
                 overflow.push(session.clone());
