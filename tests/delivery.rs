@@ -148,3 +148,78 @@ async fn drop_oldest_keeps_the_newest_that_fit_and_counts_what_it_dropped() {
     let node = alice.get("/genesys/1/node").await;
     assert_eq!(node.json["cometd"]["dropped"], json!(3), "{}", node.json);
 }
+
+#[tokio::test]
+async fn a_long_chat_resumes_over_cometd_whatever_the_queue_bound() {
+    // 40 messages of 1000 bytes: a transcript five times the 8 KiB queue.
+    let server = Server::start(&[("GMSHUB__COMETD__MAXQUEUE", "8192")]);
+    let http = reqwest::Client::new();
+    let chat = "/genesys/2/chat/customer-support";
+    let started: Value = http
+        .post(server.url(chat))
+        .form(&[("nickname", "Ada")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, user, key) = (
+        started["chatId"].as_str().unwrap().to_owned(),
+        started["userId"].as_str().unwrap().to_owned(),
+        started["secureKey"].as_str().unwrap().to_owned(),
+    );
+    for i in 0..40 {
+        let text = format!("{i:04}{}", "m".repeat(996));
+        let sent: Value = http
+            .post(server.url(&format!("{chat}/{id}/send")))
+            .form(&[("userId", &user), ("secureKey", &key), ("message", &text)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sent["statusCode"], 0, "{sent}");
+    }
+
+    let channel = "/service/chatV2/customer-support";
+    let mut ws = Ws::connect(&server, None).await;
+    let client = ws.handshake(Value::Null).await;
+    ws.send(connect(&client)).await;
+    ws.until(Duration::from_secs(2), |m| m["channel"] == "/meta/connect")
+        .await;
+    ws.send(json!([{"channel": channel, "clientId": client, "id": "rn",
+        "data": {"operation": "requestNotifications", "secureKey": key, "transcriptPosition": 1}}]))
+        .await;
+    let got = ws
+        .until(Duration::from_secs(10), |m| {
+            m["channel"] == channel && m["data"]["nextPosition"] == json!(42)
+        })
+        .await;
+    let indexes: Vec<u64> = got
+        .iter()
+        .filter(|m| m["channel"] == channel)
+        .flat_map(|m| {
+            m["data"]["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indexes,
+        (1..=41).collect::<Vec<u64>>(),
+        "the whole transcript, once, in order"
+    );
+    // The session is still there.
+    ws.send(json!([{"channel": "/meta/connect", "clientId": client,
+        "connectionType": "websocket", "advice": {"timeout": 0}}]))
+        .await;
+    let c = ws
+        .until(Duration::from_secs(2), |m| m["channel"] == "/meta/connect")
+        .await;
+    let reply = c.iter().find(|m| m["channel"] == "/meta/connect").unwrap();
+    assert_eq!(reply["successful"], true, "{reply}");
+}

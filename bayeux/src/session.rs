@@ -7,7 +7,7 @@
 //! May use: channels, the configuration.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -98,6 +98,11 @@ pub struct Session {
     removed: AtomicU8,
     /// See [`Session::dropped`].
     dropped: AtomicU64,
+    /// Woken when the queue shrinks, for a server-side delivery waiting for
+    /// room; only while one waits (`room_wanted`), so draining costs nothing
+    /// otherwise.
+    room: Notify,
+    room_wanted: AtomicUsize,
 }
 
 impl Session {
@@ -126,6 +131,8 @@ impl Session {
             ack: AtomicBool::new(false),
             removed: AtomicU8::new(0),
             dropped: AtomicU64::new(0),
+            room: Notify::new(),
+            room_wanted: AtomicUsize::new(0),
         }
     }
 
@@ -165,9 +172,12 @@ impl Session {
 
     /// Marks the session removed; only the first caller wins.
     pub(crate) fn mark_removed(&self, reason: RemoveReason) -> bool {
-        self.removed
+        let first = self
+            .removed
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        self.room.notify_waiters();
+        first
     }
 
     pub fn ack_enabled(&self) -> bool {
@@ -257,6 +267,8 @@ impl Session {
         let n: usize = q.pending.iter().map(Bytes::len).sum();
         q.bytes -= n;
         out.extend(q.pending.drain(..));
+        drop(q);
+        self.made_room();
     }
 
     /// Ack extension: forgets the batches up to `acked`, the last one the
@@ -267,6 +279,59 @@ impl Session {
         while q.unacked.front().is_some_and(|(b, _)| *b <= acked) {
             if let Some((_, m)) = q.unacked.pop_front() {
                 q.bytes -= m.len();
+            }
+        }
+        drop(q);
+        self.made_room();
+    }
+
+    fn made_room(&self) {
+        if self.room_wanted.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Queues `message` once the queue has room for it within `max`,
+    /// waiting at most `wait` for the client to drain it; never overflows
+    /// and never drops. `Some(wake)` when queued (`wake`: the queue was
+    /// empty); `None` when the session went, the wait ran out, or the
+    /// message is larger than `max` itself.
+    pub(crate) async fn enqueue_with_room(
+        &self,
+        message: Bytes,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Option<bool> {
+        if message.len() > max {
+            return None;
+        }
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.room_wanted.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.room_wanted);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_removed() {
+                return None;
+            }
+            {
+                let mut q = self.queues.lock();
+                if q.bytes + message.len() <= max {
+                    let was_empty = q.pending.is_empty();
+                    q.bytes += message.len();
+                    q.pending.push_back(message);
+                    return Some(was_empty);
+                }
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return None;
             }
         }
     }
@@ -331,6 +396,8 @@ impl std::fmt::Debug for Session {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn session() -> Session {
@@ -432,6 +499,38 @@ mod tests {
             "the unacknowledged and the pending stay"
         );
         assert_eq!(s.dropped(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_with_room_waits_for_the_client_and_never_overflows() {
+        let s = std::sync::Arc::new(session());
+        s.enqueue(
+            Bytes::from_static(b"12345678"),
+            10,
+            QueueFullPolicy::Disconnect,
+        );
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move {
+                s.enqueue_with_room(Bytes::from_static(b"abcde"), 10, Duration::from_secs(5))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(s.queued_bytes(), 8, "no room yet: it waits");
+        assert_eq!(pending(&s), vec![&b"12345678"[..]]);
+        assert_eq!(waiting.await.unwrap(), Some(true), "queued once drained");
+        assert_eq!(pending(&s), vec![&b"abcde"[..]]);
+        let big = s.enqueue_with_room(Bytes::from_static(b"eleven byte"), 10, Duration::ZERO);
+        assert_eq!(big.await, None, "larger than the bound: refused at once");
+        s.enqueue(
+            Bytes::from_static(b"1234567890"),
+            10,
+            QueueFullPolicy::Disconnect,
+        );
+        let late = s.enqueue_with_room(Bytes::from_static(b"x"), 10, Duration::from_millis(20));
+        assert_eq!(late.await, None, "the wait ran out");
+        assert!(!s.is_removed(), "never removed for it");
     }
 
     #[test]

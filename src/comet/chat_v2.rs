@@ -27,12 +27,30 @@ impl ChatV2Comet {
     }
 }
 
-fn send(server: &Bayeux, session: &Arc<Session>, channel: &str, response: &ChatV2Response) {
-    match serde_json::value::to_raw_value(response) {
-        Ok(raw) => {
-            let _ = server.deliver(session, channel, &raw);
+/// Sends an answer in parts of at most a quarter of `maxQueue` each, every
+/// part queued only when the session's queue has room for it: a long
+/// transcript reaches the client however small its queue, and never costs it
+/// its session. A client that takes nothing for `maxInterval` stops getting
+/// parts (it resyncs with `requestNotifications` from its position).
+async fn send(server: &Bayeux, session: &Arc<Session>, channel: &str, response: ChatV2Response) {
+    let config = server.config();
+    let wait = config.max_interval + config.timeout;
+    for part in response.in_parts(config.max_queue / 4) {
+        let raw = match serde_json::value::to_raw_value(&part) {
+            Ok(raw) => raw,
+            Err(e) => return tracing::warn!("chat over CometD: cannot encode an answer: {e}"),
+        };
+        match server.deliver_with_room(session, channel, &raw, wait).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return tracing::info!(
+                    session = session.key(),
+                    "chat over CometD: a part of a long answer could not be queued (the client \
+                     takes nothing, or maxQueue is smaller than one event)"
+                )
+            }
+            Err(e) => return tracing::warn!("chat over CometD: {e}"),
         }
-        Err(e) => tracing::warn!("chat over CometD: cannot encode an answer: {e}"),
     }
 }
 
@@ -51,7 +69,7 @@ impl ServiceHandler for ChatV2Comet {
                     pushed.sent_up_to(id, last.index);
                 }
             }
-            send(&server, &session, &channel, &response);
+            send(&server, &session, &channel, response).await;
         });
     }
 }

@@ -28,14 +28,14 @@ pub mod code {
     pub const UNKNOWN_OPERATION: u32 = 107;
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ErrorItem {
     pub code: u32,
     pub advice: String,
 }
 
 /// The Digital Channels response (every chat v2 answer, REST or CometD).
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatV2Response {
     pub status_code: u8,
@@ -101,6 +101,39 @@ impl ChatV2Response {
                 ..Default::default()
             },
         )
+    }
+
+    /// The same answer in parts of at most about `max_bytes` of events each
+    /// (at least one event a part), in order, each with the `nextPosition`
+    /// that follows its last event: a client that reads them one by one is
+    /// always consistent, and none has to hold a whole long transcript.
+    pub fn in_parts(mut self, max_bytes: usize) -> Vec<Self> {
+        let messages = std::mem::take(&mut self.messages);
+        let mut parts: Vec<Vec<Event>> = vec![Vec::new()];
+        let mut size = 0;
+        for event in messages {
+            let len = serde_json::to_vec(&event).map_or(0, |b| b.len() + 1);
+            let current = parts.last_mut().expect("one part at least");
+            if !current.is_empty() && size + len > max_bytes {
+                parts.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            parts.last_mut().expect("one part at least").push(event);
+        }
+        let last = parts.len() - 1;
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, messages)| {
+                let mut part = self.clone();
+                if i != last {
+                    part.next_position = messages.last().map(|e| e.index + 1);
+                }
+                part.messages = messages;
+                part
+            })
+            .collect()
     }
 
     pub fn bad(chat_id: Option<&str>, code: u32, advice: String) -> Self {
@@ -229,4 +262,52 @@ pub fn action(operation: &str, p: &Params) -> Result<Action, (u32, String)> {
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use channels::chat::{EventType, From, PartyType};
+
+    use super::*;
+
+    fn event(index: u32, text: &str) -> Event {
+        Event {
+            from: From {
+                nickname: "n".into(),
+                participant_id: 1,
+                kind: PartyType::Client,
+            },
+            index,
+            kind: EventType::Message,
+            utc_time: 0,
+            text: Some(text.into()),
+            message_type: None,
+            user_data: None,
+        }
+    }
+
+    #[test]
+    fn a_long_answer_goes_in_parts_each_consistent() {
+        let answer = ChatV2Response {
+            chat_id: Some("c".into()),
+            next_position: Some(6),
+            messages: (1..=5).map(|i| event(i, &"x".repeat(100))).collect(),
+            ..Default::default()
+        };
+        let one = serde_json::to_vec(&answer.messages[0]).unwrap().len();
+        let parts = answer.in_parts(2 * one + 2);
+        let indexes: Vec<Vec<u32>> = parts
+            .iter()
+            .map(|p| p.messages.iter().map(|e| e.index).collect())
+            .collect();
+        assert_eq!(indexes, [vec![1, 2], vec![3, 4], vec![5]]);
+        let next: Vec<Option<u32>> = parts.iter().map(|p| p.next_position).collect();
+        assert_eq!(next, [Some(3), Some(5), Some(6)]);
+        assert!(parts.iter().all(|p| p.chat_id.as_deref() == Some("c")));
+        // An event larger than a part still goes, alone; errors are kept.
+        let failed = ChatV2Response::bad(None, code::BAD_REQUEST, "no".into());
+        let parts = failed.in_parts(1);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].errors.len(), 1);
+    }
 }

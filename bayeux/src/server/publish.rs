@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -57,6 +58,36 @@ impl Bayeux {
             return Err(PublishError::NotBroadcast);
         }
         Ok(self.deliver_encoded(session, encode_delivery(channel, data, None)))
+    }
+
+    /// Delivers `data` on `channel` to one session without ever overflowing
+    /// its queue: waits (at most `wait`) for the client to take what it has,
+    /// so a large server-side answer, sent in parts, never costs the client
+    /// its session. Whether it was queued.
+    pub async fn deliver_with_room(
+        &self,
+        session: &Arc<Session>,
+        channel: &str,
+        data: &RawValue,
+        wait: Duration,
+    ) -> Result<bool, PublishError> {
+        let name = ChannelName::parse(channel)?;
+        if name.is_meta() || name.is_wildcard() {
+            return Err(PublishError::NotBroadcast);
+        }
+        let message = encode_delivery(channel, data, None);
+        match session
+            .enqueue_with_room(message, self.config.max_queue, wait)
+            .await
+        {
+            Some(wake) => {
+                if wake {
+                    session.wake();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Answers a `/service` request with `data`, to the requesting session
