@@ -476,3 +476,72 @@ async fn a_chat_survives_the_death_of_the_customers_node() {
         .collect();
     assert_eq!(indexes, [position + 3, position + 4], "{mine:?} {theirs:?}");
 }
+
+/// `comet` notifications in a cluster: to a `gms_user` with dots in it (an
+/// e-mail address) whose session is on another node, and to a clientId of a
+/// node that is not there. Delivered means the session's node queued it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comet_push_reaches_users_on_other_nodes_and_counts_only_what_arrived() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let user = "jane.doe@example.com";
+    let jane = Browser::with_headers(&a, &[("gms_user", user)]);
+    let id = jane.session().await;
+    jane.subscribe(&id, json!("/_genesys")).await;
+
+    let http = reqwest::Client::new();
+    let subscribe = |filter: &str, device: &str| {
+        http.post(b.url("/genesys/1/notification/subscription"))
+            .json(&json!({"subscriberId": "s", "filter": filter, "expire": 60,
+                          "notificationDetails": {"deviceId": device, "type": "comet"}}))
+            .send()
+    };
+    let ghost = format!("gone-node.{}", "ab".repeat(20));
+    assert_eq!(subscribe("to.jane", user).await.unwrap().status(), 200);
+    assert_eq!(subscribe("to.ghost", &ghost).await.unwrap().status(), 200);
+    // The user's session is known to every node once stored.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for tag in ["to.jane", "to.ghost"] {
+        let r = http
+            .post(b.url("/genesys/1/notification/publish"))
+            .json(&json!({"tag": tag, "message": format!("for {tag}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.is_empty() && tokio::time::Instant::now() < deadline {
+        got.extend(
+            jane.send(json!([{"channel": "/meta/connect", "clientId": id,
+                "connectionType": "long-polling", "advice": {"timeout": 500}}]))
+                .await
+                .into_iter()
+                .filter(|m| m["channel"] == "/_genesys"),
+        );
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["data"]["message"], "for to.jane");
+
+    // Node b counts one delivery (jane's), and retries the ghost's.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let node: Value = http
+            .get(b.url("/genesys/1/node"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let comet = &node["push"]["comet"];
+        if comet["retried"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(comet["delivered"], 1, "{comet}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{comet}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -6,5 +6,5 @@
 mod bus;
 mod membership;
 
-pub use bus::RedisBus;
+pub use bus::{deliver_to, node_of, Receipt, RedisBus};
 pub use membership::{Membership, NodeInfo};

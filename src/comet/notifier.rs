@@ -205,7 +205,7 @@ impl ChatNotifier {
         // Known on another node, perhaps: look it up off this task.
         let (reach, users, user) = (self.reach.clone(), self.users.clone(), user.to_owned());
         tokio::spawn(async move {
-            if let Some(client_id) = users.lookup(&user).await {
+            if let Ok(Some(client_id)) = users.lookup(&user).await {
                 reach.deliver(&client_id, GENESYS, &raw);
             }
         });

@@ -1,7 +1,9 @@
 //! The `comet` push type: a notification to a subscriber's CometD session
 //! on `/_genesys`, in GMS's envelope. The subscription's device id is the
 //! session's clientId, or the `gms_user` whose session listens on
-//! `/_genesys`. May use: the reach, the users registry, `wire`.
+//! `/_genesys`. A notification counts as delivered only when the session's
+//! node says it queued it; a store error or a node that does not answer is
+//! retried. May use: the reach, the users registry, `cluster`, `wire`.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use serde_json::Value;
 
 use super::reach::Reach;
 use super::users::GenesysUsers;
+use crate::cluster::{node_of, Receipt};
 use crate::wire::envelope::{envelope, GENESYS};
 
 pub struct CometPush {
@@ -33,28 +36,113 @@ impl push::Provider for CometPush {
         let Ok(raw) = serde_json::value::to_raw_value(&envelope(message, &n.tag)) else {
             return push::Outcome::Failed("cannot encode".into());
         };
-        let Some(bayeux) = self.reach.bayeux() else {
-            return push::Outcome::Retry("stopping".into());
+        // A clientId, or a gms_user: the session it listens on.
+        let client_id = match node_of(&n.device_id) {
+            Some(_) => n.device_id.clone(),
+            None => match self.users.lookup(&n.device_id).await {
+                Ok(Some(client_id)) => client_id,
+                Ok(None) => {
+                    return push::Outcome::Failed(
+                        "no CometD session listens for this subscriber".into(),
+                    )
+                }
+                Err(e) => return push::Outcome::Retry(format!("store: {e}")),
+            },
         };
-        // A clientId: this node's session, or (in a cluster) another node's.
-        if let Some(session) = bayeux.session(&n.device_id) {
-            return match bayeux.deliver(&session, GENESYS, &raw) {
-                Ok(true) => push::Outcome::Delivered,
-                _ => push::Outcome::Retry("the session's queue is full".into()),
-            };
+        match self
+            .reach
+            .deliver_confirmed(&client_id, GENESYS, &raw)
+            .await
+        {
+            Some(Receipt::Queued) => push::Outcome::Delivered,
+            Some(Receipt::Full) => push::Outcome::Retry("the session's queue is full".into()),
+            Some(Receipt::Gone) => push::Outcome::Failed("the CometD session is gone".into()),
+            None => push::Outcome::Retry("no receipt from the session's node".into()),
         }
-        if let Some(bus) = self.reach.bus() {
-            if bus.deliver(&n.device_id, GENESYS, &raw) && !bus.is_local(&n.device_id) {
-                return push::Outcome::Delivered;
-            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use channels::store::{Record, Result, Store, StoreError, Version, Write};
+    use push::{Notification, Outcome, Provider, PushType};
+
+    use super::*;
+
+    /// A store that is down.
+    struct Down;
+
+    fn down<T>() -> Result<T> {
+        Err(StoreError::Unavailable {
+            backend: "test",
+            message: "down".into(),
+        })
+    }
+
+    #[async_trait]
+    impl Store for Down {
+        fn backend(&self) -> &'static str {
+            "test"
         }
-        // A gms_user: the session it listens on.
-        match self.users.lookup(&n.device_id).await {
-            Some(client_id) => {
-                self.reach.deliver(&client_id, GENESYS, &raw);
-                push::Outcome::Delivered
-            }
-            None => push::Outcome::Failed("no CometD session listens for this subscriber".into()),
+        fn shared(&self) -> bool {
+            false
         }
+        async fn create(&self, _: &str, _: &str, _: Write<'_>) -> Result<Option<Version>> {
+            down()
+        }
+        async fn put(&self, _: &str, _: &str, _: Write<'_>) -> Result<Version> {
+            down()
+        }
+        async fn update(
+            &self,
+            _: &str,
+            _: &str,
+            _: Version,
+            _: Write<'_>,
+        ) -> Result<Option<Version>> {
+            down()
+        }
+        async fn get(&self, _: &str, _: &str) -> Result<Option<Record>> {
+            down()
+        }
+        async fn delete(&self, _: &str, _: &str) -> Result<bool> {
+            down()
+        }
+        async fn count(&self, _: &str, _: &str, _: &str) -> Result<u64> {
+            down()
+        }
+        async fn find(&self, _: &str, _: &str, _: &str, _: usize) -> Result<Vec<(String, Record)>> {
+            down()
+        }
+    }
+
+    fn to(device: &str) -> Notification {
+        Notification {
+            subscription_id: "s".into(),
+            kind: PushType::Comet,
+            provider: String::new(),
+            debug: false,
+            device_id: device.into(),
+            authorization: None,
+            tag: "t".into(),
+            message: "m".into(),
+            properties: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_makes_a_retry_not_a_failure() {
+        let bayeux = bayeux::Bayeux::new(bayeux::BayeuxConfig::default());
+        let comet = CometPush::new(Reach::new(&bayeux, None), GenesysUsers::new(Arc::new(Down)));
+        assert!(matches!(
+            comet.send(&to("jane.doe@example.com")).await,
+            Outcome::Retry(_)
+        ));
+        // A clientId needs no store: a session that is not there is gone.
+        let ghost = format!("node.{}", "ab".repeat(20));
+        assert!(matches!(comet.send(&to(&ghost)).await, Outcome::Failed(_)));
     }
 }

@@ -7,7 +7,10 @@ use std::sync::{Arc, Weak};
 use bayeux::Bayeux;
 use serde_json::value::RawValue;
 
-use crate::cluster::RedisBus;
+use crate::cluster::{deliver_to, Receipt, RedisBus};
+
+/// How long a delivery to another node's session waits for its receipt.
+pub const RECEIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// This node's engine and, in a cluster, the bus to the others.
 #[derive(Clone)]
@@ -34,6 +37,24 @@ impl Reach {
         self.bus.as_ref()
     }
 
+    /// Delivers to the session `client_id` and says what became of it: the
+    /// session's node answers (this one at once, another within
+    /// [`RECEIPT_WAIT`], else `None`).
+    pub async fn deliver_confirmed(
+        &self,
+        client_id: &str,
+        channel: &str,
+        data: &RawValue,
+    ) -> Option<Receipt> {
+        match &self.bus {
+            Some(bus) => {
+                bus.deliver_confirmed(client_id, channel, data, RECEIPT_WAIT)
+                    .await
+            }
+            None => Some(deliver_to(&*self.bayeux()?, client_id, channel, data)),
+        }
+    }
+
     /// Delivers `data` on `channel` to the session `client_id`: locally, or
     /// through the bus to its node.
     pub fn deliver(&self, client_id: &str, channel: &str, data: &RawValue) {
@@ -41,11 +62,8 @@ impl Reach {
             bus.deliver(client_id, channel, data);
             return;
         }
-        let Some(bayeux) = self.bayeux() else {
-            return;
-        };
-        if let Some(session) = bayeux.session(client_id) {
-            let _ = bayeux.deliver(&session, channel, data);
+        if let Some(bayeux) = self.bayeux() {
+            deliver_to(&bayeux, client_id, channel, data);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channels::store::{Collection, Store};
+use channels::store::{check_key, Collection, Store, StoreError};
 use parking_lot::Mutex;
 
 /// How long a user's session is remembered in the store.
@@ -43,12 +43,16 @@ impl GenesysUsers {
         self.local.lock().get(user).cloned()
     }
 
-    /// The session any node knows for `user`.
-    pub async fn lookup(&self, user: &str) -> Option<String> {
+    /// The session any node knows for `user`; an error is the store's,
+    /// and passes (a name no store could hold is no user's).
+    pub async fn lookup(&self, user: &str) -> Result<Option<String>, StoreError> {
         if let Some(found) = self.local(user) {
-            return Some(found);
+            return Ok(Some(found));
         }
-        self.stored.get(user).await.ok().flatten().map(|v| v.value)
+        if check_key("a gms_user", user).is_err() {
+            return Ok(None);
+        }
+        Ok(self.stored.get(user).await?.map(|v| v.value))
     }
 
     /// A session of `user` ended: forget it here (unless the user has
