@@ -223,3 +223,36 @@ async fn a_long_chat_resumes_over_cometd_whatever_the_queue_bound() {
     let reply = c.iter().find(|m| m["channel"] == "/meta/connect").unwrap();
     assert_eq!(reply["successful"], true, "{reply}");
 }
+
+#[tokio::test]
+async fn a_socket_whose_session_expired_is_told_to_handshake_and_closed() {
+    let server = Server::start(&[
+        ("GMSHUB__COMETD__MAXINTERVAL", "500"),
+        ("GMSHUB__COMETD__SWEEPPERIOD", "100"),
+        ("GMSHUB__COMETD__WS.PINGINTERVAL", "200"),
+    ]);
+    let mut ws = Ws::connect(&server, None).await;
+    let id = ws.handshake(Value::Null).await;
+    ws.send(connect(&id)).await;
+    ws.until(Duration::from_secs(2), |m| m["channel"] == "/meta/connect")
+        .await;
+    // The client sends no connect again but keeps the socket (answering
+    // pings): the session expires after maxInterval.
+    let mut got = Vec::new();
+    let closed = loop {
+        match ws.next(Duration::from_secs(5)).await {
+            Frame::Messages(m) => got.extend(m),
+            Frame::Ping => {}
+            Frame::Close(code) => break code,
+            Frame::Timeout => panic!("the orphan socket stays open: {got:?}"),
+        }
+    };
+    let told = got
+        .iter()
+        .find(|m| m["channel"] == "/meta/connect")
+        .unwrap_or_else(|| panic!("no 402 before the close: {got:?}"));
+    assert_eq!(told["successful"], false);
+    assert_eq!(told["error"], "402::session_unknown");
+    assert_eq!(told["advice"]["reconnect"], "handshake");
+    assert_eq!(closed, Some(1000));
+}

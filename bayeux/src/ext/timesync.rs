@@ -38,10 +38,41 @@ impl Extension for Timesync {
         // it (a whole held period for a connect), so the client can take the
         // hold out of its lag estimate.
         let ts = request.received_at;
-        let p = (wall_ms() - ts).max(0);
+        let p = wall_ms().saturating_sub(ts).max(0);
+        // The client's numbers may be anything: saturate, never overflow.
+        let a = tc
+            .saturating_add(offset)
+            .saturating_add(lag)
+            .saturating_sub(ts);
         reply.ext.insert(
             "timesync".to_owned(),
-            json!({ "tc": tc, "ts": ts, "p": p, "a": tc + offset + lag - ts }),
+            json!({ "tc": tc, "ts": ts, "p": p, "a": a }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::message::parse_batch;
+    use crate::message::Parsed;
+
+    proptest! {
+        /// Whatever numbers a client sends, the reply is made (saturated).
+        #[test]
+        fn any_client_numbers_make_a_reply(tc in any::<i64>(), l in any::<i64>(), o in any::<i64>()) {
+            let body = format!(
+                r#"{{"channel":"/meta/connect","ext":{{"timesync":{{"tc":{tc},"l":{l},"o":{o}}}}}}}"#
+            );
+            let Ok(mut batch) = parse_batch(body.as_bytes()) else { panic!("valid") };
+            let Some(Parsed::Ok(request)) = batch.pop() else { panic!("one message") };
+            let mut reply = Reply::new(Some(META_CONNECT), None);
+            Timesync.outgoing_reply(None, &request, &mut reply);
+            let sync = &reply.ext["timesync"];
+            prop_assert_eq!(sync["tc"].as_i64(), Some(tc));
+            prop_assert!(sync["a"].is_i64());
+        }
     }
 }

@@ -20,8 +20,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use super::cookie::{browser_cookie, browser_id, identity};
+use crate::channel::META_CONNECT;
 use crate::error;
-use crate::message::{encode_array, parse_batch, ParseError};
+use crate::message::{encode_array, parse_batch, Advice, ParseError, Reply};
 use crate::request::{RequestContext, Transport};
 use crate::server::{Bayeux, HeldConnect};
 use crate::session::{RemoveReason, Session};
@@ -216,15 +217,33 @@ impl Connection {
             .held
             .as_ref()
             .is_some_and(|(held, deadline)| held.is_ready() || *deadline <= Instant::now());
+        let mut answered = false;
         if ready {
             if let Some((held, _)) = self.held.take() {
                 held.complete(&mut self.out);
+                answered = true;
             }
         }
         match session.removed_reason() {
             Some(reason) if self.held.is_none() => {
                 self.bound = None;
-                (reason == RemoveReason::Shutdown).then_some(GOING_AWAY)
+                match reason {
+                    RemoveReason::Shutdown => Some(GOING_AWAY),
+                    // The client asked for it, or heard of it in the reply
+                    // to its held connect (and may handshake again here).
+                    RemoveReason::Disconnected => None,
+                    _ if answered => None,
+                    // Gone while no connect was held (it expired: the client
+                    // kept the socket but stopped connecting): tell it, as a
+                    // connect reply would, and close.
+                    _ => {
+                        let mut reply =
+                            Reply::new(Some(META_CONNECT), None).failure(error::SESSION_UNKNOWN);
+                        reply.advice = Some(Advice::handshake());
+                        self.out.push(reply.encode());
+                        Some(NORMAL)
+                    }
+                }
             }
             _ => None,
         }
