@@ -545,3 +545,53 @@ async fn comet_push_reaches_users_on_other_nodes_and_counts_only_what_arrived() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Two nodes may not share a node id: their clientIds and the bus would
+/// mix them up. The second is refused at start, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_with_the_same_id_is_refused() {
+    let redis = RedisServer::start();
+    let env = [
+        ("GMSHUB__STORE__TYPE", "redis".to_owned()),
+        ("GMSHUB__REDIS__URL", redis.url()),
+        ("GMSHUB__CLUSTER__ENABLED", "true".into()),
+        ("GMSHUB__CLUSTER__HEARTBEAT_INTERVAL", "300".into()),
+        ("GMSHUB__SERVER__NODE_ID", "twin".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = Server::start(&env);
+    let data = tempfile::tempdir().unwrap();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_gmshub"));
+    second
+        .args(["--listen", "127.0.0.1:0"])
+        .env("GMSHUB__SQLITE__PATH", data.path().join("x.db"));
+    for (k, v) in &env {
+        second.env(k, v);
+    }
+    let out = second.output().unwrap();
+    assert!(!out.status.success(), "the twin started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node id twin") && err.contains(&first.addr.to_string()),
+        "{err}"
+    );
+    // The first one is untouched.
+    let node: Value = reqwest::get(first.url("/genesys/1/node"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(node["nodes"].as_array().unwrap().len(), 1, "{node}");
+
+    // A node that restarts with its id (its old record still there) starts.
+    drop(first);
+    let again = Server::start(&env);
+    assert_eq!(
+        reqwest::get(again.url("/genesys/1/node"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use super::shutdown::bounded;
 use crate::api::chat_v1::V1;
 use crate::api::node::NodeStatus;
-use crate::cluster::{Membership, RedisBus};
+use crate::cluster::{JoinError, Membership, RedisBus};
 use crate::comet::agent::{self, AgentComet};
 use crate::comet::background::Background;
 use crate::comet::chat_v2::{self, ChatV2Comet};
@@ -62,6 +62,8 @@ pub enum StartError {
     NoBus,
     #[error("cluster bus: cannot reach Redis: {0}")]
     Bus(#[from] redis::RedisError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
     #[error("a CometD service: {0}")]
     Service(#[from] PublishError),
     #[error(transparent)]
@@ -147,7 +149,7 @@ impl Hub {
             settings.clustered,
             settings.heartbeat,
         ));
-        membership.beat().await?;
+        membership.join().await?;
         tasks.0.push(membership.spawn_heartbeat());
 
         let storage = Storage::new(store.clone());

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use channels::store::{Collection, IndexEntry, Store};
+use channels::store::{Collection, IndexEntry, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// What a node says of itself.
@@ -19,6 +19,21 @@ pub struct NodeInfo {
     /// Milliseconds since the Unix epoch.
     pub started_at: u64,
     pub last_seen: u64,
+    /// Random, per process: tells a node from another started with its id.
+    #[serde(default)]
+    pub instance: String,
+}
+
+/// Why a node may not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(
+        "another node with node id {id} is alive at {address} (its membership record is being \
+         renewed): give every node its own [server] node-id"
+    )]
+    Taken { id: String, address: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub struct Membership {
@@ -45,6 +60,7 @@ impl Membership {
                 cluster,
                 started_at: now,
                 last_seen: now,
+                instance: channels::id::token(),
             },
             clustered,
             heartbeat,
@@ -66,8 +82,34 @@ impl Membership {
         self.nodes.store()
     }
 
+    /// Takes this node's place in the membership: refused while another
+    /// live process renews a record under the same id. A record left by a
+    /// previous run of this node (a crash) is told apart by not being renewed
+    /// within a heartbeat, so a restart waits that long, and only then. A
+    /// node alone (no cluster) has nothing to check.
+    pub async fn join(&self) -> Result<(), JoinError> {
+        let found = match self.clustered {
+            true => self.nodes.get(&self.me.id).await?,
+            false => None,
+        };
+        if let Some(found) = found {
+            if found.value.instance != self.me.instance {
+                tokio::time::sleep(self.heartbeat + self.heartbeat / 2).await;
+                if let Some(again) = self.nodes.get(&self.me.id).await? {
+                    if again.value.last_seen != found.value.last_seen {
+                        return Err(JoinError::Taken {
+                            id: self.me.id.clone(),
+                            address: again.value.address,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(self.beat().await?)
+    }
+
     /// Writes this node's record once.
-    pub async fn beat(&self) -> Result<(), channels::store::StoreError> {
+    pub async fn beat(&self) -> Result<(), StoreError> {
         let mut me = self.me.clone();
         me.last_seen = channels::store::now_ms();
         self.nodes

@@ -7,4 +7,4 @@ mod bus;
 mod membership;
 
 pub use bus::{deliver_to, node_of, Receipt, RedisBus};
-pub use membership::{Membership, NodeInfo};
+pub use membership::{JoinError, Membership, NodeInfo};
