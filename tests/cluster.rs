@@ -568,9 +568,25 @@ async fn a_second_node_with_the_same_id_is_refused() {
     for (k, v) in &env {
         second.env(k, v);
     }
-    let out = second.output().unwrap();
-    assert!(!out.status.success(), "the twin started");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut child = second
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the twin started");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(
         err.contains("node id twin") && err.contains(&first.addr.to_string()),
         "{err}"
