@@ -611,3 +611,24 @@ async fn a_second_node_with_the_same_id_is_refused() {
         200
     );
 }
+
+/// A node that cannot reach its store answers the load balancer's probe
+/// with 503, so traffic goes to the nodes that can serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_its_store_answers_503() {
+    let redis = RedisServer::start();
+    let n = node(&redis);
+    let probe = || async {
+        let r = reqwest::get(n.url("/genesys/1/node")).await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(probe().await.0, 200);
+    drop(redis);
+    let (status, body) = probe().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["storeReachable"], false, "{body}");
+    assert_eq!(
+        body["status"], "ONLINE",
+        "the operator's status is unchanged"
+    );
+}

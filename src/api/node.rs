@@ -1,11 +1,12 @@
 //! The Node API: `/genesys/1/admin/node/status` (`ONLINE` or `OFFLINE`, as
 //! text), `POST /genesys/1/admin/node/changestatus/{ONLINE|OFFLINE}`, and the
 //! 8.1 `/genesys/1/node` that load balancers probe (200 while online, 503
-//! once the node is offline or stopping), which also tells the node's id,
-//! its store and the cluster it sees.
+//! once the node is offline, stopping, or cannot reach its store), which
+//! also tells the node's id, its store and the cluster it sees.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -106,18 +107,38 @@ async fn change_status(
         .into_response())
 }
 
+/// How long `/genesys/1/node` waits for the store before it says the node
+/// cannot serve.
+const STORE_CHECK: Duration = Duration::from_secs(2);
+
 async fn node(State(node): State<Node>) -> Response {
-    let code = if node.status.online() {
+    let m = &node.membership;
+    // A node that cannot reach its store serves nothing: load balancers
+    // must take it out, as they do an OFFLINE one.
+    let nodes = match tokio::time::timeout(STORE_CHECK, m.nodes()).await {
+        Ok(Ok(nodes)) => Some(nodes),
+        Ok(Err(e)) => {
+            tracing::warn!("node status: the store cannot be read: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                seconds = STORE_CHECK.as_secs(),
+                "node status: the store does not answer"
+            );
+            None
+        }
+    };
+    let code = if node.status.online() && nodes.is_some() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let m = &node.membership;
-    let nodes = m.nodes().await;
     let body = serde_json::json!({
         "id": m.node_id(),
         "status": node.status.text(),
         "store": m.store().backend(),
+        "storeReachable": nodes.is_some(),
         "cluster": m.clustered(),
         "nodes": nodes,
         // Deliveries by push type/provider and outcome, since start.

@@ -140,18 +140,12 @@ impl Membership {
         }
     }
 
-    /// The live nodes of this cluster, this one included.
-    pub async fn nodes(&self) -> Vec<NodeInfo> {
-        match self.nodes.find("cluster", &self.me.cluster, 1000).await {
-            Ok(found) => {
-                let mut nodes: Vec<NodeInfo> = found.into_iter().map(|(_, n)| n.value).collect();
-                nodes.sort_by(|a, b| a.id.cmp(&b.id));
-                nodes
-            }
-            Err(e) => {
-                tracing::warn!("listing cluster nodes: {e}");
-                vec![self.me.clone()]
-            }
-        }
+    /// The live nodes of this cluster, this one included, as the store has
+    /// them: an error is the store's (and means this node cannot serve).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        let found = self.nodes.find("cluster", &self.me.cluster, 1000).await?;
+        let mut nodes: Vec<NodeInfo> = found.into_iter().map(|(_, n)| n.value).collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
     }
 }
