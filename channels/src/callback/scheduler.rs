@@ -1,7 +1,9 @@
 //! The scheduler: on every node, a loop that finds the callbacks whose time
 //! has come (through their `due` index entry, one per 10-second bucket) and
 //! moves them: a scheduled callback to QUEUED, one that waited past its
-//! expiration to COMPLETED with `FAIL_TIMEOUT_TTL`. The move is a
+//! expiration to COMPLETED with `FAIL_TIMEOUT_TTL`. At start it first moves
+//! every open callback already overdue, however old (all nodes down for a
+//! day lose nothing). The move is a
 //! compare-and-set, so when every node finds the same callback exactly one
 //! moves it; nothing is held in memory, so a node that dies loses nothing.
 
@@ -10,7 +12,8 @@ use std::time::Duration;
 use super::engine::{check_move, CallbackError, Callbacks, BY_SCHEDULER, DUE_BUCKET_MS, MAX_READ};
 use futures_util::StreamExt;
 
-use super::model::State;
+use super::model::{Callback, State};
+use crate::store::collection::Versioned;
 use crate::store::now_ms;
 
 /// Callbacks moved at the same time by one node.
@@ -27,12 +30,39 @@ impl Callbacks {
     /// Moves the callbacks of one due bucket whose deadline has passed;
     /// returns what it did and whether the bucket may hold more than it read.
     pub async fn fire_bucket(&self, bucket: u64) -> Result<(Pass, bool), CallbackError> {
-        let now = now_ms();
         let found = self
             .records()
             .find("due", &bucket.to_string(), MAX_READ)
             .await?;
         let more = found.len() >= MAX_READ;
+        Ok((self.fire(found).await?, more))
+    }
+
+    /// Moves every open callback whose deadline has passed, however long
+    /// ago: what came due while no node ran, whatever `scheduler-lookback`
+    /// says. Each service's open callbacks are bounded by its own limits.
+    pub async fn fire_overdue(&self) -> Result<Pass, CallbackError> {
+        let mut total = Pass::default();
+        let services: Vec<String> = self.settings().services.keys().cloned().collect();
+        for service in services {
+            loop {
+                let found = self.records().find("open", &service, MAX_READ).await?;
+                let more = found.len() >= MAX_READ;
+                let pass = self.fire(found).await?;
+                total.queued += pass.queued;
+                total.expired += pass.expired;
+                // A full read that moved something may hide more behind it.
+                if !more || pass.queued + pass.expired == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Moves those of `found` whose deadline has passed.
+    async fn fire(&self, found: Vec<(String, Versioned<Callback>)>) -> Result<Pass, CallbackError> {
+        let now = now_ms();
         let due = found
             .into_iter()
             .filter(|(_, v)| v.value.next_deadline().is_some_and(|d| d <= now));
@@ -75,7 +105,7 @@ impl Callbacks {
                 Err(e) => return Err(e),
             }
         }
-        Ok((pass, more))
+        Ok(pass)
     }
 
     /// Runs the scheduler until the process ends.
@@ -87,6 +117,22 @@ impl Callbacks {
             .max(Duration::from_millis(10));
         let lookback = this.settings().lookback.as_millis() as u64;
         tokio::spawn(async move {
+            // What came due while no node ran, first (retried until the
+            // store answers).
+            loop {
+                match this.fire_overdue().await {
+                    Ok(pass) => {
+                        if pass.queued + pass.expired > 0 {
+                            tracing::info!(?pass, "callbacks overdue at start moved");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("callback scheduler, overdue callbacks: {e}");
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            }
             // The first bucket not known to be empty.
             let mut next = now_ms().saturating_sub(lookback) / DUE_BUCKET_MS;
             let mut tick = tokio::time::interval(interval);

@@ -176,6 +176,38 @@ async fn a_scheduled_callback_is_queued_once_at_its_time() {
 }
 
 #[tokio::test]
+async fn callbacks_due_long_before_a_start_fire_at_the_start() {
+    let (callbacks, _) = setup(&[]);
+    let (id, _) = callbacks
+        .create(
+            "svc",
+            request(&[("_desired_time", &iso(now_ms() + 60_000))]),
+        )
+        .await
+        .unwrap();
+    // As if every node had been down for a day since it came due: far
+    // behind `scheduler-lookback` (one hour).
+    let day = 24 * 3600 * 1000;
+    callbacks
+        .update(&id, |cb| {
+            cb.desired_time = now_ms() - day;
+            cb.expiration_time = now_ms() + day;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let scheduler = callbacks.spawn_scheduler();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while callbacks.get(&id).await.unwrap().state != State::Queued {
+        assert!(tokio::time::Instant::now() < deadline, "never fired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    scheduler.abort();
+    let cb = callbacks.get(&id).await.unwrap();
+    assert_eq!(cb.history.last().unwrap().by, "scheduler");
+}
+
+#[tokio::test]
 async fn routers_racing_never_take_one_callback_twice() {
     let (callbacks, _) = setup(&[("_enable_in_queue_checking", "false")]);
     for _ in 0..20 {
