@@ -15,7 +15,7 @@ use axum::Router;
 use bayeux::server::PublishError;
 use bayeux::Bayeux;
 use channels::callback::Callbacks;
-use channels::chat::{Agents, Chats};
+use channels::chat::{Agents, Chats, ENDED_RETENTION};
 use channels::notification::Notifications;
 use channels::service::Services as Instances;
 use channels::storage::Storage;
@@ -183,7 +183,17 @@ impl Hub {
             settings.notifications.clone(),
         );
 
-        let pushed = Arc::new(Pushed::default());
+        // Forgetting a chat only costs the dedup of two racing writers, so
+        // a chat silent for its longest possible life may be forgotten.
+        let longest_idle = settings
+            .chat
+            .named
+            .values()
+            .chain(settings.chat.catch_all.iter())
+            .map(|o| o.client_timeout)
+            .max()
+            .unwrap_or_default();
+        let pushed = Arc::new(Pushed::new(longest_idle + ENDED_RETENTION));
         bayeux.add_service(
             chat_v2::PATTERN,
             Arc::new(ChatV2Comet::new(chats.clone(), pushed.clone())),

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use channels::chat::{
     Agents, ChatChange, ChatChanges, ChatSession, ChatState, EventType, PartyType,
@@ -34,19 +35,64 @@ use crate::wire::chat_v2::ChatV2Response;
 use crate::wire::envelope::{envelope, GENESYS};
 
 /// Per chat, the last event index its customer's session has been sent,
-/// by a push or in an answer.
-#[derive(Default)]
+/// by a push or in an answer. A chat that ends here is forgotten at once;
+/// one that ended or expired elsewhere is forgotten once untouched for
+/// `stale_after` (no live chat goes that long without a change).
 pub struct Pushed {
-    up_to: Mutex<HashMap<String, u32>>,
+    up_to: Mutex<PushedMap>,
+    stale_after: Duration,
+}
+
+#[derive(Default)]
+struct PushedMap {
+    /// Chat id to (last index sent, when it last changed).
+    chats: HashMap<String, (u32, Instant)>,
+    swept_at: Option<Instant>,
 }
 
 impl Pushed {
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            up_to: Mutex::new(PushedMap::default()),
+            stale_after,
+        }
+    }
+
+    /// How many chats are remembered.
+    pub fn len(&self) -> usize {
+        self.up_to.lock().chats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The map, swept of stale chats when a quarter of `stale_after` has
+    /// passed since the last sweep.
+    fn map(&self) -> parking_lot::MutexGuard<'_, PushedMap> {
+        let mut map = self.up_to.lock();
+        let now = Instant::now();
+        if map
+            .swept_at
+            .is_none_or(|at| now.duration_since(at) >= self.stale_after / 4)
+        {
+            let stale_after = self.stale_after;
+            map.chats
+                .retain(|_, (_, touched)| now.duration_since(*touched) < stale_after);
+            map.swept_at = Some(now);
+        }
+        map
+    }
+
     /// The client has been sent the chat's events up to `index` (in an
     /// answer to requestChat or requestNotifications).
     pub fn sent_up_to(&self, chat_id: &str, index: u32) {
-        let mut up_to = self.up_to.lock();
-        let entry = up_to.entry(chat_id.to_owned()).or_insert(index);
-        *entry = (*entry).max(index);
+        let mut map = self.map();
+        let entry = map
+            .chats
+            .entry(chat_id.to_owned())
+            .or_insert((index, Instant::now()));
+        *entry = (entry.0.max(index), Instant::now());
     }
 
     /// Where a push of `chat`'s events from `from` starts, and that it is
@@ -54,18 +100,19 @@ impl Pushed {
     /// carried them all.
     fn claim(&self, chat_id: &str, chat: &ChatSession, from: u32) -> Option<u32> {
         let last = chat.next_position() - 1;
-        let mut up_to = self.up_to.lock();
-        let from = up_to
+        let mut map = self.map();
+        let from = map
+            .chats
             .get(chat_id)
-            .map_or(from, |&p| p + 1)
+            .map_or(from, |&(p, _)| p + 1)
             .max(chat.resume_from.unwrap_or(0));
         if from > last {
             return None;
         }
         if chat.ended() {
-            up_to.remove(chat_id);
+            map.chats.remove(chat_id);
         } else {
-            up_to.insert(chat_id.to_owned(), last);
+            map.chats.insert(chat_id.to_owned(), (last, Instant::now()));
         }
         Some(from)
     }
@@ -272,5 +319,21 @@ impl ChatNotifier {
                 tracing::warn!("chat push: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chats_that_ended_elsewhere_are_forgotten() {
+        let pushed = Pushed::new(Duration::from_millis(40));
+        pushed.sent_up_to("ended-on-another-node", 3);
+        pushed.sent_up_to("ended-on-another-node", 2);
+        assert_eq!(pushed.len(), 1);
+        std::thread::sleep(Duration::from_millis(60));
+        pushed.sent_up_to("live", 1);
+        assert_eq!(pushed.len(), 1, "only the chat still changing stays");
     }
 }

@@ -27,9 +27,14 @@ impl GenesysUsers {
     }
 
     pub fn subscribed(self: &Arc<Self>, user: &str, client_id: &str) {
-        self.local
+        let previous = self
+            .local
             .lock()
             .insert(user.to_owned(), client_id.to_owned());
+        // The store hears of a new session only, not of every subscribe.
+        if previous.as_deref() == Some(client_id) {
+            return;
+        }
         let (this, user, client_id) = (self.clone(), user.to_owned(), client_id.to_owned());
         tokio::spawn(async move {
             if let Err(e) = this.stored.put(&user, &client_id, Some(TTL)).await {
@@ -62,5 +67,26 @@ impl GenesysUsers {
         if local.get(user).is_some_and(|c| c == client_id) {
             local.remove(user);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use channels::store::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_hears_of_a_new_session_not_of_every_subscribe() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let users = GenesysUsers::new(store.clone());
+        for _ in 0..5 {
+            users.subscribed("jane", "node.a");
+        }
+        users.subscribed("jane", "node.b");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let record = store.get("genesys-user", "jane").await.unwrap().unwrap();
+        assert_eq!(record.version, 2, "one write per session");
+        assert_eq!(users.local("jane").as_deref(), Some("node.b"));
     }
 }
