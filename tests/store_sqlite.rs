@@ -109,3 +109,83 @@ fn writes_find_index_rows_by_id() {
         );
     }
 }
+
+/// Reads cancelled while their query runs (a client that went away) never
+/// leave the next read without a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_reads_keep_the_reader_pool_whole() {
+    use channels::store::{IndexEntry, Write};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(&dir.path().join("r.db")).unwrap();
+    let entry = [IndexEntry::new("k", "v")];
+    for i in 0..2000 {
+        store
+            .put("c", &format!("r{i}"), Write::new(&[7; 64]).indexes(&entry))
+            .await
+            .unwrap();
+    }
+    for round in 0..100u64 {
+        // Eight finds at once, most cut off while their query runs.
+        let cut = (0..8).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let wait = Duration::from_micros((round * 7 + i * 13) % 400);
+                let _ = tokio::time::timeout(wait, store.find("c", "k", "v", 5000)).await;
+            })
+        });
+        futures_util::future::join_all(cut).await;
+        let found = store.find("c", "k", "v", 5).await;
+        assert!(found.is_ok(), "round {round}: {found:?}");
+    }
+}
+
+/// The minute purge goes in batches found through the expiry indexes: it
+/// never scans every row in one write turn.
+#[tokio::test]
+async fn the_purge_works_in_batches_through_indexes() {
+    use channels::store::{IndexEntry, Write};
+    use gmshub::store::sqlite::{PURGE_BATCH, PURGE_FIND};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("purge.db");
+    let store = Sqlite::open(&path).unwrap();
+    let entry = [IndexEntry::new("k", "v")];
+    let expired = PURGE_BATCH * 2 + 7;
+    for i in 0..expired {
+        let write = Write::new(b"x")
+            .ttl(Some(Duration::from_millis(1)))
+            .indexes(&entry);
+        store.put("c", &format!("e{i}"), write).await.unwrap();
+    }
+    store
+        .put("c", "kept", Write::new(b"y").indexes(&entry))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store.purge_batch().await.unwrap(),
+        PURGE_BATCH,
+        "one turn, one batch"
+    );
+    assert_eq!(store.purge().await.unwrap(), expired - PURGE_BATCH);
+    let left = store.find("c", "k", "v", 10_000).await.unwrap();
+    assert_eq!(left.len(), 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let index_rows: i64 = conn
+        .query_row("SELECT count(*) FROM record_index", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(index_rows, 1, "expired index rows went with their records");
+    let mut st = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {PURGE_FIND}"))
+        .unwrap();
+    let plan: Vec<String> = st
+        .query_map(rusqlite::params![1, 10], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        plan.iter().any(|p| p.contains("records_by_expiry")),
+        "{plan:?}"
+    );
+}

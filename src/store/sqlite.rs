@@ -48,6 +48,12 @@ CREATE INDEX IF NOT EXISTS record_index_by_id ON record_index (collection, id);
 /// a scan of every index row of the collection on each write.
 pub const DELETE_INDEX_ROWS: &str =
     "DELETE FROM record_index INDEXED BY record_index_by_id WHERE collection = ?1 AND id = ?2";
+/// Expired records, oldest first, through `records_by_expiry`.
+pub const PURGE_FIND: &str = "SELECT collection, id FROM records INDEXED BY records_by_expiry
+     WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+/// Records one purge turn deletes at most.
+pub const PURGE_BATCH: usize = 500;
+
 pub const RETTL_INDEX_ROWS: &str = "UPDATE record_index INDEXED BY record_index_by_id
      SET expires_at = ?3 WHERE collection = ?1 AND id = ?2";
 
@@ -56,11 +62,11 @@ pub struct Sqlite {
     /// Read-only connections: with WAL, reads run beside the writer and
     /// each other, and see every commit made before they start.
     readers: Arc<Mutex<Vec<Connection>>>,
-    reads: tokio::sync::Semaphore,
+    reads: Arc<tokio::sync::Semaphore>,
     /// One operation at a time reaches the blocking pool: the connection
     /// serves one anyway, and waiting here (a task) is cheaper than a
     /// blocking thread each parked on the mutex.
-    turn: tokio::sync::Semaphore,
+    turn: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
 }
 
@@ -138,8 +144,8 @@ impl Sqlite {
         let store = Arc::new(Self {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(readers)),
-            reads: tokio::sync::Semaphore::new(READERS),
-            turn: tokio::sync::Semaphore::new(1),
+            reads: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            turn: Arc::new(tokio::sync::Semaphore::new(1)),
             path: path.to_owned(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -152,18 +158,21 @@ impl Sqlite {
         &self.path
     }
 
-    /// Runs a read on one of the read-only connections.
+    /// Runs a read on one of the read-only connections. The permit goes
+    /// with the blocking task, not with this future: a read whose caller
+    /// went away keeps its connection until its query ends, so a permit
+    /// always finds a connection.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self.reads.acquire().await.map_err(failed)?;
+        let permit = self.reads.clone().acquire_owned().await.map_err(failed)?;
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            // A permit guarantees a free connection.
             let conn = readers.lock().pop().expect("a reader per permit");
             let out = f(&conn);
             readers.lock().push(conn);
+            drop(permit);
             out
         })
         .await
@@ -171,35 +180,57 @@ impl Sqlite {
         .map_err(failed)
     }
 
+    /// Runs a write on the writer connection, one at a time (the turn,
+    /// likewise, ends with the blocking task).
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _turn = self.turn.acquire().await.map_err(failed)?;
+        let turn = self.turn.clone().acquire_owned().await.map_err(failed)?;
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
-            .await
-            .map_err(failed)?
-            .map_err(failed)
+        tokio::task::spawn_blocking(move || {
+            let out = f(&mut conn.lock());
+            drop(turn);
+            out
+        })
+        .await
+        .map_err(failed)?
+        .map_err(failed)
     }
 
-    /// Deletes expired rows; returns how many records went.
+    /// Deletes expired rows; returns how many records went. In batches of
+    /// [`PURGE_BATCH`], each its own write turn, so writes go on between.
     pub async fn purge(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.purge_batch().await?;
+            total += n;
+            if n < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes at most [`PURGE_BATCH`] expired records, found through the
+    /// expiry index, with their index rows; returns how many.
+    pub async fn purge_batch(&self) -> Result<usize> {
         self.run(|conn| {
             let tx = conn.transaction()?;
             let now = now_ms() as i64;
-            tx.execute(
-                "DELETE FROM record_index WHERE EXISTS (SELECT 1 FROM records r
-                 WHERE r.collection = record_index.collection AND r.id = record_index.id
-                 AND r.expires_at IS NOT NULL AND r.expires_at <= ?1)",
-                [now],
-            )?;
-            let n = tx.execute(
-                "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                [now],
-            )?;
+            let expired: Vec<(String, String)> = tx
+                .prepare_cached(PURGE_FIND)?
+                .query_map(params![now, PURGE_BATCH as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (collection, id) in &expired {
+                tx.prepare_cached(DELETE_INDEX_ROWS)?
+                    .execute(params![collection, id])?;
+                tx.prepare_cached("DELETE FROM records WHERE collection = ?1 AND id = ?2")?
+                    .execute(params![collection, id])?;
+            }
             tx.commit()?;
-            Ok(n)
+            Ok(expired.len())
         })
         .await
     }
