@@ -768,3 +768,43 @@ async fn files_go_up_down_and_away_within_the_limits() {
     .unwrap();
     assert_eq!(error_code(&v), 102);
 }
+
+/// Upload bodies are bounded by the service's `upload-max-file-size` (with
+/// room for the form), not by a framework default of 2 MiB, and a refusal
+/// names the option that decides.
+#[tokio::test]
+async fn uploads_are_bounded_by_the_services_file_size() {
+    use reqwest::multipart::{Form, Part};
+    let s = Server::start(&[
+        ("GMSHUB__CHAT__UPLOAD_MAX_FILE_SIZE", "4194304"),
+        ("GMSHUB__CHAT__UPLOAD_MAX_TOTAL_SIZE", "8388608"),
+    ]);
+    let c = Customer::start(&s, "Big files").await;
+    let upload = |size: usize| {
+        let form = Form::new()
+            .text("userId", c.user_id.clone())
+            .text("secureKey", c.secure_key.clone())
+            .text("alias", "1")
+            .part(
+                "file",
+                Part::bytes(vec![7u8; size])
+                    .file_name("scan.pdf")
+                    .mime_str("application/pdf")
+                    .unwrap(),
+            );
+        c.http
+            .post(format!("{}/{}/file", c.base, c.chat_id))
+            .multipart(form)
+            .send()
+    };
+    let r = upload(3 << 20).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["statusCode"], 0, "a 3 MiB file within a 4 MiB limit: {v}");
+
+    let r = upload(5 << 20).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(message.contains("upload-max-file-size"), "{v}");
+}

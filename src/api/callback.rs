@@ -19,7 +19,7 @@ use channels::store::now_ms;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::form;
+use super::form::{self, BodyLimit};
 use crate::wire::text_or_json;
 
 /// GMS's exception name for a callback error.
@@ -123,7 +123,11 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
                 .starts_with("application/json")
         });
     if !is_json {
-        let items = form::items(req, MAX_BODY).await?;
+        let limit = BodyLimit {
+            bytes: MAX_BODY,
+            option: "a callback request's most",
+        };
+        let items = form::items(req, limit).await?;
         return Ok(items
             .into_iter()
             .filter_map(|(k, v)| match v {

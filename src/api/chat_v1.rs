@@ -20,7 +20,7 @@ use channels::storage::{Item, Storage};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::form;
+use super::form::{self, BodyLimit};
 use super::request::gms_user;
 use crate::wire::chat_v1::{resource, TranscriptFormat, SERVICE};
 use crate::wire::chat_v2::Params;
@@ -38,6 +38,15 @@ pub struct V1 {
     pub format: TranscriptFormat,
 }
 
+impl V1 {
+    fn body_limit(&self) -> BodyLimit {
+        BodyLimit {
+            bytes: self.max_upload,
+            option: "[server] max-file-upload",
+        }
+    }
+}
+
 pub fn router(v1: V1) -> Router {
     Router::new()
         .route("/genesys/1/service/{name}", post(request_service))
@@ -46,6 +55,7 @@ pub fn router(v1: V1) -> Router {
             "/genesys/1/service/{id}/ixn/chat/{operation}",
             post(operation),
         )
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::new(v1))
 }
 
@@ -78,7 +88,7 @@ async fn request_service(
             format!("service {name} is not configured"),
         ));
     }
-    let items = form::items(req, v1.max_upload).await?;
+    let items = form::items(req, v1.body_limit()).await?;
     // Keys starting with '_' are for GMS; the rest is the customer's data.
     let data: std::collections::BTreeMap<String, Item> = items
         .into_iter()
@@ -112,7 +122,7 @@ async fn start_chat(
     req: Request,
 ) -> Result<Response, ApiError> {
     let user = gms_user(req.headers()).map(str::to_owned);
-    let p = Params::from_items(form::items(req, v1.max_upload).await?);
+    let p = Params::from_items(form::items(req, v1.body_limit()).await?);
     let Some(instance) = v1
         .services
         .get(&id)
@@ -189,7 +199,7 @@ async fn operation(
     req: Request,
 ) -> Result<Response, ApiError> {
     let user = gms_user(req.headers()).map(str::to_owned);
-    let p = Params::from_items(form::items(req, v1.max_upload).await?);
+    let p = Params::from_items(form::items(req, v1.body_limit()).await?);
     let Some((chat_id, chat)) = v1.chats.by_v1_service(&id).await.map_err(chat_error)? else {
         return Err(error(
             StatusCode::NOT_FOUND,

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use channels::chat::{Action, ChatError, Chats};
 use channels::storage::Item;
 
-use super::form;
+use super::form::{self, BodyLimit};
 use crate::wire::chat_v2::{action, code, ChatV2Response, Params};
 
 impl IntoResponse for ChatV2Response {
@@ -46,11 +46,16 @@ pub fn router(chats: Chats, max_upload: usize) -> Router {
             post(file_by_id),
         )
         .route("/genesys/2/chat-ntf", post(chat_ntf))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::new(Api { chats, max_upload }))
 }
 
 async fn params(api: &Api, req: Request) -> Result<Params, Response> {
-    form::items(req, api.max_upload)
+    let limit = BodyLimit {
+        bytes: api.max_upload,
+        option: "[server] max-file-upload",
+    };
+    form::items(req, limit)
         .await
         .map(Params::from_items)
         .map_err(IntoResponse::into_response)
@@ -92,7 +97,7 @@ async fn operation(
         )));
     }
     if operation == "file" {
-        let (p, file) = match with_file(&api, req).await {
+        let (p, file) = match with_file(&api, Some(&service), req).await {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -134,12 +139,31 @@ async fn operation(
 
 // ---- file transfer ------------------------------------------------------
 
-/// A request body with one file part (`file`) and the usual parameters.
+/// Room in an upload's body for the form around the file.
+const FORM_OVERHEAD: usize = 64 * 1024;
+
+/// A request body with one file part (`file`) and the usual parameters, at
+/// most the file size `service` allows (any service's, if `None`) and the
+/// form around it.
 async fn with_file(
     api: &Api,
+    service: Option<&str>,
     req: Request,
 ) -> Result<(Params, Option<(String, String, Vec<u8>)>), Response> {
-    let mut items = form::items(req, api.max_upload)
+    let services = api.chats.services();
+    let largest = match service.and_then(|s| services.get(s)) {
+        Some(options) => options.files.max_file_size,
+        None => (services.named.values())
+            .chain(services.catch_all.iter())
+            .map(|o| o.files.max_file_size)
+            .max()
+            .unwrap_or_default(),
+    };
+    let limit = BodyLimit {
+        bytes: largest + FORM_OVERHEAD,
+        option: "upload-max-file-size, and the form around the file",
+    };
+    let mut items = form::items(req, limit)
         .await
         .map_err(IntoResponse::into_response)?;
     let file = match items.remove("file") {
@@ -298,7 +322,7 @@ async fn file_by_id(
 /// `secureKey` (`operation`: fileGetLimits, fileUpload, fileDownload,
 /// fileDelete; GMSLibrary spells the first fileGetsLimits).
 async fn chat_ntf(State(api): State<Arc<Api>>, req: Request) -> Response {
-    let (p, file) = match with_file(&api, req).await {
+    let (p, file) = match with_file(&api, None, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };

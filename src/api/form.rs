@@ -13,10 +13,22 @@ use super::error::ApiError;
 
 const EXCEPTION: &str = "com.genesyslab.gsg.services.exceptions.BadRequestException";
 
+/// The largest body a request may have, and the option that says so (named
+/// in the error). Routes reading forms turn axum's own default limit off:
+/// this one is the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub option: &'static str,
+}
+
 /// Reads a form body into items by key. Empty values are not stored (GMS:
 /// "Value for key is undefined ... will not be stored"); a key given twice
 /// keeps its last value.
-pub async fn items(req: Request<Body>, limit: usize) -> Result<BTreeMap<String, Item>, ApiError> {
+pub async fn items(
+    req: Request<Body>,
+    limit: BodyLimit,
+) -> Result<BTreeMap<String, Item>, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -25,7 +37,7 @@ pub async fn items(req: Request<Body>, limit: usize) -> Result<BTreeMap<String, 
         .to_ascii_lowercase();
     let mut items = BTreeMap::new();
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        let body = axum::body::to_bytes(req.into_body(), limit)
+        let body = axum::body::to_bytes(req.into_body(), limit.bytes)
             .await
             .map_err(|_| too_large(limit))?;
         for (k, v) in form_urlencoded::parse(&body) {
@@ -39,6 +51,7 @@ pub async fn items(req: Request<Body>, limit: usize) -> Result<BTreeMap<String, 
             }
         }
     } else if content_type.starts_with("multipart/form-data") {
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit.bytes)));
         let mut multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, EXCEPTION, e.body_text()))?;
@@ -84,15 +97,18 @@ pub async fn items(req: Request<Body>, limit: usize) -> Result<BTreeMap<String, 
     Ok(items)
 }
 
-fn too_large(limit: usize) -> ApiError {
+fn too_large(limit: BodyLimit) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         EXCEPTION,
-        format!("the request body is larger than {limit} bytes ([server] max-file-upload)"),
+        format!(
+            "the request body is larger than {} bytes ({})",
+            limit.bytes, limit.option
+        ),
     )
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: BodyLimit) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(limit)
     } else {

@@ -16,7 +16,7 @@ use channels::service::Services;
 use channels::storage::{parse_ttl, Area, Item, Storage, StorageError};
 
 use super::error::ApiError;
-use super::form;
+use super::form::{self, BodyLimit};
 use super::request::gms_user;
 use crate::config::StorageSettings;
 
@@ -53,9 +53,7 @@ pub fn router(storage: Storage, services: Services, settings: StorageSettings) -
             "/genesys/1/service/{id}/storage",
             post(write_service).get(read_service).delete(delete_service),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            api.settings.max_upload,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(api)
 }
 
@@ -78,7 +76,11 @@ impl From<StorageError> for ApiError {
 
 impl Api {
     async fn items(&self, req: Request<Body>) -> Result<BTreeMap<String, Item>, ApiError> {
-        let items = form::items(req, self.settings.max_upload).await?;
+        let limit = BodyLimit {
+            bytes: self.settings.max_upload,
+            option: "[server] max-file-upload",
+        };
+        let items = form::items(req, limit).await?;
         if let Some(allowed) = &self.settings.allowed_mime_types {
             for (key, item) in &items {
                 if let Item::File { content_type, .. } = item {

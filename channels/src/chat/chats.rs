@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::error::ChatError;
-use super::model::{ChatSession, ChatState, Event};
+use super::model::{ChatFile, ChatSession, ChatState, Event};
 use super::options::{ChatServiceOptions, ChatServices};
 use super::request::Credentials;
 use super::transitions::check;
@@ -171,20 +171,61 @@ impl Chats {
         if check_key("a chat id", chat_id).is_err() {
             return Err(ChatError::NotFound(chat_id.to_owned()));
         }
-        let (chat, (out, before)) = self
+        let (chat, (out, before, renew)) = self
             .sessions
             .modify(
                 chat_id,
                 |chat| Some(self.ttl(chat)),
                 |chat| {
                     let before = chat.next_position();
-                    Ok::<_, ChatError>((f(chat, now_ms())?, before))
+                    let now = now_ms();
+                    let out = f(chat, now)?;
+                    Ok::<_, ChatError>((out, before, self.files_outlived(chat, now)))
                 },
             )
             .await?
             .ok_or_else(|| ChatError::NotFound(chat_id.to_owned()))?;
+        if renew {
+            self.renew_files(chat_id, &chat).await;
+        }
         self.changed(chat_id, &chat, before).await;
         Ok((out, chat))
+    }
+
+    /// The chat's files, kept for as long as the chat.
+    pub(super) fn files(&self) -> Collection<ChatFile> {
+        Collection::by_id(self.sessions.store().clone(), "chat-file")
+    }
+
+    /// Whether this write makes the chat outlive its files; if so, their
+    /// new expiry goes into the record (twice the chat's lifetime from now).
+    fn files_outlived(&self, chat: &mut ChatSession, now: u64) -> bool {
+        let ttl = self.ttl(chat).as_millis() as u64;
+        match chat.files_until {
+            Some(until) if until < now + ttl && !chat.live_files().is_empty() => {
+                chat.files_until = Some(now + 2 * ttl);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Rewrites the chat's files with the expiry the record now gives them.
+    /// A failure is logged: those files expire at their old time.
+    async fn renew_files(&self, chat_id: &str, chat: &ChatSession) {
+        let until = chat.files_until.unwrap_or_default();
+        let ttl = Duration::from_millis(until.saturating_sub(now_ms()).max(1));
+        let files = self.files();
+        for (file_id, _) in chat.live_files() {
+            let renewed = match files.get(&file_id).await {
+                Ok(Some(file)) => files.put(&file_id, &file.value, Some(ttl)).await.map(drop),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = renewed {
+                tracing::warn!(chat = chat_id, "keeping a chat's file: {e}");
+            }
+        }
     }
 
     /// Sends the change a write made, if anyone may have to hear of it.

@@ -66,6 +66,7 @@ impl Chats {
             v1: req.v1,
             background: false,
             resume_from: None,
+            files_until: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
         let ttl = self.ttl(&chat);

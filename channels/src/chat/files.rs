@@ -1,53 +1,17 @@
 //! File transfer in a chat: the service's limits (Chat Server's
 //! `client-file-transfer` names and defaults), uploads kept in the store for
-//! as long as their chat, `FileUploaded` / `FileDeleted` events in the
+//! as long as their chat (renewed with it, see `Chats::modify`), `FileUploaded` / `FileDeleted` events in the
 //! transcript. May use: the chats, the model, options, requests, errors.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::chats::Chats;
 use super::error::ChatError;
-use super::model::{ChatSession, Event, EventType, From, PartyType, CLIENT_ID};
+use super::model::{ChatFile, ChatSession, Event, EventType, From, PartyType, CLIENT_ID};
 use super::options::FileLimits;
 use super::request::Credentials;
 use crate::id::token;
-use crate::store::{now_ms, Collection};
-
-/// An uploaded file, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatFile {
-    pub chat_id: String,
-    pub name: String,
-    pub content_type: String,
-    pub uploader: u32,
-    #[serde(with = "crate::storage::base64_bytes")]
-    pub data: Vec<u8>,
-}
-
-/// Files of a chat still there: (file-id, size), from its transcript.
-fn live_files(chat: &ChatSession) -> Vec<(String, usize)> {
-    let mut files: Vec<(String, usize)> = Vec::new();
-    for e in &chat.transcript {
-        let Some(data) = &e.user_data else { continue };
-        let Some(id) = data.get("file-id") else {
-            continue;
-        };
-        match e.kind {
-            EventType::FileUploaded => {
-                let size = data
-                    .get("file-size")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                files.push((id.clone(), size));
-            }
-            EventType::FileDeleted => files.retain(|(f, _)| f != id),
-            _ => {}
-        }
-    }
-    files
-}
+use crate::store::now_ms;
 
 impl Chats {
     fn file_options(&self, service: &str) -> FileLimits {
@@ -55,10 +19,6 @@ impl Chats {
             .get(service)
             .map(|o| o.files.clone())
             .unwrap_or_default()
-    }
-
-    fn files(&self) -> Collection<ChatFile> {
-        Collection::by_id(self.sessions.store().clone(), "chat-file")
     }
 
     /// The limits, as the `Notice` event (`text` "file-client-cfg-get") Chat
@@ -71,7 +31,7 @@ impl Chats {
     ) -> Result<(ChatSession, Event), ChatError> {
         let chat = self.read(service, chat_id, creds).await?;
         let limits = self.file_options(&chat.service);
-        let used = live_files(&chat);
+        let used = chat.live_files();
         let data = BTreeMap::from([
             (
                 "upload-max-file-size".to_owned(),
@@ -160,8 +120,11 @@ impl Chats {
             data,
         };
         let file_id = token();
+        // Twice the chat's lifetime; each write of the chat that outlives
+        // it renews every file (`Chats::modify`).
+        let files_until = now_ms() + 2 * self.ttl(&chat).as_millis() as u64;
         self.files()
-            .put(&file_id, &file, Some(self.ttl(&chat)))
+            .put(&file_id, &file, Some(self.ttl(&chat) * 2))
             .await?;
         let description = user_data.get("file-description").cloned();
         let result = self
@@ -169,7 +132,7 @@ impl Chats {
                 if chat.ended() {
                     return Err(ChatError::Ended(chat_id.to_owned()));
                 }
-                let used = live_files(chat);
+                let used = chat.live_files();
                 if used.len() >= limits.max_files {
                     return Err(ChatError::TooLarge(format!(
                         "a chat holds at most {} files",
@@ -183,6 +146,8 @@ impl Chats {
                     )));
                 }
                 chat.client_active_at = now;
+                chat.files_until =
+                    Some(chat.files_until.map_or(files_until, |t| t.min(files_until)));
                 chat.push(CLIENT_ID, EventType::FileUploaded, None, now);
                 let mut data = user_data.clone();
                 data.insert("file-id".into(), file_id.clone());
@@ -237,7 +202,7 @@ impl Chats {
         file_id: &str,
     ) -> Result<ChatFile, ChatError> {
         let missing = || ChatError::BadRequest(format!("no file {file_id} in chat {chat_id}"));
-        if !live_files(chat).iter().any(|(f, _)| f == file_id) {
+        if !chat.live_files().iter().any(|(f, _)| f == file_id) {
             return Err(missing());
         }
         let file = self.files().get(file_id).await?.ok_or_else(missing)?.value;
@@ -262,7 +227,7 @@ impl Chats {
                 if chat.ended() {
                     return Err(ChatError::Ended(chat_id.to_owned()));
                 }
-                if !live_files(chat).iter().any(|(f, _)| f == file_id) {
+                if !chat.live_files().iter().any(|(f, _)| f == file_id) {
                     return Err(ChatError::BadRequest(format!(
                         "no file {file_id} in chat {chat_id}"
                     )));

@@ -29,10 +29,9 @@ pub mod transitions;
 pub use agents::{AgentAccount, AgentError, Agents, Offer, Presence};
 pub use chats::{ChatChange, ChatChanges, Chats, CHANGE_QUEUE, ENDED_RETENTION};
 pub use error::ChatError;
-pub use files::ChatFile;
 pub use model::{
-    ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType, V1Link,
-    ALIAS,
+    ChatFile, ChatSession, ChatState, CometLink, Event, EventType, From, Participant, PartyType,
+    V1Link, ALIAS,
 };
 pub use options::{ChatServiceOptions, ChatServices, FileLimits, DEFAULT_QUEUE};
 pub use request::{Action, ChatRequest, Credentials};

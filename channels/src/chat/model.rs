@@ -118,6 +118,10 @@ pub struct ChatSession {
     /// before by itself, so pushes start here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_from: Option<u32>,
+    /// When the chat's files expire (ms since the epoch): renewed, with the
+    /// files, by a write of the chat that would outlive them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_until: Option<u64>,
 }
 
 impl ChatSession {
@@ -212,7 +216,41 @@ impl ChatSession {
             .sum()
     }
 
+    /// Files of the chat still there: (file-id, size), from its transcript.
+    pub fn live_files(&self) -> Vec<(String, usize)> {
+        let mut files: Vec<(String, usize)> = Vec::new();
+        for e in &self.transcript {
+            let Some(data) = &e.user_data else { continue };
+            let Some(id) = data.get("file-id") else {
+                continue;
+            };
+            match e.kind {
+                EventType::FileUploaded => {
+                    let size = data
+                        .get("file-size")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    files.push((id.clone(), size));
+                }
+                EventType::FileDeleted => files.retain(|(f, _)| f != id),
+                _ => {}
+            }
+        }
+        files
+    }
+
     pub fn ended(&self) -> bool {
         self.state == ChatState::Ended
     }
+}
+
+/// An uploaded file, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatFile {
+    pub chat_id: String,
+    pub name: String,
+    pub content_type: String,
+    pub uploader: u32,
+    #[serde(with = "crate::storage::base64_bytes")]
+    pub data: Vec<u8>,
 }

@@ -126,3 +126,56 @@ async fn the_last_agent_leaving_ends_the_chat() {
     assert!(chat.ended());
     assert!(chats.of_agent("a").await.unwrap().is_empty());
 }
+
+/// A file lives as long as its chat: a write of the chat that would outlive
+/// the file renews it.
+#[tokio::test]
+async fn files_are_kept_while_their_chat_goes_on() {
+    use std::time::Duration;
+
+    use crate::store::now_ms;
+
+    let chats = chats();
+    let (id, chat) = chats.request("s", request("c")).await.unwrap();
+    let c = creds(&chat);
+    let (file_id, _) = chats
+        .upload(
+            "s",
+            &id,
+            &c,
+            "a.txt",
+            "text/plain",
+            b"hello".to_vec(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // As if the chat had gone on for most of its files' lifetime.
+    let file = chats.files().get(&file_id).await.unwrap().unwrap().value;
+    let soon = Duration::from_millis(300);
+    chats
+        .files()
+        .put(&file_id, &file, Some(soon))
+        .await
+        .unwrap();
+    chats
+        .sessions
+        .modify(
+            &id,
+            |_| Some(Duration::from_secs(60)),
+            |chat| {
+                chat.files_until = Some(now_ms() + 300);
+                Ok::<_, ChatError>(())
+            },
+        )
+        .await
+        .unwrap();
+    let send = Action::Send {
+        text: "still here".into(),
+        message_type: None,
+    };
+    chats.client("s", &id, &c, send).await.unwrap();
+    tokio::time::sleep(soon * 2).await;
+    let kept = chats.download("s", &id, &c, &file_id).await.unwrap();
+    assert_eq!(kept.data, b"hello");
+}

@@ -222,6 +222,7 @@ mod tests {
             v1: None,
             background: false,
             resume_from: None,
+            files_until: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, 0);
         chat.push(2, EventType::ParticipantJoined, None, 0);
