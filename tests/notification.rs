@@ -47,6 +47,9 @@ async fn receive(
             .map(str::to_owned)
     };
     let path = format!("/{path}");
+    if path.starts_with("/slow/") {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let mut got = r.got.lock();
     got.push(Got {
         path: path.clone(),
@@ -640,4 +643,27 @@ async fn subscriptions_expire() {
         publish(&s, "t.exp", json!("late")).await["subscriptions"],
         0
     );
+}
+
+/// A graceful stop sends what push has queued before the process exits
+/// (within `[sml] suspending-wait-timeout`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_sends_what_is_queued_first() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = server(&base, &dir, &[]);
+    // One device: its ten notifications go one after the other, 200 ms each.
+    subscribe(&s, "bye", "httpcb", &format!("{base}/slow/one"), json!({})).await;
+    for i in 0..10 {
+        publish(&s, "bye", json!(format!("m{i}"))).await;
+    }
+    s.signal("TERM");
+    assert!(s.wait(Duration::from_secs(15)).is_some(), "exits");
+    let got = r.got.lock();
+    let sent: Vec<&str> = got
+        .iter()
+        .filter(|g| g.path == "/slow/one")
+        .map(|g| g.body.as_str())
+        .collect();
+    assert_eq!(sent.len(), 10, "{sent:?}");
 }

@@ -1,14 +1,19 @@
 //! The dispatcher: a few workers per push type, each with its own bounded
-//! queue; a device's notifications always go through the same worker, so
-//! they arrive in the order they were sent. The provider each notification
-//! names, retries with exponential back-off and
-//! jitter for answers that may succeed later, and a listener told when a
-//! device is gone. Counters per provider and outcome say what happened.
+//! queue; a device's notifications always go through the same worker, one
+//! at a time, so they arrive in the order they were sent, while the worker
+//! has up to `in_flight` devices' notifications under way at once (a device
+//! whose endpoint never answers stalls only itself). The provider each
+//! notification names, retries with exponential back-off and jitter for
+//! answers that may succeed later, a listener told when a device is gone,
+//! and a drain for a graceful stop. Counters per provider and outcome say
+//! what happened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -19,8 +24,10 @@ pub struct DispatcherConfig {
     /// Notifications waiting per push type (shared out evenly between its
     /// workers); past it, `submit` refuses.
     pub queue: usize,
-    /// Deliveries in flight per push type.
+    /// Workers per push type (a device always has the same one).
     pub workers: usize,
+    /// Deliveries one worker has under way at once, each to another device.
+    pub in_flight: usize,
     /// Attempts in all for a notification whose answers say "retry".
     pub max_attempts: u32,
     pub first_backoff: Duration,
@@ -32,6 +39,7 @@ impl Default for DispatcherConfig {
         Self {
             queue: 100_000,
             workers: 8,
+            in_flight: 16,
             max_attempts: 5,
             first_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
@@ -99,6 +107,9 @@ pub struct Dispatcher {
     /// One queue per worker, per push type.
     queues: HashMap<PushType, Vec<mpsc::Sender<Job>>>,
     counters: Arc<Counters>,
+    /// Notifications accepted and not yet settled (delivered, gone, failed
+    /// or given up), retries included.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Dispatcher {
@@ -106,6 +117,7 @@ impl Dispatcher {
     pub fn start(providers: Providers, config: DispatcherConfig, gone: GoneListener) -> Arc<Self> {
         let providers = Arc::new(providers);
         let counters = Arc::new(Counters::default());
+        let pending = Arc::new(AtomicUsize::new(0));
         let mut queues = HashMap::new();
         let mut types: Vec<PushType> = providers.keys().map(|(t, _, _)| *t).collect();
         types.sort();
@@ -117,18 +129,40 @@ impl Dispatcher {
                 let (tx, rx) = mpsc::channel::<Job>((config.queue / workers).max(1));
                 senders.push(tx.clone());
                 let worker = Worker {
-                    rx,
                     tx,
                     providers: providers.clone(),
                     counters: counters.clone(),
                     gone: gone.clone(),
                     config: config.clone(),
+                    pending: pending.clone(),
                 };
-                tokio::spawn(worker.run());
+                tokio::spawn(worker.run(rx));
             }
             queues.insert(kind, senders);
         }
-        Arc::new(Self { queues, counters })
+        Arc::new(Self {
+            queues,
+            counters,
+            pending,
+        })
+    }
+
+    /// Notifications accepted and not settled yet.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits until every accepted notification is settled, at most `bound`
+    /// (a graceful stop); whether they all were.
+    pub async fn drain(&self, bound: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.pending() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     pub fn counters(&self) -> &Arc<Counters> {
@@ -148,9 +182,11 @@ impl Dispatcher {
             return Err(SubmitError::Disabled(kind));
         };
         let queue = &queues[worker_for(&n.device_id, queues.len())];
-        queue
-            .try_send(Job { n, attempt: 1 })
-            .map_err(|_| SubmitError::Full(kind))
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        queue.try_send(Job { n, attempt: 1 }).map_err(|_| {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            SubmitError::Full(kind)
+        })
     }
 }
 
@@ -163,22 +199,61 @@ fn worker_for(device_id: &str, workers: usize) -> usize {
 }
 
 struct Worker {
-    rx: mpsc::Receiver<Job>,
     tx: mpsc::Sender<Job>,
     providers: Arc<Providers>,
     counters: Arc<Counters>,
     gone: GoneListener,
     config: DispatcherConfig,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Worker {
-    async fn run(mut self) {
-        while let Some(job) = self.rx.recv().await {
-            self.deliver(job).await;
+    /// Takes jobs while fewer than `in_flight` deliveries are under way; a
+    /// job for a device already under way waits behind it (its order), the
+    /// others start at once.
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let in_flight_max = self.config.in_flight.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        // Devices under way, with their jobs waiting behind.
+        let mut waiting: HashMap<String, VecDeque<Job>> = HashMap::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                job = rx.recv(), if open && in_flight.len() < in_flight_max => match job {
+                    Some(job) => match waiting.get_mut(&job.n.device_id) {
+                        Some(behind) => behind.push_back(job),
+                        None => {
+                            waiting.insert(job.n.device_id.clone(), VecDeque::new());
+                            in_flight.push(self.deliver(job));
+                        }
+                    },
+                    None => open = false,
+                },
+                Some(device) = in_flight.next() => {
+                    match waiting.get_mut(&device).and_then(VecDeque::pop_front) {
+                        Some(next) => in_flight.push(self.deliver(next)),
+                        None => {
+                            waiting.remove(&device);
+                        }
+                    }
+                }
+                else => return,
+            }
         }
     }
 
-    async fn deliver(&self, job: Job) {
+    /// A job settled: it is no longer pending.
+    fn settled(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Sends one job; returns its device, whose next job may go.
+    async fn deliver(&self, job: Job) -> String {
+        self.attempt(&job).await;
+        job.n.device_id
+    }
+
+    async fn attempt(&self, job: &Job) {
         let n = &job.n;
         let key = (n.kind, n.provider.clone(), n.debug);
         let Some(provider) = self.providers.get(&key) else {
@@ -189,10 +264,13 @@ impl Worker {
                 "no such push provider configured"
             );
             self.counters.add(n, "failed");
-            return;
+            return self.settled();
         };
         match provider.send(n).await {
-            Outcome::Delivered => self.counters.add(n, "delivered"),
+            Outcome::Delivered => {
+                self.counters.add(n, "delivered");
+                self.settled();
+            }
             Outcome::Gone(why) => {
                 tracing::info!(
                     kind = n.kind.name(),
@@ -202,6 +280,7 @@ impl Worker {
                 );
                 self.counters.add(n, "gone");
                 (self.gone)(n);
+                self.settled();
             }
             Outcome::Failed(why) => {
                 tracing::warn!(
@@ -211,6 +290,7 @@ impl Worker {
                     "push refused"
                 );
                 self.counters.add(n, "failed");
+                self.settled();
             }
             Outcome::Retry(why) if job.attempt < self.config.max_attempts => {
                 self.counters.add(n, "retried");
@@ -222,14 +302,16 @@ impl Worker {
                     why,
                     "push retried"
                 );
-                let tx = self.tx.clone();
+                let (tx, pending) = (self.tx.clone(), self.pending.clone());
                 let next = Job {
                     n: job.n.clone(),
                     attempt: job.attempt + 1,
                 };
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = tx.send(next).await;
+                    if tx.send(next).await.is_err() {
+                        pending.fetch_sub(1, Ordering::AcqRel);
+                    }
                 });
             }
             Outcome::Retry(why) => {
@@ -241,6 +323,7 @@ impl Worker {
                     "push given up"
                 );
                 self.counters.add(n, "failed");
+                self.settled();
             }
         }
     }
@@ -416,6 +499,69 @@ mod tests {
             let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
             assert_eq!(order, expected, "device {device}");
         }
+    }
+
+    /// Never answers for one device (a tarpit), at once for the others.
+    struct Tarpit;
+
+    #[async_trait]
+    impl Provider for Tarpit {
+        async fn send(&self, n: &Notification) -> Outcome {
+            if n.device_id == "tarpit" {
+                std::future::pending::<()>().await;
+            }
+            Outcome::Delivered
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_that_never_answers_stalls_only_itself() {
+        let mut providers: Providers = HashMap::new();
+        providers.insert((PushType::Httpcb, String::new(), false), Arc::new(Tarpit));
+        // One worker: every device shares it.
+        let config = DispatcherConfig {
+            workers: 1,
+            ..fast()
+        };
+        let d = Dispatcher::start(providers, config, Arc::new(|_| {}));
+        for device in ["tarpit", "tarpit", "a", "b", "a", "c"] {
+            let mut n = notification(PushType::Httpcb);
+            n.device_id = device.into();
+            d.submit(n).unwrap();
+        }
+        settle(d.counters(), "httpcb", "delivered", 4).await;
+        assert_eq!(d.pending(), 2, "the tarpit's two wait, in order");
+    }
+
+    /// Takes 50 ms a delivery.
+    struct Slow;
+
+    #[async_trait]
+    impl Provider for Slow {
+        async fn send(&self, _: &Notification) -> Outcome {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Outcome::Delivered
+        }
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_what_is_queued_within_its_bound() {
+        let mut providers: Providers = HashMap::new();
+        providers.insert((PushType::Httpcb, String::new(), false), Arc::new(Slow));
+        let d = Dispatcher::start(providers, fast(), Arc::new(|_| {}));
+        for i in 0..10 {
+            let mut n = notification(PushType::Httpcb);
+            n.device_id = "one device".into();
+            n.message = i.to_string();
+            d.submit(n).unwrap();
+        }
+        assert!(
+            !d.drain(Duration::from_millis(100)).await,
+            "the bound ends it"
+        );
+        assert!(d.drain(Duration::from_secs(5)).await, "all sent");
+        assert_eq!(d.counters().get("httpcb", "delivered"), 10);
+        assert_eq!(d.pending(), 0);
     }
 
     #[test]

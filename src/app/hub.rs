@@ -22,6 +22,7 @@ use channels::storage::Storage;
 use channels::store::{Store, StoreError};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::shutdown::bounded;
 use crate::api::chat_v1::V1;
@@ -86,6 +87,9 @@ impl Drop for Tasks {
 pub struct Hub {
     router: Router,
     bayeux: Arc<Bayeux>,
+    /// Drained on a graceful stop, like the bus.
+    dispatcher: Arc<push::Dispatcher>,
+    bus: Option<Arc<RedisBus>>,
     status: Arc<NodeStatus>,
     membership: Arc<Membership>,
     store: Arc<dyn Store>,
@@ -139,7 +143,7 @@ impl Hub {
             true => Some(join_bus(&settings, &bayeux).await?),
             false => None,
         };
-        let reach = Reach::new(&bayeux, bus);
+        let reach = Reach::new(&bayeux, bus.clone());
 
         let membership = Arc::new(Membership::new(
             store.clone(),
@@ -173,6 +177,7 @@ impl Hub {
             push::DispatcherConfig {
                 workers: settings.push.workers,
                 queue: settings.push.queue,
+                in_flight: settings.push.in_flight,
                 ..push::DispatcherConfig::default()
             },
             Notifications::forget_gone(store.clone()),
@@ -212,7 +217,7 @@ impl Hub {
         let callbacks = Callbacks::new(
             store.clone(),
             settings.callbacks.clone(),
-            dispatcher,
+            dispatcher.clone(),
             chats.clone(),
         );
         tasks.0.push(callbacks.spawn_scheduler());
@@ -245,6 +250,8 @@ impl Hub {
         Ok(Self {
             router,
             bayeux,
+            dispatcher,
+            bus,
             status,
             membership,
             store,
@@ -261,7 +268,9 @@ impl Hub {
     /// Serves on `listener` until `stop` resolves, then stops gracefully:
     /// the node leaves the load balancer (`/genesys/1/node` answers 503),
     /// held connects are told to handshake again elsewhere, sockets close,
-    /// and requests still open get `[sml] suspending-wait-timeout`.
+    /// and within `[sml] suspending-wait-timeout` in all, requests still
+    /// open finish, queued push notifications go out and the bus's queue
+    /// leaves for Redis.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -275,6 +284,9 @@ impl Hub {
             MOUNTS[0]
         );
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        // When the stop began: the bound counts from there.
+        let began = Arc::new(std::sync::OnceLock::new());
+        let began_at = began.clone();
         let (bayeux, status) = (self.bayeux.clone(), self.status.clone());
         // Bayeux replies are small and latency-bound: no Nagle delay.
         let listener = listener.tap_io(|tcp| {
@@ -285,6 +297,7 @@ impl Hub {
             tracing::info!("shutting down: telling clients to reconnect elsewhere");
             status.set_online(false);
             bayeux.shutdown();
+            let _ = began_at.set(Instant::now());
             let _ = stopping_tx.send(());
         });
         bounded(
@@ -293,6 +306,18 @@ impl Hub {
             self.shutdown_timeout,
         )
         .await?;
+        let begun = began.get().copied().unwrap_or_else(Instant::now);
+        let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
+        if !self.dispatcher.drain(left).await {
+            tracing::warn!(
+                left = self.dispatcher.pending(),
+                "push notifications still queued at the shutdown bound"
+            );
+        }
+        if let Some(bus) = &self.bus {
+            bus.drain(self.shutdown_timeout.saturating_sub(begun.elapsed()))
+                .await;
+        }
         self.membership.leave().await;
         tracing::info!("stopped");
         Ok(())

@@ -185,6 +185,19 @@ impl RedisBus {
         }
     }
 
+    /// Waits until what this node relays has left for Redis, at most
+    /// `bound` (a graceful stop); whether it all did.
+    pub async fn drain(&self, bound: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.queued.load(Ordering::Acquire) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Whether `client_id` names a session of this node.
     pub fn is_local(&self, client_id: &str) -> bool {
         node_of(client_id) == Some(self.node_id.as_str())

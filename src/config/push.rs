@@ -26,6 +26,9 @@ pub struct PushSettings {
     pub workers: usize,
     /// `[push] queue` (100000): notifications waiting, per worker's share.
     pub queue: usize,
+    /// `[push] in-flight` (16, 1 to 1000): deliveries one worker has under
+    /// way at once, each to another device.
+    pub in_flight: usize,
     /// `[push] filtering_chat_events` (default the typing notices): chat
     /// events not pushed to an app in the background.
     pub filtered_chat_events: Vec<String>,
@@ -43,6 +46,7 @@ impl std::fmt::Debug for PushSettings {
         f.debug_struct("PushSettings")
             .field("workers", &self.workers)
             .field("queue", &self.queue)
+            .field("in_flight", &self.in_flight)
             .field("filtered_chat_events", &self.filtered_chat_events)
             .field("chat_payload", &self.chat_payload)
             .finish_non_exhaustive()
@@ -54,6 +58,7 @@ impl PushSettings {
         Self {
             workers: o.value::<usize>("push", "workers", 32).clamp(1, 1000),
             queue: o.value::<usize>("push", "queue", 100_000).max(1),
+            in_flight: o.value::<usize>("push", "in-flight", 16).clamp(1, 1000),
             filtered_chat_events: o
                 .get("push", "filtering_chat_events")
                 .unwrap_or("Notice.TypingStarted,Notice.TypingStopped")
