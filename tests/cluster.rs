@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{Browser, Frame, Server, Ws};
+use common::{json_of, Browser, Frame, Server, Ws};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -528,14 +528,7 @@ async fn comet_push_reaches_users_on_other_nodes_and_counts_only_what_arrived() 
     // Node b counts one delivery (jane's), and retries the ghost's.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let node: Value = http
-            .get(b.url("/genesys/1/node"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let node: Value = json_of(http.get(b.url("/genesys/1/node"))).await;
         let comet = &node["push"]["comet"];
         if comet["retried"].as_u64().unwrap_or(0) >= 1 {
             assert_eq!(comet["delivered"], 1, "{comet}");

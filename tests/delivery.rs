@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{deliveries, Browser, Frame, Server, Ws};
+use common::{deliveries, json_of, Browser, Frame, Server, Ws};
 use serde_json::{json, Value};
 
 const FAST: &[(&str, &str)] = &[
@@ -155,15 +155,7 @@ async fn a_long_chat_resumes_over_cometd_whatever_the_queue_bound() {
     let server = Server::start(&[("GMSHUB__COMETD__MAXQUEUE", "8192")]);
     let http = reqwest::Client::new();
     let chat = "/genesys/2/chat/customer-support";
-    let started: Value = http
-        .post(server.url(chat))
-        .form(&[("nickname", "Ada")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = json_of(http.post(server.url(chat)).form(&[("nickname", "Ada")])).await;
     let (id, user, key) = (
         started["chatId"].as_str().unwrap().to_owned(),
         started["userId"].as_str().unwrap().to_owned(),
@@ -171,15 +163,12 @@ async fn a_long_chat_resumes_over_cometd_whatever_the_queue_bound() {
     );
     for i in 0..40 {
         let text = format!("{i:04}{}", "m".repeat(996));
-        let sent: Value = http
-            .post(server.url(&format!("{chat}/{id}/send")))
-            .form(&[("userId", &user), ("secureKey", &key), ("message", &text)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let sent: Value = json_of(http.post(server.url(&format!("{chat}/{id}/send"))).form(&[
+            ("userId", &user),
+            ("secureKey", &key),
+            ("message", &text),
+        ]))
+        .await;
         assert_eq!(sent["statusCode"], 0, "{sent}");
     }
 

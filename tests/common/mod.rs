@@ -35,6 +35,17 @@ pub async fn call(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends a request and reads its answer as JSON (the tests' usual chain).
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 /// Starts gmshub with `config` written to an INI file in `dir` (as
 /// `GMSHUB_CONFIG`) and the given environment overrides.
 pub fn with_config(dir: &tempfile::TempDir, config: &str, extra: &[(&str, &str)]) -> Server {
