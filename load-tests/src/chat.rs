@@ -65,6 +65,9 @@ pub(crate) struct Session {
     ws: WebSocketStream<TcpStream>,
     pub(crate) id: String,
     n: u64,
+    /// Messages read with an earlier one that `until` returned: a frame
+    /// can carry an answer and a push together, and neither may be lost.
+    unread: std::collections::VecDeque<Value>,
 }
 
 impl Session {
@@ -75,6 +78,7 @@ impl Session {
             ws,
             id: String::new(),
             n: 0,
+            unread: Default::default(),
         };
         s.send(json!([{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["websocket"]}]))
             .await?;
@@ -123,12 +127,15 @@ impl Session {
             .await
     }
 
-    /// The next messages the server sends (a held connect's reply is
-    /// answered with a new connect).
+    /// The next messages the server sends, those an earlier `until` left
+    /// unread first (a held connect's reply is answered with a new connect).
     pub(crate) async fn next(
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<Value>, ClientError> {
+        if !self.unread.is_empty() {
+            return Ok(self.unread.drain(..).collect());
+        }
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
@@ -151,8 +158,10 @@ impl Session {
     async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Result<Value, ClientError> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            for m in self.next(deadline).await? {
+            let mut list = self.next(deadline).await?.into_iter();
+            while let Some(m) = list.next() {
                 if pred(&m) {
+                    self.unread.extend(list);
                     return Ok(m);
                 }
             }
