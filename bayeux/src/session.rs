@@ -96,8 +96,6 @@ pub struct Session {
     connected: AtomicBool,
     ack: AtomicBool,
     removed: AtomicU8,
-    /// See [`Session::dropped`].
-    dropped: AtomicU64,
     /// Woken when the queue shrinks, for a server-side delivery waiting for
     /// room; only while one waits (`room_wanted`), so draining costs nothing
     /// otherwise.
@@ -130,7 +128,6 @@ impl Session {
             connected: AtomicBool::new(false),
             ack: AtomicBool::new(false),
             removed: AtomicU8::new(0),
-            dropped: AtomicU64::new(0),
             room: Notify::new(),
             room_wanted: AtomicUsize::new(0),
         }
@@ -225,7 +222,6 @@ impl Session {
                     // pending ones may make room, and as few as will do.
                     let pending: usize = q.pending.iter().map(Bytes::len).sum();
                     if q.bytes - pending + len > max {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
                         return Enqueued::Dropped;
                     }
                     while q.bytes + len > max {
@@ -235,7 +231,6 @@ impl Session {
                         q.bytes -= old.len();
                         dropped += 1;
                     }
-                    self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -246,12 +241,6 @@ impl Session {
             wake: was_empty,
             dropped,
         }
-    }
-
-    /// Messages dropped from (or never admitted to) this session's queue
-    /// under `drop-oldest`.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether a `/meta/connect` reply would carry messages now.
@@ -461,7 +450,6 @@ mod tests {
             }
         );
         assert_eq!(pending(&s), vec![&b"bb"[..], b"cc", b"ddddd"]);
-        assert_eq!(s.dropped(), 1);
     }
 
     #[test]
@@ -474,7 +462,6 @@ mod tests {
             Enqueued::Dropped
         );
         assert_eq!(pending(&s), vec![&b"keep"[..]], "nothing emptied for it");
-        assert_eq!(s.dropped(), 1);
     }
 
     #[test]
@@ -498,7 +485,6 @@ mod tests {
             9,
             "the unacknowledged and the pending stay"
         );
-        assert_eq!(s.dropped(), 1);
     }
 
     #[tokio::test]

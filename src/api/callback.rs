@@ -125,7 +125,7 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
     if !is_json {
         let limit = BodyLimit {
             bytes: MAX_BODY,
-            option: "a callback request's most",
+            option: "the callback API's bound",
         };
         let items = form::items(req, limit).await?;
         return Ok(items

@@ -38,15 +38,6 @@ pub struct V1 {
     pub format: TranscriptFormat,
 }
 
-impl V1 {
-    fn body_limit(&self) -> BodyLimit {
-        BodyLimit {
-            bytes: self.max_upload,
-            option: "[server] max-file-upload",
-        }
-    }
-}
-
 pub fn router(v1: V1) -> Router {
     Router::new()
         .route("/genesys/1/service/{name}", post(request_service))
@@ -88,7 +79,7 @@ async fn request_service(
             format!("service {name} is not configured"),
         ));
     }
-    let items = form::items(req, v1.body_limit()).await?;
+    let items = form::items(req, BodyLimit::max_file_upload(v1.max_upload)).await?;
     // Keys starting with '_' are for GMS; the rest is the customer's data.
     let data: std::collections::BTreeMap<String, Item> = items
         .into_iter()
@@ -122,7 +113,7 @@ async fn start_chat(
     req: Request,
 ) -> Result<Response, ApiError> {
     let user = gms_user(req.headers()).map(str::to_owned);
-    let p = Params::from_items(form::items(req, v1.body_limit()).await?);
+    let p = Params::from_items(form::items(req, BodyLimit::max_file_upload(v1.max_upload)).await?);
     let Some(instance) = v1
         .services
         .get(&id)
@@ -199,7 +190,7 @@ async fn operation(
     req: Request,
 ) -> Result<Response, ApiError> {
     let user = gms_user(req.headers()).map(str::to_owned);
-    let p = Params::from_items(form::items(req, v1.body_limit()).await?);
+    let p = Params::from_items(form::items(req, BodyLimit::max_file_upload(v1.max_upload)).await?);
     let Some((chat_id, chat)) = v1.chats.by_v1_service(&id).await.map_err(chat_error)? else {
         return Err(error(
             StatusCode::NOT_FOUND,

@@ -51,11 +51,7 @@ pub fn router(chats: Chats, max_upload: usize) -> Router {
 }
 
 async fn params(api: &Api, req: Request) -> Result<Params, Response> {
-    let limit = BodyLimit {
-        bytes: api.max_upload,
-        option: "[server] max-file-upload",
-    };
-    form::items(req, limit)
+    form::items(req, BodyLimit::max_file_upload(api.max_upload))
         .await
         .map(Params::from_items)
         .map_err(IntoResponse::into_response)
@@ -153,8 +149,8 @@ async fn with_file(
     let services = api.chats.services();
     let largest = match service.and_then(|s| services.get(s)) {
         Some(options) => options.files.max_file_size,
-        None => (services.named.values())
-            .chain(services.catch_all.iter())
+        None => services
+            .all()
             .map(|o| o.files.max_file_size)
             .max()
             .unwrap_or_default(),

@@ -22,6 +22,16 @@ pub struct BodyLimit {
     pub option: &'static str,
 }
 
+impl BodyLimit {
+    /// `[server] max-file-upload`: the bound of the classic APIs' forms.
+    pub fn max_file_upload(bytes: usize) -> Self {
+        Self {
+            bytes,
+            option: "[server] max-file-upload",
+        }
+    }
+}
+
 /// Reads a form body into items by key. Empty values are not stored (GMS:
 /// "Value for key is undefined ... will not be stored"); a key given twice
 /// keeps its last value.

@@ -76,10 +76,7 @@ impl From<StorageError> for ApiError {
 
 impl Api {
     async fn items(&self, req: Request<Body>) -> Result<BTreeMap<String, Item>, ApiError> {
-        let limit = BodyLimit {
-            bytes: self.settings.max_upload,
-            option: "[server] max-file-upload",
-        };
+        let limit = BodyLimit::max_file_upload(self.settings.max_upload);
         let items = form::items(req, limit).await?;
         if let Some(allowed) = &self.settings.allowed_mime_types {
             for (key, item) in &items {

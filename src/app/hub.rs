@@ -192,9 +192,7 @@ impl Hub {
         // a chat silent for its longest possible life may be forgotten.
         let longest_idle = settings
             .chat
-            .named
-            .values()
-            .chain(settings.chat.catch_all.iter())
+            .all()
             .map(|o| o.client_timeout)
             .max()
             .unwrap_or_default();

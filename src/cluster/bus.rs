@@ -198,11 +198,6 @@ impl RedisBus {
         true
     }
 
-    /// Whether `client_id` names a session of this node.
-    pub fn is_local(&self, client_id: &str) -> bool {
-        node_of(client_id) == Some(self.node_id.as_str())
-    }
-
     /// Delivers `data` on `channel` to the session `client_id`, on whichever
     /// node holds it. Returns false when the session is known to be gone
     /// (here) or `client_id` is no clientId.

@@ -34,12 +34,17 @@ impl ChatV2Comet {
 /// parts (it resyncs with `requestNotifications` from its position).
 async fn send(server: &Bayeux, session: &Arc<Session>, channel: &str, response: ChatV2Response) {
     let config = server.config();
-    let wait = config.max_interval + config.timeout;
-    for part in response.in_parts(config.max_queue / 4) {
-        let raw = match serde_json::value::to_raw_value(&part) {
-            Ok(raw) => raw,
+    let (wait, part) = (config.max_interval + config.timeout, config.max_queue / 4);
+    let encode = |r: &ChatV2Response| serde_json::value::to_raw_value(r);
+    // Most answers fit in one part: encoded once, sent as they are.
+    let parts = match encode(&response) {
+        Ok(raw) if raw.get().len() <= part => vec![raw],
+        _ => match response.in_parts(part).iter().map(encode).collect() {
+            Ok(parts) => parts,
             Err(e) => return tracing::warn!("chat over CometD: cannot encode an answer: {e}"),
-        };
+        },
+    };
+    for raw in parts {
         match server.deliver_with_room(session, channel, &raw, wait).await {
             Ok(true) => {}
             Ok(false) => {

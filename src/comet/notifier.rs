@@ -59,12 +59,9 @@ impl Pushed {
     }
 
     /// How many chats are remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.up_to.lock().chats.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The map, swept of stale chats when a quarter of `stale_after` has

@@ -33,10 +33,6 @@ impl Reach {
         self.bayeux.upgrade()
     }
 
-    pub fn bus(&self) -> Option<&Arc<RedisBus>> {
-        self.bus.as_ref()
-    }
-
     /// Delivers to the session `client_id` and says what became of it: the
     /// session's node answers (this one at once, another within
     /// [`RECEIPT_WAIT`], else `None`).

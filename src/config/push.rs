@@ -466,3 +466,23 @@ fn localized(o: &Options) -> HashMap<String, HashMap<String, String>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatcher_bounds_are_read_and_clamped() {
+        let read = |ini: &str| PushSettings::from_options(&Options::from_ini(ini, &[]).unwrap());
+        let d = read("");
+        assert_eq!((d.workers, d.queue, d.in_flight), (32, 100_000, 16));
+        let low = read("[push]\nworkers = 0\nqueue = 0\nin-flight = 0\n");
+        assert_eq!((low.workers, low.queue, low.in_flight), (1, 1, 1));
+        let high = read("[push]\nworkers = 5000\nin-flight = 5000\n");
+        assert_eq!((high.workers, high.in_flight), (1000, 1000));
+        assert!(
+            !format!("{d:?}").contains("options"),
+            "no option values in Debug"
+        );
+    }
+}

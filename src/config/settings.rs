@@ -445,9 +445,7 @@ fn chat_services(o: &Options) -> ChatServices {
 /// `agent` with password `agent`, serves every chat queue.
 fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
     let mut all_queues: Vec<String> = chat
-        .named
-        .values()
-        .chain(chat.catch_all.iter())
+        .all()
         .map(|s| s.queue.clone())
         .chain([channels::chat::DEFAULT_QUEUE.to_owned()])
         .collect();

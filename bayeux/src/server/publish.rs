@@ -17,6 +17,15 @@ use crate::message::{encode_delivery, encode_service_reply, Incoming, Reply};
 use crate::session::{RemoveReason, Session};
 use crate::subscriptions::Subscribers;
 
+/// A delivery to one session, encoded: any channel but a meta or wildcard one.
+fn for_one_session(channel: &str, data: &RawValue) -> Result<Bytes, PublishError> {
+    let name = ChannelName::parse(channel)?;
+    if name.is_meta() || name.is_wildcard() {
+        return Err(PublishError::NotBroadcast);
+    }
+    Ok(encode_delivery(channel, data, None))
+}
+
 impl Bayeux {
     /// Publishes `data` (a JSON value) on a broadcast channel from the server;
     /// returns how many sessions it was queued for.
@@ -53,11 +62,7 @@ impl Bayeux {
         channel: &str,
         data: &RawValue,
     ) -> Result<bool, PublishError> {
-        let name = ChannelName::parse(channel)?;
-        if name.is_meta() || name.is_wildcard() {
-            return Err(PublishError::NotBroadcast);
-        }
-        Ok(self.deliver_encoded(session, encode_delivery(channel, data, None)))
+        Ok(self.deliver_encoded(session, for_one_session(channel, data)?))
     }
 
     /// Delivers `data` on `channel` to one session without ever overflowing
@@ -71,11 +76,7 @@ impl Bayeux {
         data: &RawValue,
         wait: Duration,
     ) -> Result<bool, PublishError> {
-        let name = ChannelName::parse(channel)?;
-        if name.is_meta() || name.is_wildcard() {
-            return Err(PublishError::NotBroadcast);
-        }
-        let message = encode_delivery(channel, data, None);
+        let message = for_one_session(channel, data)?;
         match session
             .enqueue_with_room(message, self.config.max_queue, wait)
             .await

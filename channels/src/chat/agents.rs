@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chats::Chats;
 use super::error::ChatError;
-use super::model::{ChatSession, ChatState, PartyType};
+use super::model::{ChatSession, PartyType};
 use crate::store::{Collection, Store, StoreError};
 
 /// One configured agent or bot.
@@ -221,9 +221,7 @@ impl Agents {
         let mut offers = Vec::new();
         for queue in &account.queues {
             for (id, chat) in self.chats.queued(queue).await? {
-                if chat.state == ChatState::Queued
-                    && !chat.declined.iter().any(|d| d == &account.login)
-                {
+                if chat.waits_for(&account.login) {
                     offers.push(Offer {
                         chat_id: id,
                         queue: chat.queue.clone(),

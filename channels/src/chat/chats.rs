@@ -228,15 +228,27 @@ impl Chats {
         }
     }
 
+    /// The live chats with the index entry `name = value`, at most `limit`.
+    pub(super) async fn find(
+        &self,
+        name: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ChatSession)>, ChatError> {
+        let found = self.sessions.find(name, value, limit).await?;
+        Ok(found.into_iter().map(|(id, c)| (id, c.value)).collect())
+    }
+
     /// Sends the change a write made, if anyone may have to hear of it.
     pub(super) async fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
-        if chat.next_position() > from || chat.state == ChatState::Queued {
+        // Nobody reads changes (a test, a tool): nothing to copy or tell.
+        let heard = !self.changes.is_closed();
+        if heard && (chat.next_position() > from || chat.state == ChatState::Queued) {
             let change = ChatChange {
                 chat_id: chat_id.to_owned(),
                 chat: Arc::new(chat.clone()),
                 from,
             };
-            // Nobody reads changes (a test, a tool): nothing to tell.
             let _ = self.changes.send(change).await;
         }
     }

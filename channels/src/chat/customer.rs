@@ -159,13 +159,8 @@ impl Chats {
         if check_key("a secureKey", secure_key).is_err() {
             return Ok(None);
         }
-        Ok(self
-            .sessions
-            .find("key", secure_key, 2)
-            .await?
-            .into_iter()
-            .map(|(id, c)| (id, c.value))
-            .find(|(_, c)| c.secure_key == secure_key))
+        let found = self.find("key", secure_key, 2).await?;
+        Ok(found.into_iter().find(|(_, c)| c.secure_key == secure_key))
     }
 
     /// The Chat API v1 chat requested through service instance `service_id`
@@ -177,17 +172,10 @@ impl Chats {
         if check_key("a service id", service_id).is_err() {
             return Ok(None);
         }
-        if let Some(found) = self
-            .sessions
-            .find("v1", service_id, 2)
-            .await?
+        let found = self.find("v1", service_id, 2).await?;
+        Ok(found
             .into_iter()
-            .map(|(id, c)| (id, c.value))
-            .find(|(_, c)| c.v1.as_ref().is_some_and(|v| v.service_id == service_id))
-        {
-            return Ok(Some(found));
-        }
-        Ok(None)
+            .find(|(_, c)| c.v1.as_ref().is_some_and(|v| v.service_id == service_id)))
     }
 
     /// The customer's app went to the background: its CometD session (v2) or
@@ -200,25 +188,13 @@ impl Chats {
     ) -> Result<usize, ChatError> {
         let mut found = Vec::new();
         if check_key("a clientId", client_id).is_ok() {
-            found.extend(
-                self.sessions
-                    .find("comet", client_id, 100)
-                    .await?
-                    .into_iter()
-                    .map(|(id, _)| id),
-            );
+            found.extend(self.find("comet", client_id, 100).await?);
         }
         if let Some(user) = gms_user.filter(|u| check_key("a gms_user", u).is_ok()) {
-            found.extend(
-                self.sessions
-                    .find("v1user", user, 100)
-                    .await?
-                    .into_iter()
-                    .map(|(id, _)| id),
-            );
+            found.extend(self.find("v1user", user, 100).await?);
         }
         let mut count = 0;
-        for id in found {
+        for (id, _) in found {
             let outcome = self
                 .modify(&id, |chat, now| {
                     if chat.ended() || chat.background {

@@ -19,13 +19,12 @@ impl Chats {
     pub async fn end_idle(&self) -> Result<usize, ChatError> {
         let now = now_ms();
         let mut ended = 0;
-        for (id, chat) in self.sessions.find("open", "1", 100_000).await? {
+        for (id, chat) in self.find("open", "1", 100_000).await? {
             let timeout = self
                 .services()
-                .get(&chat.value.service)
+                .get(&chat.service)
                 .map_or(Duration::from_secs(900), |o| o.client_timeout);
-            if chat.value.ended() || chat.value.client_active_at + timeout.as_millis() as u64 > now
-            {
+            if chat.ended() || chat.client_active_at + timeout.as_millis() as u64 > now {
                 continue;
             }
             let outcome = self
@@ -55,9 +54,7 @@ impl Chats {
     /// between 1 and 30 seconds.
     pub fn idle_check_period(&self) -> Duration {
         self.services()
-            .named
-            .values()
-            .chain(self.services().catch_all.iter())
+            .all()
             .map(|o| o.client_timeout / 4)
             .min()
             .unwrap_or(Duration::from_secs(30))

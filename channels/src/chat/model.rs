@@ -239,6 +239,12 @@ impl ChatSession {
         files
     }
 
+    /// Whether the chat waits in its queue for `agent` (who has not
+    /// declined it).
+    pub fn waits_for(&self, agent: &str) -> bool {
+        self.state == ChatState::Queued && !self.declined.iter().any(|d| d == agent)
+    }
+
     pub fn ended(&self) -> bool {
         self.state == ChatState::Ended
     }

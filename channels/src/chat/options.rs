@@ -62,6 +62,11 @@ impl ChatServices {
     pub fn get(&self, name: &str) -> Option<&ChatServiceOptions> {
         self.named.get(name).or(self.catch_all.as_ref())
     }
+
+    /// Every service's options, the catch-all's included.
+    pub fn all(&self) -> impl Iterator<Item = &ChatServiceOptions> {
+        self.named.values().chain(self.catch_all.iter())
+    }
 }
 
 /// A service's file-transfer limits.

@@ -49,11 +49,9 @@ impl Chats {
         for _ in 0..WRITE_ATTEMPTS {
             let mut waiting = Vec::new();
             for queue in queues {
-                for (id, chat) in self.sessions.find("queued", queue, 10_000).await? {
-                    if chat.value.state == ChatState::Queued
-                        && !chat.value.declined.iter().any(|d| d == agent)
-                    {
-                        waiting.push((chat.value.created_at, id));
+                for (id, chat) in self.queued(queue).await? {
+                    if chat.waits_for(agent) {
+                        waiting.push((chat.created_at, id));
                     }
                 }
             }
@@ -124,29 +122,17 @@ impl Chats {
 
     /// Chats waiting in a queue.
     pub async fn queued(&self, queue: &str) -> Result<Vec<(String, ChatSession)>, ChatError> {
-        Ok(self
-            .sessions
-            .find("queued", queue, 10_000)
-            .await?
-            .into_iter()
-            .map(|(id, c)| (id, c.value))
-            .collect())
+        self.find("queued", queue, 10_000).await
     }
 
     /// The chats an agent is in.
     pub async fn of_agent(&self, agent: &str) -> Result<Vec<(String, ChatSession)>, ChatError> {
-        Ok(self
-            .sessions
-            .find("agent", agent, 1000)
-            .await?
-            .into_iter()
-            .map(|(id, c)| (id, c.value))
-            .collect())
+        self.find("agent", agent, 1000).await
     }
 
     /// How many chats an agent is in, without reading them.
     pub async fn count_of_agent(&self, agent: &str) -> Result<u64, ChatError> {
-        Ok(self.sessions.store().count("chat", "agent", agent).await?)
+        Ok(self.sessions.count("agent", agent).await?)
     }
 
     /// Reads a chat as one of its agents (present or past).

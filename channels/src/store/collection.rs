@@ -220,6 +220,11 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         }
     }
 
+    /// How many live records have the index entry `name = value`.
+    pub async fn count(&self, name: &str, value: &str) -> Result<u64> {
+        self.store.count(self.name, name, value).await
+    }
+
     pub async fn delete(&self, id: &str) -> Result<bool> {
         self.store.delete(self.name, id).await
     }
