@@ -25,7 +25,7 @@ use channels::notification::Notifications;
 use channels::service::Services as Instances;
 use channels::storage::Storage;
 
-use crate::cluster::Membership;
+use crate::cluster::{Membership, RedisBus};
 use crate::config::StorageSettings;
 
 /// The services the REST APIs reach.
@@ -41,6 +41,7 @@ pub struct Services {
     pub status: Arc<node::NodeStatus>,
     pub membership: Arc<Membership>,
     pub bayeux: Arc<Bayeux>,
+    pub bus: Option<Arc<RedisBus>>,
 }
 
 /// Every REST API, routed.
@@ -63,5 +64,6 @@ pub fn router(services: Services) -> Router {
             services.membership,
             push_counters,
             services.bayeux,
+            services.bus,
         ))
 }

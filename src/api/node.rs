@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use bayeux::Bayeux;
 
 use super::error::ApiError;
-use crate::cluster::Membership;
+use crate::cluster::{Membership, RedisBus};
 
 /// Whether this node takes work; OFFLINE tells load balancers to send
 /// traffic elsewhere (an operator's drain, or a shutdown under way).
@@ -50,6 +50,7 @@ struct Node {
     membership: Arc<Membership>,
     push: Arc<push::Counters>,
     bayeux: Arc<Bayeux>,
+    bus: Option<Arc<RedisBus>>,
 }
 
 pub fn router(
@@ -57,6 +58,7 @@ pub fn router(
     membership: Arc<Membership>,
     push: Arc<push::Counters>,
     bayeux: Arc<Bayeux>,
+    bus: Option<Arc<RedisBus>>,
 ) -> Router {
     Router::new()
         .route("/genesys/1/admin/node/status", get(status_text))
@@ -70,6 +72,7 @@ pub fn router(
             membership,
             push,
             bayeux,
+            bus,
         })
 }
 
@@ -134,6 +137,12 @@ async fn node(State(node): State<Node>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // What the bus lost: dropped at its out-queue's bound, and broadcasts
+    // of other nodes that never came.
+    let bus = node.bus.as_ref().map(|bus| {
+        let (dropped, missed) = bus.losses();
+        serde_json::json!({ "dropped": dropped, "missed": missed })
+    });
     let body = serde_json::json!({
         "id": m.node_id(),
         "status": node.status.text(),
@@ -141,6 +150,7 @@ async fn node(State(node): State<Node>) -> Response {
         "storeReachable": nodes.is_some(),
         "cluster": m.clustered(),
         "nodes": nodes,
+        "bus": bus,
         // Deliveries by push type/provider and outcome, since start.
         "push": node.push.snapshot(),
         // This node's CometD sessions, and the messages `drop-oldest`

@@ -241,6 +241,7 @@ impl Hub {
             status: status.clone(),
             membership: membership.clone(),
             bayeux: bayeux.clone(),
+            bus: bus.clone(),
         };
         let router = pages::router()
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
@@ -313,7 +314,7 @@ impl Hub {
             );
         }
         if let Some(bus) = &self.bus {
-            bus.drain(self.shutdown_timeout.saturating_sub(begun.elapsed()))
+            bus.leave(self.shutdown_timeout.saturating_sub(begun.elapsed()))
                 .await;
         }
         self.membership.leave().await;

@@ -13,13 +13,14 @@
 //!   (queued, or no such session), so a push is counted delivered only when
 //!   it was.
 //!
-//! Redis pub/sub delivers at most once: what is published while a node's
-//! subscription is down (a Redis restart) is not replayed to it. That is
-//! the Bayeux contract too (a broadcast reaches the sessions connected when
-//! it is published); what must not be lost lives in the store.
+//! Redis pub/sub delivers at most once; the [`outbox`](super::outbox) holds
+//! and resends broadcasts until every listening node has them, and each
+//! node drops what it had already and counts what it missed (a gap in a
+//! sender's numbers). Events for one session are not held: what they carry
+//! is in the store, or the sender waits for a receipt.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -27,10 +28,12 @@ use bayeux::{Bayeux, Relay};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionManagerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use super::outbox::{self, Arrival, Outbox, Sequence};
 
 /// The header line before each relayed message.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +41,8 @@ struct Header<'a> {
     /// The node that relayed it.
     #[serde(borrow)]
     from: &'a str,
+    /// Which run of that node (its sequence numbers start again with each).
+    run: u64,
     #[serde(borrow)]
     channel: &'a str,
     /// For an event to one session: its clientId.
@@ -52,6 +57,9 @@ struct Header<'a> {
     /// With a receipt: what became of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outcome: Option<Receipt>,
+    /// The sender stops listening (a graceful stop).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    leaving: bool,
 }
 
 /// What the node holding a session did with an event for it.
@@ -68,14 +76,16 @@ pub enum Receipt {
 }
 
 impl<'a> Header<'a> {
-    fn new(from: &'a str, channel: &'a str) -> Self {
+    fn new(from: &'a str, run: u64, channel: &'a str) -> Self {
         Self {
             from,
+            run,
             channel,
             to: None,
             ask: None,
             receipt: None,
             outcome: None,
+            leaving: false,
         }
     }
 }
@@ -95,30 +105,37 @@ pub fn node_of(client_id: &str) -> Option<&str> {
     (hex && !node.is_empty()).then_some(node)
 }
 
-struct Outgoing {
-    redis_channel: String,
-    payload: Vec<u8>,
+/// What this node took from each other node's run, by stream.
+#[derive(Default)]
+struct Heard {
+    run: u64,
+    broadcasts: Sequence,
+    events: Sequence,
 }
 
 pub struct RedisBus {
     node_id: String,
+    /// This run's number, random: a restarted node's messages are told
+    /// from its previous run's.
+    run: u64,
     prefix: String,
     bayeux: Weak<Bayeux>,
-    out: mpsc::UnboundedSender<Outgoing>,
-    /// Bytes waiting to be published, bounded by `max_queued`.
-    queued: Arc<AtomicUsize>,
-    max_queued: usize,
-    dropped: AtomicU64,
+    outbox: Outbox,
     /// Events sent with `ask`, waiting for their receipt.
     receipts: Mutex<HashMap<u64, oneshot::Sender<Receipt>>>,
     next_ask: AtomicU64,
+    /// Only the receiving task takes this lock.
+    heard: Mutex<HashMap<String, Heard>>,
+    /// Broadcasts of other nodes that never arrived (gaps in their numbers).
+    missed: AtomicU64,
 }
 
 fn frame(header: &Header<'_>, body: &[u8]) -> Vec<u8> {
-    let mut payload = serde_json::to_vec(header).expect("a header always encodes");
-    payload.push(b'\n');
-    payload.extend_from_slice(body);
-    payload
+    outbox::frame(|payload| {
+        serde_json::to_writer(&mut *payload, header).expect("a header always encodes");
+        payload.push(b'\n');
+        payload.extend_from_slice(body);
+    })
 }
 
 impl RedisBus {
@@ -132,70 +149,56 @@ impl RedisBus {
         max_queued: usize,
     ) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_connection_manager().await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Bounded, so that a Redis that stopped answering (a partition) is
+        // a failed pipeline, held and tried again, not a hung one.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = client.get_connection_manager_with_config(config).await?;
+        let channels = [broadcast_channel(prefix), node_channel(prefix, node_id)];
+        let pubsub = subscribe(&client, &channels).await?;
         let bus = Arc::new(Self {
             node_id: node_id.to_owned(),
+            run: rand::random(),
             prefix: prefix.to_owned(),
             bayeux: Arc::downgrade(bayeux),
-            out: tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            max_queued,
-            dropped: AtomicU64::new(0),
+            outbox: Outbox::start(conn, broadcast_channel(prefix), max_queued),
             receipts: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(1),
+            heard: Mutex::new(HashMap::new()),
+            missed: AtomicU64::new(0),
         });
-        let channels = [bus.broadcast_channel(), bus.node_channel(node_id)];
-        let pubsub = subscribe(&client, &channels).await?;
-        tokio::spawn(publish_loop(conn, rx, bus.queued.clone()));
         tokio::spawn(receive_loop(client, channels, pubsub, Arc::downgrade(&bus)));
         Ok(bus)
     }
 
     fn broadcast_channel(&self) -> String {
-        format!("{}:bus:broadcast", self.prefix)
+        broadcast_channel(&self.prefix)
     }
 
     fn node_channel(&self, node: &str) -> String {
-        format!("{}:bus:node:{node}", self.prefix)
+        node_channel(&self.prefix, node)
     }
 
-    fn send(&self, redis_channel: String, payload: Vec<u8>) {
-        let size = payload.len();
-        if self.queued.fetch_add(size, Ordering::Relaxed) + size > self.max_queued {
-            self.queued.fetch_sub(size, Ordering::Relaxed);
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n + 1,
-                    "cluster bus queue full ([cluster] bus-queue): messages dropped"
-                );
-            }
-            return;
-        }
-        if self
-            .out
-            .send(Outgoing {
-                redis_channel,
-                payload,
-            })
-            .is_err()
-        {
-            self.queued.fetch_sub(size, Ordering::Relaxed);
-        }
+    fn header<'a>(&'a self, channel: &'a str) -> Header<'a> {
+        Header::new(&self.node_id, self.run, channel)
     }
 
-    /// Waits until what this node relays has left for Redis, at most
-    /// `bound` (a graceful stop); whether it all did.
-    pub async fn drain(&self, bound: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + bound;
-        while self.queued.load(Ordering::Acquire) > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
+    /// A graceful stop: waits until what this node relays has arrived, at
+    /// most `bound`, then tells the other nodes it no longer listens (so
+    /// their broadcasts do not wait for it); whether everything arrived.
+    pub async fn leave(&self, bound: Duration) -> bool {
+        let mut leaving = self.header("");
+        leaving.leaving = true;
+        self.outbox
+            .send(self.broadcast_channel(), frame(&leaving, b""), false);
+        self.outbox.drain(bound).await
+    }
+
+    /// Messages dropped at the out-queue's bound, and broadcasts of other
+    /// nodes that never arrived, since start.
+    pub fn losses(&self) -> (u64, u64) {
+        (self.outbox.dropped(), self.missed.load(Ordering::Relaxed))
     }
 
     /// Delivers `data` on `channel` to the session `client_id`, on whichever
@@ -206,11 +209,12 @@ impl RedisBus {
             None => false,
             Some(node) if node == self.node_id => self.deliver_here(client_id, channel, data),
             Some(node) => {
-                let mut header = Header::new(&self.node_id, channel);
+                let mut header = self.header(channel);
                 header.to = Some(client_id);
-                self.send(
+                self.outbox.send(
                     self.node_channel(node),
                     frame(&header, data.get().as_bytes()),
+                    false,
                 );
                 true
             }
@@ -239,12 +243,13 @@ impl RedisBus {
         let ask = self.next_ask.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.receipts.lock().insert(ask, tx);
-        let mut header = Header::new(&self.node_id, channel);
+        let mut header = self.header(channel);
         header.to = Some(client_id);
         header.ask = Some(ask);
-        self.send(
+        self.outbox.send(
             self.node_channel(node),
             frame(&header, data.get().as_bytes()),
+            false,
         );
         let answer = tokio::time::timeout(wait, rx).await;
         self.receipts.lock().remove(&ask);
@@ -258,15 +263,20 @@ impl RedisBus {
     }
 
     fn receive(&self, payload: &[u8]) {
-        let Some(newline) = payload.iter().position(|&b| b == b'\n') else {
-            tracing::warn!("cluster bus: a message without header");
+        let framed = outbox::unframe(payload).and_then(|(seq, rest)| {
+            let newline = rest.iter().position(|&b| b == b'\n')?;
+            let header = serde_json::from_slice::<Header>(&rest[..newline]).ok()?;
+            Some((seq, header, &rest[newline + 1..]))
+        });
+        let Some((seq, header, body)) = framed else {
+            tracing::warn!("cluster bus: a message without a readable header");
             return;
         };
-        let Ok(header) = serde_json::from_slice::<Header>(&payload[..newline]) else {
-            tracing::warn!("cluster bus: a message with a bad header");
+        if header.from == self.node_id || !self.first_time(&header, seq) {
             return;
-        };
-        if header.from == self.node_id {
+        }
+        if header.leaving {
+            self.outbox.listener_left();
             return;
         }
         if let Some(ask) = header.receipt {
@@ -280,7 +290,6 @@ impl RedisBus {
         let Some(bayeux) = self.bayeux.upgrade() else {
             return;
         };
-        let body = &payload[newline + 1..];
         match header.to {
             None => {
                 if let Err(e) = bayeux.fan_out_relayed(header.channel, Bytes::copy_from_slice(body))
@@ -300,11 +309,46 @@ impl RedisBus {
                     tracing::debug!("cluster bus: event for a session that is gone");
                 }
                 if let Some(ask) = header.ask {
-                    let mut receipt = Header::new(&self.node_id, "");
+                    let mut receipt = self.header("");
                     receipt.receipt = Some(ask);
                     receipt.outcome = Some(outcome);
-                    self.send(self.node_channel(header.from), frame(&receipt, b""));
+                    self.outbox
+                        .send(self.node_channel(header.from), frame(&receipt, b""), false);
                 }
+            }
+        }
+    }
+
+    /// Whether this message is new from its sender (one sent again after a
+    /// fault is not); counts the broadcasts that never came.
+    fn first_time(&self, header: &Header<'_>, seq: u64) -> bool {
+        let mut heard = self.heard.lock();
+        let from = heard.entry(header.from.to_owned()).or_default();
+        if from.run != header.run {
+            *from = Heard {
+                run: header.run,
+                ..Heard::default()
+            };
+        }
+        let broadcast = header.to.is_none() && header.receipt.is_none() && !header.leaving;
+        let stream = if broadcast {
+            &mut from.broadcasts
+        } else {
+            &mut from.events
+        };
+        match stream.arrive(seq) {
+            Arrival::Again => false,
+            Arrival::New { missed } => {
+                if missed > 0 {
+                    let total = self.missed.fetch_add(missed, Ordering::Relaxed) + missed;
+                    tracing::warn!(
+                        from = header.from,
+                        missed,
+                        total,
+                        "cluster bus: broadcasts from another node never arrived"
+                    );
+                }
+                true
             }
         }
     }
@@ -325,46 +369,41 @@ pub fn deliver_to(bayeux: &Bayeux, client_id: &str, channel: &str, data: &RawVal
 
 impl Relay for RedisBus {
     fn broadcast(&self, channel: &str, message: &Bytes) {
-        let header = Header::new(&self.node_id, channel);
-        self.send(self.broadcast_channel(), frame(&header, message));
+        let header = self.header(channel);
+        self.outbox
+            .send(self.broadcast_channel(), frame(&header, message), true);
     }
 }
 
+fn broadcast_channel(prefix: &str) -> String {
+    format!("{prefix}:bus:broadcast")
+}
+
+fn node_channel(prefix: &str, node: &str) -> String {
+    format!("{prefix}:bus:node:{node}")
+}
+
+/// Subscribes on a new connection, within the same bound as the outbox's
+/// connection (a Redis cut off must not hang the resubscription).
 async fn subscribe(
     client: &redis::Client,
     channels: &[String],
 ) -> Result<redis::aio::PubSub, redis::RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    for channel in channels {
-        pubsub.subscribe(channel).await?;
-    }
-    Ok(pubsub)
-}
-
-/// Publishes what the node relays, in order, each time as one pipeline of
-/// everything that is waiting.
-async fn publish_loop(
-    mut conn: ConnectionManager,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    queued: Arc<AtomicUsize>,
-) {
-    const BATCH: usize = 512;
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        let mut size = 0;
-        for m in batch.drain(..) {
-            size += m.payload.len();
-            pipe.cmd("PUBLISH")
-                .arg(m.redis_channel)
-                .arg(m.payload)
-                .ignore();
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        for channel in channels {
+            pubsub.subscribe(channel).await?;
         }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!("cluster bus: publishing failed: {e}");
-        }
-        queued.fetch_sub(size, Ordering::Relaxed);
-    }
+        Ok(pubsub)
+    };
+    tokio::time::timeout(Duration::from_secs(3), connect)
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer from Redis in 3 s",
+            ))
+        })?
 }
 
 /// Hands what other nodes relay to this node's sessions; resubscribes when
@@ -388,7 +427,9 @@ async fn receive_loop(
             tracing::warn!("cluster bus: subscription to Redis lost; reconnecting");
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // Well inside the outbox's wait for listeners, so that a Redis
+        // restart loses no broadcast.
+        backoff = (backoff * 2).min(Duration::from_millis(800));
         if bus.strong_count() == 0 {
             return;
         }

@@ -5,6 +5,7 @@
 
 mod bus;
 mod membership;
+mod outbox;
 
 pub use bus::{deliver_to, node_of, Receipt, RedisBus};
 pub use membership::{JoinError, Membership, NodeInfo};

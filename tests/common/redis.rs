@@ -1,5 +1,7 @@
-//! A real `redis-server` for a test: started on a free loopback port with
-//! no persistence, in a temporary folder, killed when dropped.
+//! A real `redis-server` for a test: started on a free loopback port in a
+//! temporary folder, killed when dropped. Without persistence, or (for the
+//! fault tests, which kill and restart it) with an append-only file synced
+//! on every write, as a site that keeps its store in Redis runs it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,64 +11,70 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    durable: bool,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// With `appendonly yes` and `appendfsync always`: what it acknowledged
+    /// survives a SIGKILL.
+    pub fn start_durable() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and folder (after [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = spawn(self.port, self.dir.path(), self.durable);
+            if wait_for(&mut child, self.port) {
+                self.child = child;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start again"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn start_with(durable: bool) -> RedisServer {
         // A free port is free only until something binds it: two tests
         // starting at once may pick the same one, and the loser's redis
         // exits while its test talks to the winner's. So the one answering
         // must be ours (its process id), or we try another port.
         for _ in 0..10 {
-            if let Some(server) = Self::try_start() {
+            if let Some(server) = Self::try_start(durable) {
                 return server;
             }
         }
         panic!("redis-server did not start on a free port");
     }
 
-    fn try_start() -> Option<RedisServer> {
+    fn try_start(durable: bool) -> Option<RedisServer> {
         let dir = tempfile::tempdir().expect("temporary folder");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (the README's test command installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(pid) = process_on(port) {
-                if pid == child.id() {
-                    return Some(RedisServer {
-                        child,
-                        port,
-                        _dir: dir,
-                    });
-                }
-            }
-            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut child = spawn(port, dir.path(), durable);
+        wait_for(&mut child, port).then_some(RedisServer {
+            child,
+            port,
+            dir,
+            durable,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -78,6 +86,49 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, durable: bool) -> Child {
+    let persistence: &[&str] = if durable {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(persistence)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (the README's test command installs it)")
+}
+
+/// Whether `child` came to answer on `port` (another process answering
+/// there is a lost race for the port: `child` is killed).
+fn wait_for(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = process_on(port) {
+            if pid == child.id() {
+                return true;
+            }
+        }
+        if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
