@@ -202,6 +202,11 @@ impl Subscriber {
         self.poll(url, Duration::from_millis(HOLD_MS + 1000)).await;
     }
 
+    /// Closes its socket (the next poll opens another, maybe elsewhere).
+    pub fn drop_socket(&mut self) {
+        self.socket = None;
+    }
+
     /// Polls until the test says what to expect (the publishers are done),
     /// then until that has arrived (see [`until`](Self::until)).
     pub async fn run(

@@ -19,6 +19,6 @@
 mod common;
 
 mod clients;
-// mod disconnects;
-// mod proxy;
+mod disconnects;
+mod proxy;
 mod redis_restart;
