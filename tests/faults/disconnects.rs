@@ -78,7 +78,11 @@ async fn a_thousand_cut_sockets_lose_and_repeat_nothing() {
         proxy.cut(),
         started.elapsed()
     );
-    assert!(proxy.cut() >= CUTS, "only {} cuts in {MOST_TIME:?}", proxy.cut());
+    assert!(
+        proxy.cut() >= CUTS,
+        "only {} cuts in {MOST_TIME:?}",
+        proxy.cut()
+    );
     for (room, expected) in expected.into_iter().enumerate() {
         rooms_done[room].send_replace(Some(Arc::new(expected)));
     }
@@ -96,8 +100,16 @@ async fn a_thousand_cut_sockets_lose_and_repeat_nothing() {
             expected.len(),
             &missing[..missing.len().min(20)]
         );
-        assert!(s.repeats.is_empty(), "{}: repeated {:?}", s.client_id, s.repeats);
+        assert!(
+            s.repeats.is_empty(),
+            "{}: repeated {:?}",
+            s.client_id,
+            s.repeats
+        );
     }
     eprintln!("{resumed} sockets opened again");
-    assert!(resumed >= CUTS / 2, "the cuts hit the subscribers: {resumed}");
+    assert!(
+        resumed >= CUTS / 2,
+        "the cuts hit the subscribers: {resumed}"
+    );
 }

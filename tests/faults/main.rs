@@ -20,5 +20,7 @@ mod common;
 
 mod clients;
 mod disconnects;
+mod full_disk;
 mod proxy;
 mod redis_restart;
+mod tarpit;
