@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod chat;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};

@@ -21,6 +21,7 @@ mod common;
 mod clients;
 mod disconnects;
 mod full_disk;
+mod node_kill;
 mod proxy;
 mod redis_restart;
 mod tarpit;

@@ -16,9 +16,9 @@ use serde_json::json;
 use crate::common::{call, with_config, Server};
 
 /// When each (device path, message) arrived.
-type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
+pub type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
 
-async fn healthy_receiver() -> (Arrivals, String) {
+pub async fn healthy_receiver() -> (Arrivals, String) {
     let arrivals = Arrivals::default();
     let app = axum::Router::new()
         .route(
