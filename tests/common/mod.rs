@@ -84,8 +84,24 @@ impl Server {
     /// to restart a server on the same data).
     pub fn start_with_data(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        Self::launch(cmd, data, env)
+    }
+
+    /// Like `start`, inside the network namespace `netns`, listening on
+    /// `ip` there (the fault tests' own namespaces; needs root).
+    pub fn start_in_netns(netns: &str, ip: &str, env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("temporary folder");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_gmshub")])
+            .args(["--listen", &format!("{ip}:0")]);
+        let mut server = Self::launch(cmd, data.path(), env);
+        server._data = Some(data);
+        server
+    }
+
+    fn launch(mut cmd: Command, data: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        cmd.env("RUST_LOG", "info")
             .env("GMSHUB__SQLITE__PATH", data.join("gmshub.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

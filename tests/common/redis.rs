@@ -13,17 +13,24 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     durable: bool,
+    /// An address it listens on besides loopback.
+    also: Option<String>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// With `appendonly yes` and `appendfsync always`: what it acknowledged
     /// survives a SIGKILL.
     pub fn start_durable() -> RedisServer {
-        Self::start_with(true)
+        Self::start_with(true, None)
+    }
+
+    /// Durable, and listening on `ip` too (a test network's address).
+    pub fn start_durable_on(ip: &str) -> RedisServer {
+        Self::start_with(true, Some(ip.to_owned()))
     }
 
     /// SIGKILL, as a crash would.
@@ -36,7 +43,12 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = spawn(self.port, self.dir.path(), self.durable);
+            let mut child = spawn(
+                self.port,
+                self.dir.path(),
+                self.durable,
+                self.also.as_deref(),
+            );
             if wait_for(&mut child, self.port) {
                 self.child = child;
                 return;
@@ -49,36 +61,42 @@ impl RedisServer {
         }
     }
 
-    fn start_with(durable: bool) -> RedisServer {
+    fn start_with(durable: bool, also: Option<String>) -> RedisServer {
         // A free port is free only until something binds it: two tests
         // starting at once may pick the same one, and the loser's redis
         // exits while its test talks to the winner's. So the one answering
         // must be ours (its process id), or we try another port.
         for _ in 0..10 {
-            if let Some(server) = Self::try_start(durable) {
+            if let Some(server) = Self::try_start(durable, also.clone()) {
                 return server;
             }
         }
         panic!("redis-server did not start on a free port");
     }
 
-    fn try_start(durable: bool) -> Option<RedisServer> {
+    fn try_start(durable: bool, also: Option<String>) -> Option<RedisServer> {
         let dir = tempfile::tempdir().expect("temporary folder");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut child = spawn(port, dir.path(), durable);
+        let mut child = spawn(port, dir.path(), durable, also.as_deref());
         wait_for(&mut child, port).then_some(RedisServer {
             child,
             port,
             dir,
             durable,
+            also,
         })
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its URL at the other address it listens on.
+    pub fn url_on(&self, ip: &str) -> String {
+        format!("redis://{ip}:{}/", self.port)
     }
 }
 
@@ -89,21 +107,19 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &std::path::Path, durable: bool) -> Child {
+fn spawn(port: u16, dir: &std::path::Path, durable: bool, also: Option<&str>) -> Child {
     let persistence: &[&str] = if durable {
         &["--appendonly", "yes", "--appendfsync", "always"]
     } else {
         &["--appendonly", "no"]
     };
+    let bind = match also {
+        Some(ip) => format!("127.0.0.1 {ip}"),
+        None => "127.0.0.1".to_owned(),
+    };
     Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
+        .args(["--port", &port.to_string(), "--bind", &bind, "--save", ""])
+        .args(["--protected-mode", "no"])
         .args(persistence)
         .arg("--dir")
         .arg(dir)

@@ -22,6 +22,7 @@ mod clients;
 mod disconnects;
 mod full_disk;
 mod node_kill;
+mod partition;
 mod proxy;
 mod redis_restart;
 mod tarpit;
