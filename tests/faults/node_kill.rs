@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use crate::common::chat::{Agent, Customer};
 use crate::common::redis::RedisServer;
 use crate::common::{call, Server};
+use crate::tarpit::{healthy_receiver, subscribe};
 
 fn node(redis: &RedisServer, id: &str, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
@@ -175,7 +176,7 @@ async fn a_v1_chat_goes_on_through_another_node_when_its_node_dies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_made_on_a_node_that_dies_are_served_by_the_survivor() {
-    let (received, base) = crate::tarpit::healthy_receiver().await;
+    let (received, base) = healthy_receiver().await;
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gmshub.ini");
@@ -184,16 +185,7 @@ async fn subscriptions_made_on_a_node_that_dies_are_served_by_the_survivor() {
     let extra = [("GMSHUB_CONFIG", config.as_str())];
     let (first, second) = (node(&redis, "na", &extra), node(&redis, "nb", &extra));
     for device in 0..3 {
-        let body = json!({"subscriberId": "app", "filter": "offers",
-            "notificationDetails": {"deviceId": format!("{base}/dev/{device}"), "type": "httpcb"}});
-        let (status, v) = call(
-            &first,
-            "POST",
-            "/genesys/1/notification/subscription",
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
+        subscribe(&first, "offers", &format!("{base}/dev/{device}")).await;
     }
     kill(first);
     let publish = json!({"tag": "offers", "message": "note-after-the-kill"});

@@ -18,6 +18,7 @@ use crate::common::{call, with_config, Server};
 /// When each (device path, message) arrived.
 pub type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
 
+/// Records when each notification (its `note-` id) reached each path.
 pub async fn healthy_receiver() -> (Arrivals, String) {
     let arrivals = Arrivals::default();
     let app = axum::Router::new()
@@ -54,7 +55,7 @@ async fn tarpit() -> String {
     base
 }
 
-async fn subscribe(s: &Server, tag: &str, url: &str) {
+pub async fn subscribe(s: &Server, tag: &str, url: &str) {
     let body = json!({"subscriberId": "app", "filter": tag,
         "notificationDetails": {"deviceId": url, "type": "httpcb"}});
     let (status, v) = call(
