@@ -39,6 +39,10 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Print an argon2id hash of the password read from standard input (one
+    /// line), for any `password` option: the configuration then need not
+    /// hold the password itself.
+    HashPassword,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -63,6 +67,16 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     // Installed first, so a signal that arrives as soon as the port answers
     // still shuts down gracefully instead of killing the process.
+    if let Some(Command::HashPassword) = cli.command {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.is_empty() {
+            return Err("no password on standard input".into());
+        }
+        println!("{}", channels::password::Password::hash(password));
+        return Ok(());
+    }
     let signals = Signals::install()?;
     let options = Options::load(cli.config.as_deref())?;
     if let Some(Command::Schema {

@@ -35,6 +35,7 @@ const CRATES: [(&str, &[&str]); 4] = [
         "channels/src",
         &[
             "id",
+            "password",
             "store",
             "storage",
             "service",

@@ -4,8 +4,10 @@
 //! under `/gmshub/agent`; every call but login carries `Authorization:
 //! Bearer <token>`.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +15,26 @@ use channels::chat::{Action, AgentAccount, AgentError, Agents, ChatError, ChatSe
 use serde::Deserialize;
 use serde_json::json;
 
+use super::request::peer;
+use super::throttle::LoginThrottle;
+
+#[derive(Clone)]
+struct Desk {
+    agents: Agents,
+    throttle: Arc<LoginThrottle>,
+}
+
+impl axum::extract::FromRef<Desk> for Agents {
+    fn from_ref(desk: &Desk) -> Agents {
+        desk.agents.clone()
+    }
+}
+
 pub fn router(agents: Agents) -> Router {
+    let desk = Desk {
+        agents,
+        throttle: Arc::default(),
+    };
     Router::new()
         .route("/gmshub/agent/login", post(login))
         .route("/gmshub/agent/logout", post(logout))
@@ -25,7 +46,7 @@ pub fn router(agents: Agents) -> Router {
         .route("/gmshub/agent/chats/{chat_id}", get(transcript))
         .route("/gmshub/agent/chats/{chat_id}/{action}", post(act))
         .route("/gmshub/agent/chats/{chat_id}/files/{file_id}", get(file))
-        .with_state(agents)
+        .with_state(desk)
 }
 
 /// An error as `{"error": "..."}` with its status.
@@ -111,11 +132,20 @@ struct Login {
 }
 
 async fn login(
-    State(agents): State<Agents>,
+    State(desk): State<Desk>,
+    extensions: Extensions,
     bytes: axum::body::Bytes,
 ) -> Result<Response, Failure> {
     let l: Login = body(&bytes)?;
-    let (token, account) = agents.login(&l.agent, &l.password).await?;
+    if let Err(wait) = desk.throttle.attempt(&l.agent, peer(&extensions)) {
+        let seconds = wait.as_secs().max(1);
+        let refused = Failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many login attempts; try again in {seconds} s"),
+        );
+        return Ok(([(header::RETRY_AFTER, seconds.to_string())], refused).into_response());
+    }
+    let (token, account) = desk.agents.login(&l.agent, &l.password).await?;
     Ok(Json(json!({
         "token": token,
         "agent": account.login,

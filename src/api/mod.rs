@@ -4,6 +4,7 @@
 //! of `channels`, and answer in each API's own shape. May use: `wire`,
 //! `config` (the settings they serve by), `cluster` (the Node API).
 
+pub mod access;
 pub mod agent;
 pub mod callback;
 pub mod chat_v1;
@@ -14,6 +15,7 @@ pub mod node;
 pub mod notification;
 pub mod request;
 pub mod storage;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -26,7 +28,7 @@ use channels::service::Services as Instances;
 use channels::storage::Storage;
 
 use crate::cluster::{Membership, RedisBus};
-use crate::config::StorageSettings;
+use crate::config::{Access, StorageSettings};
 
 /// The services the REST APIs reach.
 pub struct Services {
@@ -42,6 +44,7 @@ pub struct Services {
     pub membership: Arc<Membership>,
     pub bayeux: Arc<Bayeux>,
     pub bus: Option<Arc<RedisBus>>,
+    pub access: Arc<Access>,
 }
 
 /// Every REST API, routed.
@@ -65,5 +68,9 @@ pub fn router(services: Services) -> Router {
             push_counters,
             services.bayeux,
             services.bus,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            services.access,
+            access::check,
         ))
 }

@@ -1,14 +1,25 @@
 //! What the REST APIs read off a request besides its path and form body:
-//! the `gms_user` header GMS clients name their end user in, and JSON
-//! object bodies.
+//! the `gms_user` header GMS clients name their end user in, the client's
+//! address, and JSON object bodies.
 
-use axum::http::HeaderMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
 
 use crate::wire::GMS_USER;
 
 /// The end user a request names in its `gms_user` header.
 pub fn gms_user(headers: &HeaderMap) -> Option<&str> {
     headers.get(GMS_USER).and_then(|v| v.to_str().ok())
+}
+
+/// The address the request came from (none for a hub driven in-process,
+/// without a listener).
+pub fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// A request body that must be one JSON object; the error says what it is

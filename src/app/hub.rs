@@ -130,6 +130,9 @@ impl Hub {
     /// starts its background tasks.
     pub async fn build(settings: Settings, address: SocketAddr) -> Result<Self, StartError> {
         let mut tasks = Tasks::default();
+        if let Some(line) = settings.access.summary() {
+            tracing::info!("{line}");
+        }
         let store = crate::store::open(&settings.store).await?;
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
@@ -159,7 +162,12 @@ impl Hub {
         let storage = Storage::new(store.clone());
         let (chats, changes) = Chats::new(store.clone(), settings.chat.clone());
         tasks.0.push(chats.spawn_idle_check());
-        let agents = Agents::new(store.clone(), settings.agents.clone(), chats.clone());
+        let agents = Agents::new(
+            store.clone(),
+            settings.agent_accounts(address),
+            chats.clone(),
+            settings.agent_idle,
+        );
 
         // `/_genesys` and the comet push type reach sessions by gms_user.
         let users = GenesysUsers::new(store.clone());
@@ -242,6 +250,7 @@ impl Hub {
             membership: membership.clone(),
             bayeux: bayeux.clone(),
             bus: bus.clone(),
+            access: settings.access.clone(),
         };
         let router = pages::router()
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
@@ -291,7 +300,13 @@ impl Hub {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            listener,
+            self.router
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             stop.await;
             tracing::info!("shutting down: telling clients to reconnect elsewhere");
             status.set_online(false);

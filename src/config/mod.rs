@@ -3,10 +3,12 @@
 //! ([`settings`]), and push's ([`push`]). May use: `wire` (names GMS
 //! fixes), `store` (its configuration).
 
+pub mod access;
 pub mod options;
 pub mod push;
 pub mod settings;
 
+pub use access::{Access, Guard};
 pub use options::{ConfigError, Options};
 pub use push::PushSettings;
 pub use settings::{cassandra_config, Settings, StorageSettings, V1Settings};

@@ -5,13 +5,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bayeux::{BayeuxConfig, QueueFullPolicy};
 use channels::callback::{CallbackSettings, OfficeHours};
-use channels::chat::{AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType};
+use channels::chat::{
+    AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType, SESSION_IDLE,
+};
 use channels::notification::NotificationSettings;
+use channels::password::Password;
 
+use super::access::Access;
 use super::options::Options;
 use super::push::PushSettings;
 use crate::store::cassandra::{self, CassandraConfig};
@@ -72,8 +77,15 @@ pub struct Settings {
     /// membership record; it drops out three intervals after its last one.
     pub heartbeat: Duration,
     pub chat: ChatServices,
-    /// `[agent.<login>]`: who may log in to the agent API.
+    /// `[agent.<login>]`: who may log in to the agent API (see
+    /// [`Settings::agent_accounts`] for the development account).
     pub agents: Vec<AgentAccount>,
+    /// Who may call which REST API (Basic authentication per group, the
+    /// back office's networks).
+    pub access: Arc<Access>,
+    /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
+    /// lives unused.
+    pub agent_idle: Duration,
     pub v1: V1Settings,
     pub notifications: NotificationSettings,
     pub push: PushSettings,
@@ -180,6 +192,10 @@ impl Settings {
                 .map(str::to_owned),
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
             agents: agent_accounts(o, &chat),
+            access: Arc::new(Access::from_options(o)),
+            agent_idle: o
+                .seconds("agent", "session-idle-timeout", SESSION_IDLE)
+                .max(Duration::from_secs(1)),
             chat,
             v1: V1Settings {
                 format: TranscriptFormat {
@@ -439,20 +455,54 @@ fn chat_services(o: &Options) -> ChatServices {
     services
 }
 
-/// The agents and bots who may log in to the agent API, one
-/// `[agent.<login>]` section each (`password`, `nickname`, `queues`,
-/// `type` = `agent` or `bot`). With none configured, one development agent,
-/// `agent` with password `agent`, serves every chat queue.
-fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
-    let mut all_queues: Vec<String> = chat
+impl Settings {
+    /// Who may log in to the agent API of a node listening on `listen`:
+    /// the configured accounts, or, with none, the development account
+    /// `agent`/`agent` serving every queue, and that only on a loopback
+    /// listener (nobody else can reach it).
+    pub fn agent_accounts(&self, listen: SocketAddr) -> Vec<AgentAccount> {
+        if !self.agents.is_empty() {
+            return self.agents.clone();
+        }
+        if !listen.ip().is_loopback() {
+            tracing::warn!(
+                "no [agent.<login>] accounts: the agent API has none (the development \
+                 account agent/agent exists only on a loopback listener)"
+            );
+            return Vec::new();
+        }
+        tracing::warn!(
+            "development agent account agent/agent enabled (loopback listener, no [agent.<login>] \
+             sections)"
+        );
+        vec![AgentAccount {
+            login: "agent".into(),
+            password: Arc::new(Password::from_config("agent").expect("a plain password")),
+            nickname: "Agent".into(),
+            queues: all_queues(&self.chat),
+            kind: PartyType::Agent,
+        }]
+    }
+}
+
+/// Every chat queue: the services' and the default one.
+fn all_queues(chat: &ChatServices) -> Vec<String> {
+    let mut all: Vec<String> = chat
         .all()
         .map(|s| s.queue.clone())
         .chain([channels::chat::DEFAULT_QUEUE.to_owned()])
         .collect();
-    all_queues.sort();
-    all_queues.dedup();
-    let mut accounts: Vec<AgentAccount> = o
-        .section_names()
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The agents and bots who may log in to the agent API, one
+/// `[agent.<login>]` section each (`password`, plain or an argon2id hash,
+/// `nickname`, `queues`, `type` = `agent` or `bot`).
+fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
+    let all_queues = all_queues(chat);
+    o.section_names()
         .filter_map(|s| {
             s.strip_prefix("agent.")
                 .filter(|l| !l.is_empty())
@@ -465,6 +515,16 @@ fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
                     "[{section}] has no password: the agent cannot log in"
                 );
                 return None;
+            };
+            let password = match Password::from_config(password) {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::error!(
+                        agent = login,
+                        "[{section}] password: {e}; the agent cannot log in"
+                    );
+                    return None;
+                }
             };
             let queues: Vec<String> = match o.get(&section, "queues") {
                 Some(list) if !list.is_empty() => list
@@ -489,22 +549,12 @@ fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
                     .unwrap_or(&login)
                     .to_owned(),
                 login,
-                password: password.to_owned(),
+                password,
                 queues,
                 kind,
             })
         })
-        .collect();
-    if accounts.is_empty() {
-        accounts.push(AgentAccount {
-            login: "agent".into(),
-            password: "agent".into(),
-            nickname: "Agent".into(),
-            queues: all_queues,
-            kind: PartyType::Agent,
-        });
-    }
-    accounts
+        .collect()
 }
 
 /// A size or count option, where 0 means the default.
@@ -565,7 +615,7 @@ pub fn cassandra_config(o: &Options) -> CassandraConfig {
         consistency,
         serial_consistency,
         username: text("cassandra-authentication-security", "username"),
-        password: text("cassandra-authentication-security", "password"),
+        password: text("cassandra-authentication-security", "password").map(Into::into),
         request_timeout: o.millis("cassandra", "request-timeout", d.request_timeout),
     }
 }
@@ -573,6 +623,31 @@ pub fn cassandra_config(o: &Options) -> CassandraConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_secret_shows_in_the_settings_debug() {
+        let o = Options::from_ini(
+            "[server]\nusername = u\npassword = server-secret-1\n\
+             [storage]\npassword = storage-secret-2\n[admin]\nusername = a\npassword = admin-secret-3\n\
+             [agent.ada]\npassword = agent-secret-4\n\
+             [store]\ntype = cassandra\n[cassandra]\nnodes = 127.0.0.1\n\
+             [cassandra-authentication-security]\nusername = c\npassword = cassandra-secret-5\n\
+             [push]\npushEnabled = wns\nwns.sid = sid\nwns.clientSecret = wns-secret-6\n",
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{:?}", Settings::from_options(&o));
+        assert!(
+            shown.contains("Cassandra"),
+            "the settings are shown: {shown}"
+        );
+        for secret in 1..=6 {
+            assert!(
+                !shown.contains(&format!("secret-{secret}")),
+                "secret {secret} in {shown}"
+            );
+        }
+    }
 
     #[test]
     fn gms_and_cometd_names_map_to_settings() {

@@ -56,7 +56,8 @@ pub struct CassandraConfig {
     pub consistency: Consistency,
     pub serial_consistency: SerialConsistency,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Redacted in `Debug`.
+    pub password: Option<secrecy::SecretString>,
     /// `request-timeout` (ms): a statement that takes longer fails.
     pub request_timeout: Duration,
 }
@@ -214,7 +215,7 @@ async fn connect(config: &CassandraConfig) -> Result<Session> {
         .connection_timeout(Duration::from_secs(5))
         .default_execution_profile_handle(profile.into_handle());
     if let (Some(user), Some(password)) = (&config.username, &config.password) {
-        builder = builder.user(user, password);
+        builder = builder.user(user, secrecy::ExposeSecret::expose_secret(password));
     }
     if config.secured {
         builder = builder.tls_context(Some(tls(config)?));

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod chat;
+pub mod netns;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};

@@ -8,7 +8,6 @@
 //! the fault is a cut, not delay or loss.)
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,83 +17,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::clients::{Publisher, Subscriber, HOLD_MS};
+use crate::common::netns::TestNet;
 use crate::common::redis::RedisServer;
 use crate::common::{json_of, Server};
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {args:?} (needs root): {status}");
-}
-
-/// A network namespace and the veth pair that joins it to the host.
-struct TestNet {
-    ns: String,
-    host_if: String,
-    host_ip: String,
-    ns_ip: String,
-}
-
-impl TestNet {
-    fn create() -> TestNet {
-        let pid = std::process::id();
-        let subnet = pid % 200 + 20;
-        let net = TestNet {
-            ns: format!("gmsf{pid}"),
-            host_if: format!("gmsfh{pid}"),
-            host_ip: format!("10.251.{subnet}.1"),
-            ns_ip: format!("10.251.{subnet}.2"),
-        };
-        let peer = format!("gmsfn{pid}");
-        ip(&["netns", "add", &net.ns]);
-        ip(&[
-            "link",
-            "add",
-            &net.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-        ]);
-        ip(&["link", "set", &peer, "netns", &net.ns]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", net.host_ip),
-            "dev",
-            &net.host_if,
-        ]);
-        ip(&["link", "set", &net.host_if, "up"]);
-        let inside = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", &net.ns, "ip"];
-            all.extend_from_slice(args);
-            ip(&all);
-        };
-        inside(&["addr", "add", &format!("{}/24", net.ns_ip), "dev", &peer]);
-        inside(&["link", "set", &peer, "up"]);
-        inside(&["link", "set", "lo", "up"]);
-        net
-    }
-
-    fn cut(&self) {
-        ip(&["link", "set", &self.host_if, "down"]);
-    }
-
-    fn heal(&self) {
-        ip(&["link", "set", &self.host_if, "up"]);
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the pair, and the pair.
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 fn env<'a>(redis_url: &'a str, id: &'a str, hold: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::chats::Chats;
 use super::error::ChatError;
 use super::model::{ChatSession, PartyType};
+use crate::password::Password;
 use crate::store::{Collection, Store, StoreError};
 
 /// One configured agent or bot.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AgentAccount {
     pub login: String,
-    pub password: String,
+    pub password: Arc<Password>,
     pub nickname: String,
     /// The queues (chat endpoints) it serves.
     pub queues: Vec<String>,
@@ -73,7 +74,11 @@ pub enum AgentError {
 }
 
 /// How long an agent's token lives without use.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How long an agent's token lives unused, by default (`[agent]
+/// session-idle-timeout`); each use renews it.
+pub const SESSION_IDLE: Duration = Duration::from_secs(3600);
+/// How long an agent's presence and desk session are remembered.
+const STATE_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most chats an agent may take at once.
 pub const MAX_CAPACITY: u32 = 100;
 
@@ -84,20 +89,20 @@ pub struct Agents {
     presence: Collection<Presence>,
     comet: Collection<String>,
     chats: Chats,
+    idle: Duration,
 }
 
 /// Equal strings, compared in time that does not depend on where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl Agents {
-    pub fn new(store: Arc<dyn Store>, accounts: Vec<AgentAccount>, chats: Chats) -> Self {
+    /// `idle`: how long a token lives unused.
+    pub fn new(
+        store: Arc<dyn Store>,
+        accounts: Vec<AgentAccount>,
+        chats: Chats,
+        idle: Duration,
+    ) -> Self {
         Self {
+            idle,
             accounts: Arc::new(accounts.into_iter().map(|a| (a.login.clone(), a)).collect()),
             tokens: Collection::by_id(store.clone(), "agent-session"),
             presence: Collection::by_id(store.clone(), "agent-presence"),
@@ -109,7 +114,7 @@ impl Agents {
     /// The agent's CometD session, where its event pings go.
     pub async fn set_comet(&self, login: &str, client_id: &str) -> Result<(), AgentError> {
         self.comet
-            .put(login, &client_id.to_owned(), Some(SESSION_TTL))
+            .put(login, &client_id.to_owned(), Some(STATE_TTL))
             .await?;
         Ok(())
     }
@@ -141,12 +146,12 @@ impl Agents {
         password: &str,
     ) -> Result<(String, &AgentAccount), AgentError> {
         let account = self.accounts.get(login).ok_or(AgentError::BadLogin)?;
-        if !same(&account.password, password) {
+        if !account.password.verify(password).await {
             return Err(AgentError::BadLogin);
         }
         let token = crate::id::secret();
         self.tokens
-            .put(&token, &account.login, Some(SESSION_TTL))
+            .put(&token, &account.login, Some(self.idle))
             .await?;
         Ok((token, account))
     }
@@ -156,13 +161,23 @@ impl Agents {
         if crate::store::check_key("a token", token).is_err() {
             return Err(AgentError::NotLoggedIn);
         }
-        let login = self
+        let session = self
             .tokens
             .get(token)
             .await?
-            .ok_or(AgentError::NotLoggedIn)?
-            .value;
-        self.accounts.get(&login).ok_or(AgentError::NotLoggedIn)
+            .ok_or(AgentError::NotLoggedIn)?;
+        // Renewed once half its time is gone, not on every call.
+        let left = session
+            .expires_at
+            .map_or(0, |at| at.saturating_sub(crate::store::now_ms()));
+        if left < self.idle.as_millis() as u64 / 2 {
+            self.tokens
+                .put(token, &session.value, Some(self.idle))
+                .await?;
+        }
+        self.accounts
+            .get(&session.value)
+            .ok_or(AgentError::NotLoggedIn)
     }
 
     pub async fn logout(&self, token: &str, login: &str) -> Result<(), AgentError> {
@@ -180,9 +195,7 @@ impl Agents {
             ready,
             capacity: capacity.min(MAX_CAPACITY),
         };
-        self.presence
-            .put(login, &presence, Some(SESSION_TTL))
-            .await?;
+        self.presence.put(login, &presence, Some(STATE_TTL)).await?;
         Ok(())
     }
 
@@ -314,11 +327,15 @@ impl Agents {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use crate::password::Password;
+
     #[test]
     fn an_account_debugs_without_its_password() {
         let account = super::AgentAccount {
             login: "ada".into(),
-            password: "s3cret-pass".into(),
+            password: Arc::new(Password::from_config("s3cret-pass").unwrap()),
             nickname: "Ada".into(),
             queues: vec!["q".into()],
             kind: super::PartyType::Agent,
@@ -328,13 +345,5 @@ mod tests {
             shown.contains("ada") && !shown.contains("s3cret-pass"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn passwords_compare_whole() {
-        assert!(super::same("secret", "secret"));
-        assert!(!super::same("secret", "secreT"));
-        assert!(!super::same("secret", "secret2"));
-        assert!(!super::same("", "x"));
     }
 }

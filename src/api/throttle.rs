@@ -1,0 +1,84 @@
+//! Agent logins, throttled per account and per client address (governor's
+//! keyed limiters): a guessing run against one account, or from one
+//! address, is refused with 429 and a `Retry-After`, while an agent who
+//! mistypes once or twice never notices.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Attempts per account: 5 at once, then one every 12 s.
+const PER_ACCOUNT: u32 = 5;
+/// Attempts per address: 20 at once, then one every 3 s.
+const PER_ADDRESS: u32 = 20;
+/// Past this many tracked keys, those back to a full allowance are dropped.
+const KEPT: usize = 10_000;
+
+pub struct LoginThrottle {
+    by_account: DefaultKeyedRateLimiter<String>,
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("not zero"));
+        Self {
+            by_account: RateLimiter::keyed(per_minute(PER_ACCOUNT)),
+            by_address: RateLimiter::keyed(per_minute(PER_ADDRESS)),
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// Counts one attempt; how long to wait instead when either allowance
+    /// is spent.
+    pub fn attempt(&self, account: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+        if self.by_account.len() > KEPT {
+            self.by_account.retain_recent();
+        }
+        if self.by_address.len() > KEPT {
+            self.by_address.retain_recent();
+        }
+        let now = DefaultClock::default().now();
+        if let Some(address) = address {
+            self.by_address
+                .check_key(&address)
+                .map_err(|n| n.wait_time_from(now))?;
+        }
+        self.by_account
+            .check_key(&account.to_owned())
+            .map_err(|n| n.wait_time_from(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_and_an_address_have_their_allowance() {
+        let t = LoginThrottle::default();
+        let here: IpAddr = [192, 0, 2, 1].into();
+        for _ in 0..PER_ACCOUNT {
+            assert!(t.attempt("ada", Some(here)).is_ok());
+        }
+        let wait = t.attempt("ada", Some(here)).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(5) && wait <= Duration::from_secs(12),
+            "{wait:?}"
+        );
+        // Another account from the same address still may, up to the
+        // address's allowance.
+        for i in 0..(PER_ADDRESS - PER_ACCOUNT - 1) {
+            assert!(t.attempt(&format!("other{i}"), Some(here)).is_ok());
+        }
+        assert!(
+            t.attempt("bob", Some(here)).is_err(),
+            "the address is spent"
+        );
+        assert!(t.attempt("bob", Some([192, 0, 2, 2].into())).is_ok());
+    }
+}

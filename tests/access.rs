@@ -1,0 +1,343 @@
+//! Who may call what, against the real binary: GMS's Basic authentication
+//! per API group (the 401 exactly as GMS sends it, overrides per section,
+//! hashed passwords, Chat v2's `disable_authentication`, the fail-closed
+//! case), the back office that answers anonymous callers only from its
+//! networks (a server in the test's own network namespace, reached from
+//! the host), and the agent login (hashed passwords, throttling, idle
+//! tokens, no development account off loopback).
+
+mod common;
+
+use std::time::Duration;
+
+use channels::password::Password;
+use common::netns::TestNet;
+use common::{with_config, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A request body: JSON, or a form (the chat and storage APIs').
+#[derive(Clone)]
+enum Body {
+    None,
+    Json(Value),
+    Form(&'static [(&'static str, &'static str)]),
+}
+
+/// A request with Basic credentials (or none); its status, headers and
+/// body.
+async fn ask(
+    s: &Server,
+    method: Method,
+    path: &str,
+    body: Body,
+    credentials: Option<(&str, &str)>,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut request = reqwest::Client::new().request(method, s.url(path));
+    request = match body {
+        Body::None => request,
+        Body::Json(v) => request.json(&v),
+        Body::Form(f) => request.form(f),
+    };
+    if let Some((user, password)) = credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    let answer = request.send().await.expect("request");
+    let (status, headers) = (answer.status(), answer.headers().clone());
+    (status, headers, answer.text().await.unwrap_or_default())
+}
+
+/// Asserts GMS's 401: the challenge with the realm and an empty body.
+fn challenged(
+    (status, headers, body): &(StatusCode, reqwest::header::HeaderMap, String),
+    realm: &str,
+    what: &str,
+) {
+    assert_eq!(*status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+    assert_eq!(
+        headers["www-authenticate"],
+        format!("Basic realm=\"{realm}\"").as_str(),
+        "{what}"
+    );
+    assert_eq!(headers["content-length"], "0", "{what}");
+    assert!(body.is_empty(), "{what}: {body}");
+}
+
+#[tokio::test]
+async fn every_group_asks_for_its_own_credentials() {
+    let storage_hash = Password::hash("sp");
+    let config = format!(
+        "[server]\nusername = u\npassword = p\nrealm = Genesys Banner Login\n\
+         [storage]\nusername = su\npassword = {storage_hash}\n\
+         [notification]\nusername = nu\npassword = np\n\
+         [service.request-chat]\nusername = rc\npassword = rcp\n\
+         [chat]\ndisable_authentication = false\n\
+         [chat.customer-support]\nusername = cs\npassword = csp\n\
+         [admin]\nusername = au\npassword = ap\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_config(&dir, &config, &[]);
+    let realm = "Genesys Banner Login";
+    let publish = Body::Json(json!({"tag": "t", "message": "m"}));
+    let form = Body::Form(&[("nickname", "Ann")]);
+    let phone = Body::Form(&[("phone", "555")]);
+    let phone_again = phone.clone();
+    let unknown_chat = "/genesys/1/service/0123456789abcdef/ixn/chat";
+    // Each request, the credentials of its group, and its answer with them.
+    let cases = [
+        (
+            Method::POST,
+            "/genesys/1/storage/60",
+            form.clone(),
+            ("su", "sp"),
+            200,
+        ),
+        (
+            Method::POST,
+            "/genesys/1/notification/publish",
+            publish,
+            ("nu", "np"),
+            200,
+        ),
+        (
+            Method::POST,
+            "/genesys/1/service/request-chat",
+            phone,
+            ("rc", "rcp"),
+            200,
+        ),
+        (
+            Method::POST,
+            "/genesys/2/chat/customer-support",
+            form,
+            ("cs", "csp"),
+            200,
+        ),
+        (
+            Method::GET,
+            "/genesys/1/admin/node/status",
+            Body::None,
+            ("au", "ap"),
+            200,
+        ),
+        (
+            Method::POST,
+            "/gmshub/callback/none/next",
+            Body::None,
+            ("au", "ap"),
+            404,
+        ),
+        (Method::POST, unknown_chat, phone_again, ("u", "p"), 404),
+    ];
+    for (method, path, body, (user, password), expected) in cases {
+        let what = format!("{method} {path}");
+        let none = ask(&s, method.clone(), path, body.clone(), None).await;
+        challenged(&none, realm, &what);
+        let wrong = ask(&s, method.clone(), path, body.clone(), Some((user, "nope"))).await;
+        challenged(&wrong, realm, &what);
+        if (user, password) != ("u", "p") {
+            // The group's own credentials replace the server's.
+            let server = ask(&s, method.clone(), path, body.clone(), Some(("u", "p"))).await;
+            challenged(&server, realm, &what);
+        }
+        let (status, _, text) = ask(&s, method, path, body, Some((user, password))).await;
+        assert_eq!(status.as_u16(), expected, "{what}: {text}");
+    }
+    // The load balancer's check and CometD stay open.
+    let (status, _, _) = ask(&s, Method::GET, "/genesys/1/node", Body::None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let handshake = json!([{"channel": "/meta/handshake", "version": "1.0",
+        "supportedConnectionTypes": ["long-polling"]}]);
+    let (status, _, text) = ask(
+        &s,
+        Method::POST,
+        "/genesys/cometd",
+        Body::Json(handshake),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("\"successful\":true"), "{text}");
+    assert!(
+        !s.output().contains(&storage_hash),
+        "no password in the log"
+    );
+}
+
+#[tokio::test]
+async fn chat_v2_stays_open_by_default_and_a_password_without_a_user_refuses_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_config(&dir, "[server]\nusername = u\npassword = p\n", &[]);
+    let chat = Body::Form(&[("nickname", "Ann")]);
+    let (status, _, text) = ask(
+        &s,
+        Method::POST,
+        "/genesys/2/chat/customer-support",
+        chat,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "disable_authentication defaults to true: {text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_config(&dir, "[storage]\npassword = p\n", &[]);
+    for credentials in [None, Some(("", "p")), Some(("admin", "p"))] {
+        let asked = ask(
+            &s,
+            Method::GET,
+            "/genesys/1/storage/x",
+            Body::None,
+            credentials,
+        )
+        .await;
+        challenged(
+            &asked,
+            "Genesys Application Configuration Needed",
+            "fail closed",
+        );
+    }
+    assert!(
+        s.output()
+            .contains("[storage] has a password but no username"),
+        "{}",
+        s.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_office_answers_anonymous_callers_only_from_its_networks() {
+    let net = TestNet::create();
+    // The server in the namespace sees the host's address as the client's:
+    // not loopback.
+    let s = Server::start_in_netns(&net.ns, &net.ns_ip, &[]);
+    for (method, path) in [
+        (Method::GET, "/genesys/1/admin/node/status"),
+        (Method::POST, "/genesys/1/admin/node/changestatus/OFFLINE"),
+        (Method::GET, "/genesys/1/admin/callback/queues"),
+        (Method::POST, "/gmshub/callback/cb/next"),
+        (Method::POST, "/genesys/1/notification/publish"),
+    ] {
+        let (status, _, body) = ask(&s, method.clone(), path, Body::None, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        let body: Value = serde_json::from_str(&body).expect("GMS's error shape");
+        assert!(body["message"].as_str().unwrap().contains("admin-networks"));
+    }
+    let (status, _, _) = ask(&s, Method::GET, "/genesys/1/node", Body::None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the node still answers its load balancer"
+    );
+    assert!(
+        s.output()
+            .contains("answers only to 127.0.0.0/8, ::1/128 without credentials"),
+        "the start-up log says so"
+    );
+    // Off loopback, no development agent.
+    let login = Body::Json(json!({"agent": "agent", "password": "agent"}));
+    let (status, _, _) = ask(&s, Method::POST, "/gmshub/agent/login", login, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    drop(s);
+
+    // With credentials, anyone who has them; or the listed networks.
+    let admin = [
+        ("GMSHUB__ADMIN__USERNAME", "au"),
+        ("GMSHUB__ADMIN__PASSWORD", "ap"),
+    ];
+    let s = Server::start_in_netns(&net.ns, &net.ns_ip, &admin);
+    let path = "/genesys/1/admin/node/status";
+    let (status, _, _) = ask(&s, Method::GET, path, Body::None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, text) = ask(&s, Method::GET, path, Body::None, Some(("au", "ap"))).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "ONLINE"));
+    drop(s);
+    let networks = [("GMSHUB__SERVER__ADMIN_NETWORKS", net.host_ip.as_str())];
+    let s = Server::start_in_netns(&net.ns, &net.ns_ip, &networks);
+    let (status, _, _) = ask(&s, Method::GET, path, Body::None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn login(s: &Server, agent: &str, password: &str) -> (StatusCode, Value, Option<String>) {
+    let answer = reqwest::Client::new()
+        .post(s.url("/gmshub/agent/login"))
+        .json(&json!({"agent": agent, "password": password}))
+        .send()
+        .await
+        .expect("request");
+    let status = answer.status();
+    let retry = answer
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, answer.json().await.unwrap_or(Value::Null), retry)
+}
+
+async fn offers(s: &Server, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(s.url("/gmshub/agent/offers"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+#[tokio::test]
+async fn agents_log_in_with_hashes_are_throttled_and_idle_tokens_expire() {
+    let config = format!(
+        "[agent]\nsession-idle-timeout = 2\n[agent.ada]\npassword = {}\n\
+         [agent.bob]\npassword = builder\n",
+        Password::hash("lovelace")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_config(&dir, &config, &[]);
+    let (status, me, _) = login(&s, "ada", "lovelace").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let (status, _, _) = login(&s, "agent", "agent").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no development account beside real ones"
+    );
+
+    // Ada has used one of her five attempts; four wrong ones, then even
+    // the right password waits.
+    for _ in 0..4 {
+        let (status, _, _) = login(&s, "ada", "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body, retry) = login(&s, "ada", "lovelace").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=12).contains(&retry), "{retry}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many login attempts"));
+
+    // Used within its idle time, a token lives on; unused, it expires.
+    let (_, me, _) = login(&s, "bob", "builder").await;
+    let token = me["token"].as_str().unwrap().to_owned();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(offers(&s, &token).await, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(offers(&s, &token).await, StatusCode::UNAUTHORIZED);
+
+    // Logging out ends a token at once.
+    let (_, me, _) = login(&s, "bob", "builder").await;
+    let token = me["token"].as_str().unwrap();
+    let out = reqwest::Client::new()
+        .post(s.url("/gmshub/agent/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(offers(&s, token).await, StatusCode::UNAUTHORIZED);
+}
