@@ -341,3 +341,70 @@ async fn agents_log_in_with_hashes_are_throttled_and_idle_tokens_expire() {
     assert_eq!(out.status(), StatusCode::OK);
     assert_eq!(offers(&s, token).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn cors_answers_preflights_for_listed_origins_and_refuses_others() {
+    let env = [
+        (
+            "GMSHUB__CORS__ALLOWEDORIGINPATTERNS",
+            r"https://shop\.example\.com",
+        ),
+        (
+            "GMSHUB__CORS__ALLOWEDHEADERS",
+            "origin, content-type, accept, authorization, gms_user",
+        ),
+        ("GMSHUB__CORS__PREFLIGHTMAXAGE", "600"),
+    ];
+    let s = Server::start(&env);
+    let chat = s.url("/genesys/2/chat/customer-support");
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(Method::OPTIONS, &chat)
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "gms_user")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example.com");
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("gms_user"));
+
+    let form = [("nickname", "Ann")];
+    let from = |origin: Option<&'static str>| {
+        let mut r = http.post(&chat).form(&form);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r
+    };
+    let listed = from(Some("https://shop.example.com")).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    let other = from(Some("https://evil.example.net")).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    let body: Value = other.json().await.unwrap();
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("allowedOriginPatterns"));
+    // Native apps send no Origin; gmshub's own pages send their own.
+    assert_eq!(from(None).send().await.unwrap().status(), StatusCode::OK);
+    let own = format!("http://{}", s.addr);
+    let own = http
+        .post(&chat)
+        .form(&form)
+        .header("origin", own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+}

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod callback;
 pub mod chat_v1;
 pub mod chat_v2;
+pub mod cors;
 pub mod error;
 pub mod form;
 pub mod node;

@@ -133,6 +133,7 @@ impl Hub {
         if let Some(line) = settings.access.summary() {
             tracing::info!("{line}");
         }
+        tracing::info!("{}", settings.cors.summary());
         let store = crate::store::open(&settings.store).await?;
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
@@ -255,6 +256,7 @@ impl Hub {
         let router = pages::router()
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
+        let router = api::cors::around(router, settings.cors.clone());
         Ok(Self {
             router,
             bayeux,

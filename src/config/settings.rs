@@ -17,6 +17,7 @@ use channels::notification::NotificationSettings;
 use channels::password::Password;
 
 use super::access::Access;
+use super::cors::CorsSettings;
 use super::options::Options;
 use super::push::PushSettings;
 use crate::store::cassandra::{self, CassandraConfig};
@@ -83,6 +84,8 @@ pub struct Settings {
     /// Who may call which REST API (Basic authentication per group, the
     /// back office's networks).
     pub access: Arc<Access>,
+    /// `[cors]`: cross-origin access.
+    pub cors: Arc<CorsSettings>,
     /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
     /// lives unused.
     pub agent_idle: Duration,
@@ -193,6 +196,7 @@ impl Settings {
             bus_queue: positive_in(o, "cluster", "bus-queue", 16 * 1024 * 1024),
             agents: agent_accounts(o, &chat),
             access: Arc::new(Access::from_options(o)),
+            cors: Arc::new(CorsSettings::from_options(o)),
             agent_idle: o
                 .seconds("agent", "session-idle-timeout", SESSION_IDLE)
                 .max(Duration::from_secs(1)),
