@@ -5,8 +5,8 @@
 //! embedded at build time (see `build.rs`) and served under `/js/cometd/`.
 //! May use: nothing else of the binary.
 
-use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -21,41 +21,126 @@ const MISSING: &str =
     "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
 CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
 
-/// The pages and the client's files, routed.
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/js/cometd/{file}", get(cometd_js))
-        .route("/chat", get(chat))
-        .route("/agent", get(agent))
-        .route("/callback", get(callback))
+/// The pages' scripts and styles (no page carries inline code, so their
+/// Content-Security-Policy needs no `unsafe-inline`).
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "index.js",
+        "text/javascript",
+        include_str!("../web/index.js"),
+    ),
+    ("index.css", "text/css", include_str!("../web/index.css")),
+    ("chat.js", "text/javascript", include_str!("../web/chat.js")),
+    ("chat.css", "text/css", include_str!("../web/chat.css")),
+    (
+        "agent.js",
+        "text/javascript",
+        include_str!("../web/agent.js"),
+    ),
+    ("agent.css", "text/css", include_str!("../web/agent.css")),
+    (
+        "callback.js",
+        "text/javascript",
+        include_str!("../web/callback.js"),
+    ),
+    (
+        "callback.css",
+        "text/css",
+        include_str!("../web/callback.css"),
+    ),
+];
+
+/// How the pages are served.
+#[derive(Debug, Clone)]
+pub struct PageOptions {
+    /// `[lab] enable-sample`: serve the pages at all.
+    pub enabled: bool,
+    /// `[pages] frame-ancestors`: who may frame them (CSP's
+    /// `frame-ancestors`; `'self'` by default, `'none'`, or origins).
+    pub frame_ancestors: String,
 }
 
-async fn index() -> Html<&'static str> {
-    if COMETD_JS.is_empty() {
-        Html(MISSING)
-    } else {
-        Html(INDEX)
+/// The headers every page and asset carries.
+#[derive(Clone)]
+struct Policy {
+    csp: HeaderValue,
+    frame_options: Option<HeaderValue>,
+}
+
+impl Policy {
+    fn new(options: &PageOptions) -> Self {
+        let ancestors = options.frame_ancestors.trim();
+        let csp = format!(
+            // The CometD client runs its timers in a worker made from a blob.
+            "default-src 'self'; script-src 'self'; worker-src 'self' blob:; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors {ancestors}"
+        );
+        let frame_options = match ancestors {
+            "'self'" => Some(HeaderValue::from_static("SAMEORIGIN")),
+            "'none'" => Some(HeaderValue::from_static("DENY")),
+            // Named origins: CSP says it; X-Frame-Options cannot.
+            _ => None,
+        };
+        Self {
+            csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+                tracing::warn!("[pages] frame-ancestors is not a header value; using 'self'");
+                HeaderValue::from_static(
+                    "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'self'",
+                )
+            }),
+            frame_options,
+        }
+    }
+
+    fn apply(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        if let Some(v) = &self.frame_options {
+            headers.insert(header::X_FRAME_OPTIONS, v.clone());
+        }
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        response
     }
 }
 
-/// The customer chat widget: Chat API v2 over CometD, REST as fallback.
-async fn chat() -> Html<&'static str> {
-    Html(if COMETD_JS.is_empty() { MISSING } else { CHAT })
+/// The pages and the client's files, routed (none when disabled).
+pub fn router(options: &PageOptions) -> Router {
+    if !options.enabled {
+        return Router::new();
+    }
+    let page = |html: &'static str| {
+        get(move |State(policy): State<Policy>| async move {
+            policy.apply(Html(if COMETD_JS.is_empty() { MISSING } else { html }).into_response())
+        })
+    };
+    Router::new()
+        .route("/", page(INDEX))
+        .route("/chat", page(CHAT))
+        .route("/agent", page(AGENT))
+        .route("/callback", page(CALLBACK))
+        .route("/assets/{file}", get(asset))
+        .route("/js/cometd/{file}", get(cometd_js))
+        .with_state(Policy::new(options))
 }
 
-/// The agent desk: the agent API, with events over CometD.
-async fn agent() -> Html<&'static str> {
-    Html(if COMETD_JS.is_empty() { MISSING } else { AGENT })
-}
-
-/// Booking a callback, its free times, and its state live over CometD.
-async fn callback() -> Html<&'static str> {
-    Html(if COMETD_JS.is_empty() {
-        MISSING
-    } else {
-        CALLBACK
-    })
+async fn asset(State(policy): State<Policy>, Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, kind, body)) => policy.apply(
+            (
+                [
+                    (header::CONTENT_TYPE, format!("{kind};charset=UTF-8")),
+                    (header::CACHE_CONTROL, "no-cache".to_owned()),
+                ],
+                *body,
+            )
+                .into_response(),
+        ),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn cometd_js(Path(file): Path<String>) -> Response {

@@ -12,6 +12,7 @@ pub mod chat_v2;
 pub mod cors;
 pub mod error;
 pub mod form;
+pub mod headers;
 pub mod node;
 pub mod notification;
 pub mod request;

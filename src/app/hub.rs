@@ -253,10 +253,15 @@ impl Hub {
             bus: bus.clone(),
             access: settings.access.clone(),
         };
-        let router = pages::router()
+        let pages = pages::PageOptions {
+            enabled: settings.pages_enabled,
+            frame_ancestors: settings.frame_ancestors.clone(),
+        };
+        let router = pages::router(&pages)
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
         let router = api::cors::around(router, settings.cors.clone());
+        let router = api::headers::around(router, settings.header_rules.clone());
         Ok(Self {
             router,
             bayeux,

@@ -5,12 +5,14 @@
 
 pub mod access;
 pub mod cors;
+pub mod headers;
 pub mod options;
 pub mod push;
 pub mod settings;
 
 pub use access::{Access, Guard};
 pub use cors::CorsSettings;
+pub use headers::HeaderRule;
 pub use options::{ConfigError, Options};
 pub use push::PushSettings;
 pub use settings::{cassandra_config, Settings, StorageSettings, V1Settings};

@@ -23,6 +23,16 @@ pub enum ConfigError {
     Parse(ini::ParseError),
 }
 
+/// Values are taken as written, as GMS's Config Server keeps them: no
+/// quote removal (CSP's `'self'`) and no backslash escapes (Windows paths,
+/// regular expressions such as `https://www\.example\.com`).
+const RAW: ini::ParseOption = ini::ParseOption {
+    enabled_quote: false,
+    enabled_escape: false,
+    enabled_indented_mutiline_value: false,
+    enabled_preserve_key_leading_whitespace: false,
+};
+
 /// Every option of every section, as text. Not `Debug`: values include
 /// passwords and keys.
 #[derive(Default, Clone)]
@@ -64,12 +74,14 @@ impl Options {
     /// Reads `path` (if given) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let sections = match path {
-            Some(path) => sections_of(&ini::Ini::load_from_file(path).map_err(|source| {
-                ConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                }
-            })?),
+            Some(path) => {
+                sections_of(&ini::Ini::load_from_file_opt(path, RAW).map_err(|source| {
+                    ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?)
+            }
             None => HashMap::new(),
         };
         let env = std::env::vars()
@@ -83,7 +95,9 @@ impl Options {
     /// environment.
     pub fn from_ini(text: &str, env: &[(&str, &str)]) -> Result<Self, ConfigError> {
         Ok(Self {
-            sections: sections_of(&ini::Ini::load_from_str(text).map_err(ConfigError::Parse)?),
+            sections: sections_of(
+                &ini::Ini::load_from_str_opt(text, RAW).map_err(ConfigError::Parse)?,
+            ),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -158,6 +172,18 @@ impl Options {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_are_taken_as_written() {
+        let o = super::Options::from_ini(
+            "[a]\npath = C:\\GMS\\certs\\app.p12\nre = https://www\\.example\\.com\ncsp = 'self' x\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.get("a", "path"), Some("C:\\GMS\\certs\\app.p12"));
+        assert_eq!(o.get("a", "re"), Some("https://www\\.example\\.com"));
+        assert_eq!(o.get("a", "csp"), Some("'self' x"));
+    }
+
     use super::*;
 
     #[test]

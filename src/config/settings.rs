@@ -18,6 +18,7 @@ use channels::password::Password;
 
 use super::access::Access;
 use super::cors::CorsSettings;
+use super::headers::{header_rules, HeaderRule};
 use super::options::Options;
 use super::push::PushSettings;
 use crate::store::cassandra::{self, CassandraConfig};
@@ -86,6 +87,13 @@ pub struct Settings {
     pub access: Arc<Access>,
     /// `[cors]`: cross-origin access.
     pub cors: Arc<CorsSettings>,
+    /// `[header.<name>]`: extra response headers by path.
+    pub header_rules: Arc<Vec<HeaderRule>>,
+    /// `[lab] enable-sample` (default true): serve the pages (`/`,
+    /// `/chat`, `/agent`, `/callback`).
+    pub pages_enabled: bool,
+    /// `[pages] frame-ancestors` (default `'self'`): who may frame the pages.
+    pub frame_ancestors: String,
     /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
     /// lives unused.
     pub agent_idle: Duration,
@@ -197,6 +205,9 @@ impl Settings {
             agents: agent_accounts(o, &chat),
             access: Arc::new(Access::from_options(o)),
             cors: Arc::new(CorsSettings::from_options(o)),
+            header_rules: Arc::new(header_rules(o)),
+            pages_enabled: o.flag("lab", "enable-sample", true),
+            frame_ancestors: frame_ancestors(o.get("pages", "frame-ancestors").unwrap_or("")),
             agent_idle: o
                 .seconds("agent", "session-idle-timeout", SESSION_IDLE)
                 .max(Duration::from_secs(1)),
@@ -486,6 +497,23 @@ impl Settings {
             queues: all_queues(&self.chat),
             kind: PartyType::Agent,
         }]
+    }
+}
+
+/// `[pages] frame-ancestors` as CSP writes it: the keywords `self` and
+/// `none` quoted (the INI reader drops quotes), `'self'` when empty.
+fn frame_ancestors(value: &str) -> String {
+    let sources: Vec<String> = value
+        .split_whitespace()
+        .map(|s| match s.trim_matches('\'') {
+            k @ ("self" | "none") => format!("'{k}'"),
+            other => other.to_owned(),
+        })
+        .collect();
+    if sources.is_empty() {
+        "'self'".to_owned()
+    } else {
+        sources.join(" ")
     }
 }
 
