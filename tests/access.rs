@@ -408,3 +408,50 @@ async fn cors_answers_preflights_for_listed_origins_and_refuses_others() {
         .unwrap();
     assert_eq!(own.status(), StatusCode::OK);
 }
+
+/// Creates a custom-id storage area as `gms_user` `user` (if any), with
+/// `forwarded` as `X-Forwarded-For`; the status.
+async fn create_as(s: &Server, user: Option<&str>, forwarded: Option<&str>) -> StatusCode {
+    let mut r = reqwest::Client::new()
+        .post(s.url("/genesys/1/storage/custom/profile/600"))
+        .form(&[("k", "v")]);
+    if let Some(u) = user {
+        r = r.header("gms_user", u);
+    }
+    if let Some(f) = forwarded {
+        r = r.header("x-forwarded-for", f);
+    }
+    r.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn with_trusted_proxies_only_they_name_the_user_and_the_client() {
+    // Drop-in default: GMS trusts gms_user from anyone.
+    let s = Server::start(&[]);
+    assert_eq!(create_as(&s, Some("alice"), None).await, StatusCode::OK);
+    // A proxy elsewhere is trusted, not this caller: its gms_user is ignored
+    // (and a custom id needs one).
+    let s = Server::start(&[("GMSHUB__SERVER__TRUSTED_PROXIES", "192.0.2.10/32")]);
+    assert_eq!(
+        create_as(&s, Some("alice"), None).await,
+        StatusCode::BAD_REQUEST
+    );
+    // Through a trusted proxy (here loopback), the user counts, and the
+    // client is the one it forwards for: not a back-office network.
+    let s = Server::start(&[("GMSHUB__SERVER__TRUSTED_PROXIES", "127.0.0.0/8")]);
+    assert_eq!(create_as(&s, Some("alice"), None).await, StatusCode::OK);
+    let status = |forwarded: Option<&'static str>| {
+        let mut r = reqwest::Client::new().get(s.url("/genesys/1/admin/node/status"));
+        if let Some(f) = forwarded {
+            r = r.header("x-forwarded-for", f);
+        }
+        async move { r.send().await.unwrap().status() }
+    };
+    assert_eq!(status(None).await, StatusCode::OK);
+    assert_eq!(status(Some("203.0.113.5")).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(Some("127.0.0.9")).await,
+        StatusCode::OK,
+        "all proxies: the peer"
+    );
+}

@@ -1,12 +1,15 @@
 //! The access check in front of every REST API (see `config::access` for
 //! the rules): Basic authentication answered as GMS does (401, `WWW-
 //! Authenticate: Basic realm="..."`, an empty body), and the back office's
-//! 403 for anonymous callers from outside its networks.
+//! 403 for anonymous callers from outside its networks. And, in front of
+//! everything (CometD too), who a request may claim to be once `[server]
+//! trusted-proxies` is set ([`identity`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -47,6 +50,31 @@ pub async fn check(State(access): State<Arc<Access>>, request: Request, next: Ne
         }
         Guard::Refuse => unauthorized(&access.realm),
     }
+}
+
+/// Through a trusted proxy, the client is the one `X-Forwarded-For` names
+/// (for the back office's networks and login throttling); from anywhere
+/// else, with trusted proxies set, `gms_user` is removed: only the proxies
+/// (which authenticate users) may name one.
+pub async fn identity(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let from = peer(request.extensions());
+    if !access.trusts(from) {
+        request.headers_mut().remove(crate::wire::GMS_USER);
+    } else if let Some(client) = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| access.forwarded_client(v))
+    {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, 0)));
+    }
+    next.run(request).await
 }
 
 /// The user and password of an `Authorization: Basic` header.

@@ -261,7 +261,9 @@ impl Hub {
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
         let router = api::cors::around(router, settings.cors.clone());
-        let router = api::headers::around(router, settings.header_rules.clone());
+        let router = api::headers::around(router, settings.header_rules.clone()).layer(
+            axum::middleware::from_fn_with_state(settings.access.clone(), api::access::identity),
+        );
         Ok(Self {
             router,
             bayeux,

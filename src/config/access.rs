@@ -72,6 +72,9 @@ pub struct Access {
     /// `chat.<service>` sections, by service.
     chats: HashMap<String, Guard>,
     admin_networks: Vec<IpNet>,
+    /// `[server] trusted-proxies`: when set, only requests through these
+    /// may name their user (`gms_user`) and their client (`X-Forwarded-For`).
+    trusted_proxies: Vec<IpNet>,
 }
 
 /// The first of `sections` that has `option`, non-empty.
@@ -117,20 +120,29 @@ fn loopback() -> Vec<IpNet> {
         .collect()
 }
 
-fn networks(o: &Options) -> Vec<IpNet> {
-    let Some(list) = o.get("server", "admin-networks").filter(|l| !l.is_empty()) else {
-        return loopback();
-    };
+/// A list of networks (CIDRs or addresses) in `[server] option`.
+fn networks(o: &Options, option: &str) -> Option<Vec<IpNet>> {
+    let list = o.get("server", option).filter(|l| !l.is_empty())?;
     list.split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .filter_map(|n| {
             n.parse::<IpNet>()
                 .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| tracing::warn!(network = n, "[server] admin-networks: not a network"))
+                .map_err(|_| tracing::warn!(network = n, "[server] {option}: not a network"))
                 .ok()
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// Whether `address` (an IPv4-mapped IPv6 one as IPv4) is in `networks`.
+fn within(networks: &[IpNet], address: IpAddr) -> bool {
+    let address = match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    };
+    networks.iter().any(|n| n.contains(&address))
 }
 
 impl Access {
@@ -191,7 +203,8 @@ impl Access {
             services,
             chat: chat_guard(&["chat", "server"]),
             chats,
-            admin_networks: networks(o),
+            admin_networks: networks(o, "admin-networks").unwrap_or_else(loopback),
+            trusted_proxies: networks(o, "trusted-proxies").unwrap_or_default(),
         }
     }
 
@@ -224,13 +237,26 @@ impl Access {
 
     /// Whether an anonymous back-office request from `address` is let in.
     pub fn admits(&self, address: Option<IpAddr>) -> bool {
-        address.is_some_and(|a| {
-            let a = match a {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-                v4 => v4,
-            };
-            self.admin_networks.iter().any(|n| n.contains(&a))
-        })
+        address.is_some_and(|a| within(&self.admin_networks, a))
+    }
+
+    /// Whether requests from `peer` may say who their user and client are:
+    /// always when no `[server] trusted-proxies` are set (GMS trusts
+    /// `gms_user`), else only through those proxies.
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        self.trusted_proxies.is_empty() || peer.is_some_and(|p| within(&self.trusted_proxies, p))
+    }
+
+    /// The client behind a trusted proxy: the last address of
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn forwarded_client(&self, forwarded_for: &str) -> Option<IpAddr> {
+        if self.trusted_proxies.is_empty() {
+            return None;
+        }
+        forwarded_for
+            .rsplit(',')
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .find(|a| !within(&self.trusted_proxies, *a))
     }
 
     /// One line for the start-up log when the back office has no
@@ -353,5 +379,21 @@ mod tests {
             !a.admits(Some([127, 0, 0, 1].into())),
             "listed networks replace loopback"
         );
+    }
+
+    #[test]
+    fn only_trusted_proxies_name_users_and_clients_once_they_are_set() {
+        let gms = access("");
+        assert!(gms.trusts(Some([203, 0, 113, 9].into())) && gms.trusts(None));
+        assert_eq!(gms.forwarded_client("198.51.100.1"), None);
+        let a = access("[server]\ntrusted-proxies = 10.0.0.0/8\n");
+        assert!(a.trusts(Some([10, 1, 1, 1].into())));
+        assert!(!a.trusts(Some([203, 0, 113, 9].into())) && !a.trusts(None));
+        assert_eq!(
+            a.forwarded_client("1.2.3.4, 198.51.100.7, 10.0.0.2"),
+            Some([198, 51, 100, 7].into()),
+            "the nearest address that is not a proxy of ours (the first may be forged)"
+        );
+        assert_eq!(a.forwarded_client("10.0.0.3"), None);
     }
 }
