@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::shutdown::bounded;
+use super::tls;
 use crate::api::chat_v1::V1;
 use crate::api::node::NodeStatus;
 use crate::cluster::{JoinError, Membership, RedisBus};
@@ -40,6 +41,7 @@ use crate::comet::users::GenesysUsers;
 use crate::config::Settings;
 use crate::store::StoreConfig;
 use crate::{api, pages};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where Bayeux is mounted: the GMS path, and CometD's usual one.
 pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
@@ -69,6 +71,10 @@ pub enum StartError {
     Service(#[from] PublishError),
     #[error(transparent)]
     Serve(#[from] std::io::Error),
+    #[error("{0}")]
+    TlsSettings(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// The background tasks a hub owns; aborted when it goes.
@@ -108,8 +114,31 @@ pub async fn run(
             address: settings.listen,
             source,
         })?;
+    let tls = match settings.tls.clone().map_err(StartError::TlsSettings)? {
+        None => None,
+        Some(t) => {
+            let tcp = bind(t.listen, settings.backlog).map_err(|source| StartError::Listen {
+                address: t.listen,
+                source,
+            })?;
+            let certificates = tls::certificates(&t)?;
+            Some(Tls {
+                tcp,
+                certificates,
+                hsts: t.hsts,
+            })
+        }
+    };
     let hub = Hub::build(settings, listener.local_addr()?).await?;
-    hub.serve(listener, stop).await
+    hub.serve_all(listener, tls, stop).await
+}
+
+/// The TLS listener of a hub, bound, with its certificate loaded.
+pub struct Tls {
+    pub tcp: TcpListener,
+    pub certificates: Arc<tls::Certificates>,
+    /// The `Strict-Transport-Security` its answers carry.
+    pub hsts: Option<String>,
 }
 
 /// A listening socket with an explicit backlog (the kernel's default, 128,
@@ -293,6 +322,17 @@ impl Hub {
         listener: TcpListener,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        self.serve_all(listener, None, stop).await
+    }
+
+    /// Like [`serve`](Self::serve), with a TLS listener beside the plain
+    /// one (both stop together).
+    pub async fn serve_all(
+        self,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let local = listener.local_addr()?;
         tracing::info!(
             node = self.membership.node_id(),
@@ -300,6 +340,11 @@ impl Hub {
             "gmshub listening on http://{local} (Bayeux at http://{local}{})",
             MOUNTS[0]
         );
+        let (tls_stop, tls_stopping) = tokio::sync::watch::channel(false);
+        let tls_serving = match tls {
+            Some(tls) => Some(self.serve_tls(tls, tls_stopping)?),
+            None => None,
+        };
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // When the stop began: the bound counts from there.
         let began = Arc::new(std::sync::OnceLock::new());
@@ -321,6 +366,7 @@ impl Hub {
             status.set_online(false);
             bayeux.shutdown();
             let _ = began_at.set(Instant::now());
+            let _ = tls_stop.send(true);
             let _ = stopping_tx.send(());
         });
         bounded(
@@ -330,6 +376,13 @@ impl Hub {
         )
         .await?;
         let begun = began.get().copied().unwrap_or_else(Instant::now);
+        if let Some((serving, hangup)) = tls_serving {
+            hangup.abort();
+            let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
+            if tokio::time::timeout(left, serving).await.is_err() {
+                tracing::warn!("TLS requests still open at the shutdown bound; exiting anyway");
+            }
+        }
         let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
         if !self.dispatcher.drain(left).await {
             tracing::warn!(
@@ -344,6 +397,46 @@ impl Hub {
         self.membership.leave().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+impl Hub {
+    /// Serves the TLS listener (with HSTS on its answers) until `stopping`
+    /// turns true; the certificate reloads on SIGHUP meanwhile.
+    fn serve_tls(
+        &self,
+        tls: Tls,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(JoinHandle<()>, JoinHandle<()>), StartError> {
+        let local = tls.tcp.local_addr()?;
+        tracing::info!("gmshub listening on https://{local} (TLS 1.2 and 1.3; h2, http/1.1)");
+        let mut router = self.router.clone();
+        if let Some(hsts) = tls
+            .hsts
+            .as_deref()
+            .and_then(|h| h.parse::<axum::http::HeaderValue>().ok())
+        {
+            router = router.layer(SetResponseHeaderLayer::overriding(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                hsts,
+            ));
+        }
+        let hangup = tls::reload_on_hangup(tls.certificates.clone());
+        // Tapped (with nothing to do) for axum's connect info.
+        let listener = tls::TlsListener::new(tls.tcp, tls.certificates)?.tap_io(|_| {});
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        });
+        let serving = tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!("TLS listener: {e}");
+            }
+        });
+        Ok((serving, hangup))
     }
 }
 

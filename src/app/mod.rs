@@ -4,8 +4,9 @@
 
 pub mod hub;
 pub mod shutdown;
+pub mod tls;
 
-pub use hub::{bind, run, Hub, StartError, MOUNTS};
+pub use hub::{bind, run, Hub, StartError, Tls, MOUNTS};
 pub use shutdown::Signals;
 
 use crate::config::{cassandra_config, Options};

@@ -9,6 +9,7 @@ pub mod headers;
 pub mod options;
 pub mod push;
 pub mod settings;
+pub mod tls;
 
 pub use access::{Access, Guard};
 pub use cors::CorsSettings;

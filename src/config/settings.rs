@@ -21,6 +21,7 @@ use super::cors::CorsSettings;
 use super::headers::{header_rules, HeaderRule};
 use super::options::Options;
 use super::push::PushSettings;
+use super::tls::TlsSettings;
 use crate::store::cassandra::{self, CassandraConfig};
 use crate::store::StoreConfig;
 use crate::wire::chat_v1::{TranscriptFormat, SERVICE as V1_SERVICE};
@@ -87,6 +88,8 @@ pub struct Settings {
     pub access: Arc<Access>,
     /// `[cors]`: cross-origin access.
     pub cors: Arc<CorsSettings>,
+    /// `[tls]`: the TLS listener, if any (or why its settings are wrong).
+    pub tls: Result<Option<TlsSettings>, String>,
     /// `[header.<name>]`: extra response headers by path.
     pub header_rules: Arc<Vec<HeaderRule>>,
     /// `[lab] enable-sample` (default true): serve the pages (`/`,
@@ -206,6 +209,7 @@ impl Settings {
             access: Arc::new(Access::from_options(o)),
             cors: Arc::new(CorsSettings::from_options(o)),
             header_rules: Arc::new(header_rules(o)),
+            tls: TlsSettings::from_options(o),
             pages_enabled: o.flag("lab", "enable-sample", true),
             frame_ancestors: frame_ancestors(o.get("pages", "frame-ancestors").unwrap_or("")),
             agent_idle: o

@@ -1,0 +1,76 @@
+//! The TLS listener's settings (`[tls]`): off unless `listen` is set. The
+//! certificate comes from PEM files (`certificate`, the chain; `private-key`)
+//! or from a PKCS#12 keystore (`keystore`, `keystore-password`), as GMS
+//! administrators keep theirs. HSTS on TLS answers, with Jetty's names and
+//! defaults: `stsMaxAgeSeconds` (31536000), `stsIncludeSubdomains` (true);
+//! `stsMaxAgeSeconds = -1` sends none.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use super::options::Options;
+
+#[derive(Debug, Clone)]
+pub enum CertificateSource {
+    Pem {
+        chain: PathBuf,
+        key: PathBuf,
+    },
+    Keystore {
+        path: PathBuf,
+        password: SecretString,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub source: CertificateSource,
+    /// The `Strict-Transport-Security` value, if any.
+    pub hsts: Option<String>,
+}
+
+impl TlsSettings {
+    /// `None` when `[tls] listen` is not set; an error names what is wrong.
+    pub fn from_options(o: &Options) -> Result<Option<Self>, String> {
+        let get = |option: &str| o.get("tls", option).filter(|v| !v.is_empty());
+        let Some(listen) = get("listen") else {
+            return Ok(None);
+        };
+        let listen = listen
+            .parse()
+            .map_err(|_| format!("[tls] listen: {listen:?} is not an address and port"))?;
+        let source = match (get("certificate"), get("private-key"), get("keystore")) {
+            (Some(chain), Some(key), None) => CertificateSource::Pem {
+                chain: chain.into(),
+                key: key.into(),
+            },
+            (None, None, Some(path)) => CertificateSource::Keystore {
+                path: path.into(),
+                password: get("keystore-password").unwrap_or("").into(),
+            },
+            _ => {
+                return Err(
+                    "[tls] needs certificate and private-key (PEM files), or keystore \
+                            (PKCS#12) with keystore-password"
+                        .into(),
+                )
+            }
+        };
+        let max_age: i64 = o.value("tls", "stsMaxAgeSeconds", 31_536_000);
+        let hsts = (max_age >= 0).then(|| {
+            if o.flag("tls", "stsIncludeSubdomains", true) {
+                format!("max-age={max_age}; includeSubDomains")
+            } else {
+                format!("max-age={max_age}")
+            }
+        });
+        Ok(Some(Self {
+            listen,
+            source,
+            hsts,
+        }))
+    }
+}
