@@ -73,8 +73,13 @@ async fn the_demo_page_and_its_cometd_client_are_served() {
     let page = browser.get("/").await;
     assert_eq!(page.status, 200);
     assert!(
-        page.text.contains("/js/cometd/cometd.js"),
-        "page loads the CometD client"
+        page.text.contains("/assets/index.js"),
+        "page loads its script"
+    );
+    let script = browser.get("/assets/index.js").await;
+    assert!(
+        script.text.contains("/js/cometd/cometd.js"),
+        "which loads the CometD client"
     );
     let js = browser.get("/js/cometd/cometd.js").await;
     assert_eq!(js.status, 200);
