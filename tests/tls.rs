@@ -163,6 +163,50 @@ async fn tls_12_and_13_with_h2_and_hsts_and_nothing_older() {
     let reply: Value = serde_json::from_slice(&answer.stdout).expect("a Bayeux reply");
     assert_eq!(reply[0]["successful"], true, "{reply}");
 
+    // The browser cookie a handshake sets is Secure over TLS, and SameSite=None
+    // so that a widget on another site keeps its session.
+    let headers = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args(["-d", handshake, "--cacert"])
+        .arg(&issued.ca)
+        .arg(format!("https://127.0.0.1:{port}/genesys/cometd"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&headers.stdout).to_ascii_lowercase();
+    let cookie = headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie: bayeux_browser="))
+        .unwrap_or_else(|| panic!("a browser cookie in {headers}"));
+    assert!(
+        cookie.contains("; httponly")
+            && cookie.contains("; samesite=none")
+            && cookie.contains("; secure"),
+        "{cookie}"
+    );
+    let plain = reqwest::Client::new()
+        .post(s.url("/genesys/cometd"))
+        .header("content-type", "application/json")
+        .body(handshake)
+        .send()
+        .await
+        .unwrap();
+    let cookie = plain.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        !cookie.contains("secure"),
+        "not on the plain listener: {cookie}"
+    );
+
     // The plain listener sends no HSTS.
     let plain = reqwest::get(s.url("/genesys/1/node")).await.unwrap();
     assert!(plain.headers().get("strict-transport-security").is_none());

@@ -126,6 +126,7 @@ pub async fn run(
                 tcp,
                 certificates,
                 hsts: t.hsts,
+                same_site: t.same_site.into(),
             })
         }
     };
@@ -139,6 +140,8 @@ pub struct Tls {
     pub certificates: Arc<tls::Certificates>,
     /// The `Strict-Transport-Security` its answers carry.
     pub hsts: Option<String>,
+    /// The `SameSite` of the (`Secure`) cookies it sets.
+    pub same_site: Arc<str>,
 }
 
 /// A listening socket with an explicit backlog (the kernel's default, 128,
@@ -410,7 +413,13 @@ impl Hub {
     ) -> Result<(JoinHandle<()>, JoinHandle<()>), StartError> {
         let local = tls.tcp.local_addr()?;
         tracing::info!("gmshub listening on https://{local} (TLS 1.2 and 1.3; h2, http/1.1)");
-        let mut router = self.router.clone();
+        let mut router = self
+            .router
+            .clone()
+            .layer(axum::middleware::from_fn_with_state(
+                tls.same_site.clone(),
+                tls::secure_cookies,
+            ));
         if let Some(hsts) = tls
             .hsts
             .as_deref()

@@ -3,7 +3,8 @@
 //! or from a PKCS#12 keystore (`keystore`, `keystore-password`), as GMS
 //! administrators keep theirs. HSTS on TLS answers, with Jetty's names and
 //! defaults: `stsMaxAgeSeconds` (31536000), `stsIncludeSubdomains` (true);
-//! `stsMaxAgeSeconds = -1` sends none.
+//! `stsMaxAgeSeconds = -1` sends none. Cookies set over TLS are `Secure`,
+//! with `cookie-samesite` (`None`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub struct TlsSettings {
     pub source: CertificateSource,
     /// The `Strict-Transport-Security` value, if any.
     pub hsts: Option<String>,
+    /// `cookie-samesite` (`None`): the `SameSite` of cookies set over TLS
+    /// (which are also `Secure`): `None` lets a widget on another site keep
+    /// its CometD session.
+    pub same_site: String,
 }
 
 impl TlsSettings {
@@ -67,10 +72,24 @@ impl TlsSettings {
                 format!("max-age={max_age}")
             }
         });
+        let same_site = match get("cookie-samesite")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("none") => "None",
+            Some("lax") => "Lax",
+            Some("strict") => "Strict",
+            Some(other) => {
+                return Err(format!(
+                    "[tls] cookie-samesite: {other:?} is not None, Lax or Strict"
+                ))
+            }
+        };
         Ok(Some(Self {
             listen,
             source,
             hsts,
+            same_site: same_site.to_owned(),
         }))
     }
 }
