@@ -350,3 +350,37 @@ async fn sighup_reloads_the_certificate_and_open_sockets_carry_on() {
     let (ok, _) = curl(&second.ca, port, "/genesys/1/node", &[]);
     assert!(ok, "still served after a failed reload");
 }
+
+#[tokio::test]
+async fn port_restrictions_put_the_back_office_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = issue(dir.path(), "p");
+    let tls = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tls.local_addr().unwrap().port();
+    drop(tls);
+    let config = format!(
+        "[tls]\nlisten = 127.0.0.1:{port}\ncertificate = {}\nprivate-key = {}\n\
+         [port_restrictions]\n/genesys/1/admin/* = {port}\n",
+        issued.chain.display(),
+        issued.key.display()
+    );
+    let s = common::with_config(&dir, &config, &[]);
+    assert_eq!(tls_port(&s), port);
+    let plain = reqwest::get(s.url("/genesys/1/admin/node/status"))
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 403, "not on the plain port");
+    let body: Value = plain.json().await.unwrap();
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("port_restrictions"));
+    let (ok, out) = curl(&issued.ca, port, "/genesys/1/admin/node/status", &[]);
+    assert!(ok && out.contains("200 "), "on its own port: {out}");
+    let node = reqwest::get(s.url("/genesys/1/node")).await.unwrap();
+    assert_eq!(
+        node.status(),
+        200,
+        "what is not listed is served everywhere"
+    );
+}

@@ -3,7 +3,8 @@
 //! Authenticate: Basic realm="..."`, an empty body), and the back office's
 //! 403 for anonymous callers from outside its networks. And, in front of
 //! everything (CometD too), who a request may claim to be once `[server]
-//! trusted-proxies` is set ([`identity`]).
+//! trusted-proxies` is set ([`identity`]), and which paths each port serves
+//! ([`ports`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::request::peer;
-use crate::config::{Access, Guard};
+use crate::config::{Access, Guard, PortRestrictions};
 
 pub async fn check(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
     match access.guard(request.uri().path()) {
@@ -75,6 +76,29 @@ pub async fn identity(
             .insert(ConnectInfo(SocketAddr::new(client, 0)));
     }
     next.run(request).await
+}
+
+/// The local port a request came in on (each listener marks its requests).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalPort(pub u16);
+
+/// `[port_restrictions]`: 403 for a listed path on a port not listed for
+/// it.
+pub async fn ports(
+    State(restrictions): State<Arc<PortRestrictions>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let port = request.extensions().get::<LocalPort>().map(|p| p.0);
+    match port {
+        Some(port) if !restrictions.allows(request.uri().path(), port) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "com.genesyslab.gsg.services.exceptions.ForbiddenException",
+            format!("this path is not served on port {port} ([port_restrictions])"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// The user and password of an `Authorization: Basic` header.

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::shutdown::bounded;
 use super::tls;
+use crate::api::access::LocalPort;
 use crate::api::chat_v1::V1;
 use crate::api::node::NodeStatus;
 use crate::cluster::{JoinError, Membership, RedisBus};
@@ -41,6 +42,7 @@ use crate::comet::users::GenesysUsers;
 use crate::config::Settings;
 use crate::store::StoreConfig;
 use crate::{api, pages};
+use axum::Extension;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where Bayeux is mounted: the GMS path, and CometD's usual one.
@@ -293,9 +295,15 @@ impl Hub {
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
         let router = api::cors::around(router, settings.cors.clone());
-        let router = api::headers::around(router, settings.header_rules.clone()).layer(
+        let mut router = api::headers::around(router, settings.header_rules.clone()).layer(
             axum::middleware::from_fn_with_state(settings.access.clone(), api::access::identity),
         );
+        if !settings.port_restrictions.is_empty() {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                settings.port_restrictions.clone(),
+                api::access::ports,
+            ));
+        }
         Ok(Self {
             router,
             bayeux,
@@ -361,6 +369,7 @@ impl Hub {
             listener,
             self.router
                 .clone()
+                .layer(Extension(LocalPort(local.port())))
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

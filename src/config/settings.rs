@@ -20,6 +20,7 @@ use super::access::Access;
 use super::cors::CorsSettings;
 use super::headers::{header_rules, HeaderRule};
 use super::options::Options;
+use super::ports::PortRestrictions;
 use super::push::PushSettings;
 use super::tls::TlsSettings;
 use crate::store::cassandra::{self, CassandraConfig};
@@ -88,6 +89,8 @@ pub struct Settings {
     pub access: Arc<Access>,
     /// `[cors]`: cross-origin access.
     pub cors: Arc<CorsSettings>,
+    /// `[port_restrictions]`: which paths each local port serves.
+    pub port_restrictions: Arc<PortRestrictions>,
     /// `[tls]`: the TLS listener, if any (or why its settings are wrong).
     pub tls: Result<Option<TlsSettings>, String>,
     /// `[header.<name>]`: extra response headers by path.
@@ -210,6 +213,7 @@ impl Settings {
             cors: Arc::new(CorsSettings::from_options(o)),
             header_rules: Arc::new(header_rules(o)),
             tls: TlsSettings::from_options(o),
+            port_restrictions: Arc::new(PortRestrictions::from_options(o)),
             pages_enabled: o.flag("lab", "enable-sample", true),
             frame_ancestors: frame_ancestors(o.get("pages", "frame-ancestors").unwrap_or("")),
             agent_idle: o
