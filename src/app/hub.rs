@@ -123,7 +123,7 @@ pub async fn run(
                 address: t.listen,
                 source,
             })?;
-            let certificates = tls::certificates(&t)?;
+            let certificates = tls::Certificates::load(t.source.clone())?;
             Some(Tls {
                 tcp,
                 certificates,

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::tls::{CertificateSource, TlsSettings};
+use crate::config::tls::CertificateSource;
 
 /// How long a client may take over its handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -213,9 +213,4 @@ pub fn reload_on_hangup(certificates: Arc<Certificates>) -> tokio::task::JoinHan
             }
         }
     })
-}
-
-/// What [`TlsSettings`] needs at start.
-pub fn certificates(settings: &TlsSettings) -> Result<Arc<Certificates>, TlsError> {
-    Certificates::load(settings.source.clone())
 }
