@@ -455,3 +455,63 @@ async fn with_trusted_proxies_only_they_name_the_user_and_the_client() {
         "all proxies: the peer"
     );
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace_level() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[server]\nusername = u\npassword = server-pass-7f3a\n\
+        [storage]\nusername = su\npassword = storage-pass-91bc\n\
+        [admin]\nusername = au\npassword = admin-pass-5d2e\n\
+        [agent.ada]\npassword = agent-pass-c8e1\n\
+        [push]\npushEnabled = comet,wns\nwns.sid = sid\nwns.clientSecret = wns-secret-44af\n\
+        [cassandra-authentication-security]\nusername = c\npassword = cql-pass-0b9d\n";
+    let s = with_config(&dir, config, &[("RUST_LOG", "trace")]);
+    // Each secret is used: wrong and right Basic credentials, an agent login.
+    for (user, password) in [
+        ("su", "storage-pass-91bc"),
+        ("su", "nope-pass-1234"),
+        ("au", "admin-pass-5d2e"),
+    ] {
+        let path = if user == "au" {
+            "/genesys/1/admin/node/status"
+        } else {
+            "/genesys/1/storage/60"
+        };
+        let method = if user == "au" {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        ask(
+            &s,
+            method,
+            path,
+            Body::Form(&[("k", "v")]),
+            Some((user, password)),
+        )
+        .await;
+    }
+    let (status, _, _) = login(&s, "ada", "agent-pass-c8e1").await;
+    assert_eq!(status, StatusCode::OK);
+    let log = s.output();
+    assert!(log.contains("TRACE") || log.contains("trace"), "traced");
+    for secret in [
+        "server-pass-7f3a",
+        "storage-pass-91bc",
+        "nope-pass-1234",
+        "admin-pass-5d2e",
+        "agent-pass-c8e1",
+        "wns-secret-44af",
+        "cql-pass-0b9d",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    for header in ["su:storage-pass-91bc", "au:admin-pass-5d2e"] {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(header);
+        assert!(
+            !log.contains(&encoded),
+            "an Authorization header in the log"
+        );
+    }
+}
