@@ -384,3 +384,110 @@ async fn port_restrictions_put_the_back_office_on_one_port() {
         "what is not listed is served everywhere"
     );
 }
+
+/// A form POST with Basic credentials (or none), and its status.
+async fn post_as(url: String, form: &[(&str, &str)], who: Option<(&str, &str)>) -> u16 {
+    let mut r = reqwest::Client::new().post(url).form(form);
+    if let Some((user, password)) = who {
+        r = r.basic_auth(user, Some(password));
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_hardened_example_starts_and_keeps_its_promises() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = issue(dir.path(), "h");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/hardened.ini");
+    // Its listeners and certificate paths are the deployment's; the test's
+    // stand in (the plain one through --listen).
+    let mut env = tls_env(&issued);
+    env.push(("GMSHUB_CONFIG".into(), example.into()));
+    let s = start(&env);
+    let port = tls_port(&s);
+
+    // Storage: ORS's own credentials, not the server's.
+    let storage = s.url("/genesys/1/storage/60");
+    assert_eq!(post_as(storage.clone(), &[("k", "v")], None).await, 401);
+    assert_eq!(
+        post_as(storage.clone(), &[("k", "v")], Some(("gms", "gms-secret"))).await,
+        401
+    );
+    assert_eq!(
+        post_as(storage, &[("k", "v")], Some(("ors", "ors-secret"))).await,
+        200
+    );
+    // The back office: credentials (loopback is not one of its networks).
+    let admin = reqwest::Client::new().get(s.url("/genesys/1/admin/node/status"));
+    assert_eq!(
+        admin.try_clone().unwrap().send().await.unwrap().status(),
+        401
+    );
+    let with = admin
+        .basic_auth("gms", Some("gms-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status(), 200);
+    // Chat v2 open to customers; this caller is no trusted proxy, so its
+    // gms_user does not count (a custom storage id needs one).
+    let chat = s.url("/genesys/2/chat/customer-support");
+    assert_eq!(post_as(chat, &[("nickname", "Ann")], None).await, 200);
+    let custom = reqwest::Client::new()
+        .post(s.url("/genesys/1/storage/custom/profile/60"))
+        .basic_auth("ors", Some("ors-secret"))
+        .header("gms_user", "ann")
+        .form(&[("k", "v")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        custom.status(),
+        400,
+        "gms_user ignored off the trusted proxies"
+    );
+    // CORS for the company's site only.
+    let from = |origin: &'static str| {
+        reqwest::Client::new()
+            .post(s.url("/genesys/2/chat/customer-support"))
+            .header("origin", origin)
+            .form(&[("nickname", "Bo")])
+            .send()
+    };
+    let site = from("https://www.example.com").await.unwrap();
+    assert_eq!(
+        site.headers()["access-control-allow-origin"],
+        "https://www.example.com"
+    );
+    assert_eq!(
+        from("https://evil.example.net").await.unwrap().status(),
+        403
+    );
+    // Real agents only; the pages may be framed by the site.
+    let login = |agent: &str, password: &str| {
+        reqwest::Client::new()
+            .post(s.url("/gmshub/agent/login"))
+            .json(&json!({"agent": agent, "password": password}))
+            .send()
+    };
+    assert_eq!(login("alice", "alice-secret").await.unwrap().status(), 200);
+    assert_eq!(login("agent", "agent").await.unwrap().status(), 401);
+    let page = reqwest::get(s.url("/chat")).await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'self' https://www.example.com"),
+        "{csp}"
+    );
+    // TLS with HSTS.
+    let (ok, out) = curl(&issued.ca, port, "/genesys/1/node", &[]);
+    assert!(
+        ok && out
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{out}"
+    );
+    assert!(!s.output().contains("secret"), "no password in the log");
+}
