@@ -491,3 +491,33 @@ async fn the_hardened_example_starts_and_keeps_its_promises() {
     );
     assert!(!s.output().contains("secret"), "no password in the log");
 }
+
+#[tokio::test]
+async fn the_plain_port_may_redirect_to_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = issue(dir.path(), "r");
+    let mut env = tls_env(&issued);
+    env.push(("GMSHUB__TLS__REDIRECT_HTTP".into(), "true".into()));
+    let s = start(&env);
+    let port = tls_port(&s);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .post(s.url("/genesys/2/chat/customer-support?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        308,
+        "the method and body are kept by a 308"
+    );
+    assert_eq!(
+        answer.headers()["location"],
+        format!("https://127.0.0.1:{port}/genesys/2/chat/customer-support?x=1").as_str()
+    );
+    let (ok, out) = curl(&issued.ca, port, "/genesys/1/node", &[]);
+    assert!(ok && out.contains("200 "), "TLS serves: {out}");
+}

@@ -129,6 +129,7 @@ pub async fn run(
                 certificates,
                 hsts: t.hsts,
                 same_site: t.same_site.into(),
+                redirect_http: t.redirect_http,
             })
         }
     };
@@ -144,6 +145,8 @@ pub struct Tls {
     pub hsts: Option<String>,
     /// The `SameSite` of the (`Secure`) cookies it sets.
     pub same_site: Arc<str>,
+    /// The plain listener only redirects to this one.
+    pub redirect_http: bool,
 }
 
 /// A listening socket with an explicit backlog (the kernel's default, 128,
@@ -352,6 +355,10 @@ impl Hub {
             MOUNTS[0]
         );
         let (tls_stop, tls_stopping) = tokio::sync::watch::channel(false);
+        let plain = match &tls {
+            Some(t) if t.redirect_http => tls::redirect_to(t.tcp.local_addr()?.port()),
+            _ => self.router.clone(),
+        };
         let tls_serving = match tls {
             Some(tls) => Some(self.serve_tls(tls, tls_stopping)?),
             None => None,
@@ -367,8 +374,7 @@ impl Hub {
         });
         let serve = axum::serve(
             listener,
-            self.router
-                .clone()
+            plain
                 .layer(Extension(LocalPort(local.port())))
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -197,6 +197,37 @@ pub async fn secure_cookies(
         headers.append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The plain listener's whole answer once `[tls] redirect-http` is on: 308
+/// to the same host, path and query on the TLS port.
+pub fn redirect_to(tls_port: u16) -> axum::Router {
+    axum::Router::new().fallback(move |request: Request| async move {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned());
+        let Some(host) = host.filter(|h| !h.is_empty() && !h.contains(['/', '@'])) else {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                "a Host header is needed",
+            )
+                .into_response();
+        };
+        let port = if tls_port == 443 {
+            String::new()
+        } else {
+            format!(":{tls_port}")
+        };
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let target = format!("https://{host}{port}{path}");
+        (
+            axum::http::StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, target)],
+        )
+            .into_response()
+    })
 }
 
 /// Starts the certificate reload on SIGHUP.

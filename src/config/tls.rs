@@ -35,6 +35,10 @@ pub struct TlsSettings {
     /// (which are also `Secure`): `None` lets a widget on another site keep
     /// its CometD session.
     pub same_site: String,
+    /// `redirect-http` (false): the plain listener answers everything with
+    /// a redirect to the same URL over TLS (GMS's `CONFIDENTIAL` transport
+    /// guarantee on `/*`).
+    pub redirect_http: bool,
 }
 
 impl TlsSettings {
@@ -90,6 +94,7 @@ impl TlsSettings {
             source,
             hsts,
             same_site: same_site.to_owned(),
+            redirect_http: o.flag("tls", "redirect-http", false),
         }))
     }
 }
