@@ -165,22 +165,13 @@ async fn tls_12_and_13_with_h2_and_hsts_and_nothing_older() {
 
     // The browser cookie a handshake sets is Secure over TLS, and SameSite=None
     // so that a widget on another site keeps its session.
-    let headers = Command::new("curl")
-        .args([
-            "-s",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "-H",
-            "content-type: application/json",
-        ])
-        .args(["-d", handshake, "--cacert"])
-        .arg(&issued.ca)
-        .arg(format!("https://127.0.0.1:{port}/genesys/cometd"))
-        .output()
-        .unwrap();
-    let headers = String::from_utf8_lossy(&headers.stdout).to_ascii_lowercase();
+    let (_, headers) = curl(
+        &issued.ca,
+        port,
+        "/genesys/cometd",
+        &["-H", "content-type: application/json", "-d", handshake],
+    );
+    let headers = headers.to_ascii_lowercase();
     let cookie = headers
         .lines()
         .find(|l| l.starts_with("set-cookie: bayeux_browser="))

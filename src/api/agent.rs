@@ -137,7 +137,10 @@ async fn login(
     bytes: axum::body::Bytes,
 ) -> Result<Response, Failure> {
     let l: Login = body(&bytes)?;
-    if let Err(wait) = desk.throttle.attempt(&l.agent, peer(&extensions)) {
+    // Only configured accounts are tracked by name, so a flood of made-up
+    // logins costs one entry per address, not one per name.
+    let account = desk.agents.account(&l.agent).map(|a| a.login.as_str());
+    if let Err(wait) = desk.throttle.attempt(account, peer(&extensions)) {
         let seconds = wait.as_secs().max(1);
         let refused = Failure(
             StatusCode::TOO_MANY_REQUESTS,

@@ -33,9 +33,9 @@ impl Default for LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// Counts one attempt; how long to wait instead when either allowance
-    /// is spent.
-    pub fn attempt(&self, account: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+    /// Counts one attempt (against `account` when it is one); how long to
+    /// wait instead when either allowance is spent.
+    pub fn attempt(&self, account: Option<&str>, address: Option<IpAddr>) -> Result<(), Duration> {
         if self.by_account.len() > KEPT {
             self.by_account.retain_recent();
         }
@@ -48,9 +48,13 @@ impl LoginThrottle {
                 .check_key(&address)
                 .map_err(|n| n.wait_time_from(now))?;
         }
-        self.by_account
-            .check_key(&account.to_owned())
-            .map_err(|n| n.wait_time_from(now))
+        match account {
+            Some(account) => self
+                .by_account
+                .check_key(&account.to_owned())
+                .map_err(|n| n.wait_time_from(now)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -63,9 +67,9 @@ mod tests {
         let t = LoginThrottle::default();
         let here: IpAddr = [192, 0, 2, 1].into();
         for _ in 0..PER_ACCOUNT {
-            assert!(t.attempt("ada", Some(here)).is_ok());
+            assert!(t.attempt(Some("ada"), Some(here)).is_ok());
         }
-        let wait = t.attempt("ada", Some(here)).unwrap_err();
+        let wait = t.attempt(Some("ada"), Some(here)).unwrap_err();
         assert!(
             wait > Duration::from_secs(5) && wait <= Duration::from_secs(12),
             "{wait:?}"
@@ -73,12 +77,22 @@ mod tests {
         // Another account from the same address still may, up to the
         // address's allowance.
         for i in 0..(PER_ADDRESS - PER_ACCOUNT - 1) {
-            assert!(t.attempt(&format!("other{i}"), Some(here)).is_ok());
+            assert!(t.attempt(Some(&format!("other{i}")), Some(here)).is_ok());
         }
         assert!(
-            t.attempt("bob", Some(here)).is_err(),
+            t.attempt(Some("bob"), Some(here)).is_err(),
             "the address is spent"
         );
-        assert!(t.attempt("bob", Some([192, 0, 2, 2].into())).is_ok());
+        assert!(t.attempt(Some("bob"), Some([192, 0, 2, 2].into())).is_ok());
+        // Names that are no account count against their address only.
+        let other: IpAddr = [192, 0, 2, 3].into();
+        for _ in 0..PER_ADDRESS {
+            assert!(t.attempt(None, Some(other)).is_ok());
+        }
+        assert!(t.attempt(None, Some(other)).is_err());
+        assert_eq!(
+            t.by_account.len(),
+            PER_ADDRESS as usize - PER_ACCOUNT as usize + 1
+        );
     }
 }

@@ -323,7 +323,11 @@ impl RedisBus {
     /// fault is not); counts the broadcasts that never came.
     fn first_time(&self, header: &Header<'_>, seq: u64) -> bool {
         let mut heard = self.heard.lock();
-        let from = heard.entry(header.from.to_owned()).or_default();
+        // A String only for a sender heard for the first time.
+        if !heard.contains_key(header.from) {
+            heard.insert(header.from.to_owned(), Heard::default());
+        }
+        let from = heard.get_mut(header.from).expect("just made sure");
         if from.run != header.run {
             *from = Heard {
                 run: header.run,

@@ -235,10 +235,11 @@ impl Publisher {
     }
 
     fn number(&mut self, mut m: Outgoing) {
+        use std::io::Write as _;
         let next = &mut self.next[usize::from(m.broadcast)];
-        let seq = format!("{:016x}", *next);
+        // Written in place: every relayed message passes here.
+        let _ = write!(&mut m.payload[..SEQ_LEN - 1], "{:016x}", *next);
         *next += 1;
-        m.payload[..SEQ_LEN - 1].copy_from_slice(seq.as_bytes());
         self.pending.push_back(m);
     }
 

@@ -240,6 +240,11 @@ impl Access {
         address.is_some_and(|a| within(&self.admin_networks, a))
     }
 
+    /// Whether `[server] trusted-proxies` is set (else nothing is checked).
+    pub fn has_trusted_proxies(&self) -> bool {
+        !self.trusted_proxies.is_empty()
+    }
+
     /// Whether requests from `peer` may say who their user and client are:
     /// always when no `[server] trusted-proxies` are set (GMS trusts
     /// `gms_user`), else only through those proxies.

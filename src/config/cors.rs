@@ -45,15 +45,13 @@ fn list(text: &str) -> Vec<String> {
 
 impl CorsSettings {
     pub fn from_options(o: &Options) -> Self {
-        let get = |name: &str| {
-            o.get("cors", name)
-                .or_else(|| o.get("cors", &format!("jetty.crossorigin.{name}")))
+        // The option as written: Jetty's name, or with its start.ini prefix.
+        let key = |name: &str| match o.get("cors", name) {
+            Some(_) => name.to_owned(),
+            None => format!("jetty.crossorigin.{name}"),
         };
-        let flag = |name: &str, default: bool| match get(name).map(str::to_ascii_lowercase) {
-            Some(v) if v == "true" => true,
-            Some(v) if v == "false" => false,
-            _ => default,
-        };
+        let get = |name: &str| o.get("cors", &key(name));
+        let flag = |name: &str, default: bool| o.flag("cors", &key(name), default);
         let patterns = list(get("allowedOriginPatterns").unwrap_or(""));
         let any_origin = patterns.iter().any(|p| p == "*");
         let origins = patterns
@@ -74,11 +72,7 @@ impl CorsSettings {
             headers: list(get("allowedHeaders").unwrap_or("Content-Type")),
             credentials: flag("allowCredentials", false),
             exposed: list(get("exposedHeaders").unwrap_or("")),
-            max_age: Duration::from_secs(
-                get("preflightMaxAge")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(60),
-            ),
+            max_age: o.seconds("cors", &key("preflightMaxAge"), Duration::from_secs(60)),
             deliver_not_allowed: flag("deliverNonAllowedOriginRequests", false),
             deliver_not_allowed_websocket: flag(
                 "deliverNonAllowedOriginWebSocketUpgradeRequests",

@@ -1,19 +1,17 @@
 //! Extra response headers by path, as GMS's guide adds them with Jetty's
 //! rewrite `HeaderPatternRule` (spec §2.4): one `[header.<name>]` section
-//! per rule with `pattern` (`/genesys/1/storage/*`: a trailing `*` matches
-//! any rest; otherwise the exact path), `name`, `value`, and `terminating`
+//! per rule with `pattern` (a [`PathPattern`]), `name`, `value`, and `terminating`
 //! (a matching terminating rule ends the list). Rules apply in the order of
 //! their section names.
 
 use axum::http::{HeaderName, HeaderValue};
 
 use super::options::Options;
+use super::pattern::PathPattern;
 
 #[derive(Debug, Clone)]
 pub struct HeaderRule {
-    /// The path, or its prefix when the pattern ended in `*`.
-    path: String,
-    prefix: bool,
+    pattern: PathPattern,
     pub name: HeaderName,
     pub value: HeaderValue,
     pub terminating: bool,
@@ -21,11 +19,7 @@ pub struct HeaderRule {
 
 impl HeaderRule {
     pub fn matches(&self, path: &str) -> bool {
-        if self.prefix {
-            path.starts_with(&self.path)
-        } else {
-            path == self.path
-        }
+        self.pattern.matches(path)
     }
 }
 
@@ -52,13 +46,8 @@ pub fn header_rules(o: &Options) -> Vec<HeaderRule> {
                 tracing::warn!("[{section}]: not a header name and value: ignored");
                 return None;
             };
-            let (path, prefix) = match pattern.strip_suffix('*') {
-                Some(prefix) => (prefix.to_owned(), true),
-                None => (pattern.to_owned(), false),
-            };
             Some(HeaderRule {
-                path,
-                prefix,
+                pattern: PathPattern::new(pattern),
                 name,
                 value,
                 terminating: o.flag(section, "terminating", false),

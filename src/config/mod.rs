@@ -7,6 +7,7 @@ pub mod access;
 pub mod cors;
 pub mod headers;
 pub mod options;
+pub mod pattern;
 pub mod ports;
 pub mod push;
 pub mod settings;

@@ -10,11 +10,11 @@
 use std::ops::RangeInclusive;
 
 use super::options::Options;
+use super::pattern::PathPattern;
 
 #[derive(Debug, Clone)]
 struct Restriction {
-    path: String,
-    prefix: bool,
+    pattern: PathPattern,
     ports: Vec<RangeInclusive<u16>>,
 }
 
@@ -51,24 +51,13 @@ impl PortRestrictions {
                     );
                     return None;
                 };
-                let (path, prefix) = match pattern.strip_suffix('*') {
-                    Some(p) => (p.to_owned(), true),
-                    None => (pattern.clone(), false),
-                };
                 Some(Restriction {
-                    path,
-                    prefix,
+                    pattern: PathPattern::new(pattern),
                     ports,
                 })
             })
             .collect();
-        // Longest first; at one length, an exact path before a prefix.
-        rules.sort_by(|a, b| {
-            b.path
-                .len()
-                .cmp(&a.path.len())
-                .then(a.prefix.cmp(&b.prefix))
-        });
+        rules.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
         Self { rules }
     }
 
@@ -78,13 +67,7 @@ impl PortRestrictions {
 
     /// Whether `path` may be served on local port `port`.
     pub fn allows(&self, path: &str, port: u16) -> bool {
-        let matching = self.rules.iter().find(|r| {
-            if r.prefix {
-                path.starts_with(&r.path)
-            } else {
-                path == r.path
-            }
-        });
+        let matching = self.rules.iter().find(|r| r.pattern.matches(path));
         matching.is_none_or(|r| r.ports.iter().any(|range| range.contains(&port)))
     }
 }

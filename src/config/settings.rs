@@ -215,7 +215,11 @@ impl Settings {
             tls: TlsSettings::from_options(o),
             port_restrictions: Arc::new(PortRestrictions::from_options(o)),
             pages_enabled: o.flag("lab", "enable-sample", true),
-            frame_ancestors: frame_ancestors(o.get("pages", "frame-ancestors").unwrap_or("")),
+            frame_ancestors: o
+                .get("pages", "frame-ancestors")
+                .filter(|v| !v.is_empty())
+                .unwrap_or("'self'")
+                .to_owned(),
             agent_idle: o
                 .seconds("agent", "session-idle-timeout", SESSION_IDLE)
                 .max(Duration::from_secs(1)),
@@ -505,23 +509,6 @@ impl Settings {
             queues: all_queues(&self.chat),
             kind: PartyType::Agent,
         }]
-    }
-}
-
-/// `[pages] frame-ancestors` as CSP writes it: the keywords `self` and
-/// `none` quoted (the INI reader drops quotes), `'self'` when empty.
-fn frame_ancestors(value: &str) -> String {
-    let sources: Vec<String> = value
-        .split_whitespace()
-        .map(|s| match s.trim_matches('\'') {
-            k @ ("self" | "none") => format!("'{k}'"),
-            other => other.to_owned(),
-        })
-        .collect();
-    if sources.is_empty() {
-        "'self'".to_owned()
-    } else {
-        sources.join(" ")
     }
 }
 

@@ -98,3 +98,46 @@ impl TlsSettings {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(ini: &str) -> Result<Option<TlsSettings>, String> {
+        TlsSettings::from_options(&Options::from_ini(ini, &[]).unwrap())
+    }
+
+    #[test]
+    fn off_until_listen_and_every_mistake_named() {
+        assert!(tls("").unwrap().is_none());
+        let pem = "[tls]\nlisten = 127.0.0.1:8443\ncertificate = c.pem\nprivate-key = k.pem\n";
+        let t = tls(pem).unwrap().unwrap();
+        assert_eq!(
+            t.hsts.as_deref(),
+            Some("max-age=31536000; includeSubDomains")
+        );
+        assert_eq!(t.same_site, "None");
+        assert!(!t.redirect_http);
+        for (ini, says) in [
+            ("[tls]\nlisten = nowhere\n", "listen"),
+            (
+                "[tls]\nlisten = 127.0.0.1:8443\ncertificate = c.pem\n",
+                "private-key",
+            ),
+            (&format!("{pem}keystore = k.p12\n"), "keystore"),
+            (
+                &format!("{pem}cookie-samesite = sometimes\n"),
+                "cookie-samesite",
+            ),
+        ] {
+            let e = tls(ini).unwrap_err();
+            assert!(e.contains(says), "{ini}: {e}");
+        }
+        let t = tls(&format!(
+            "{pem}stsMaxAgeSeconds = -1\ncookie-samesite = lax\n"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!((t.hsts, t.same_site.as_str()), (None, "Lax"));
+    }
+}
