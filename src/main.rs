@@ -22,7 +22,7 @@ struct Cli {
     /// Configuration file (INI: [section] and option = value lines).
     #[arg(long, short, env = "GMSHUB_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// Address to listen on; overrides [server] listen (default 127.0.0.1:8080).
+    /// Address to listen on; replaces [server] listen (default 127.0.0.1:8080).
     #[arg(long)]
     listen: Option<SocketAddr>,
     #[command(subcommand)]
@@ -87,6 +87,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(app::cassandra_schema(&options, apply).await?);
     }
     let mut settings = Settings::from_options(&options);
-    settings.listen = cli.listen.unwrap_or(settings.listen);
+    if let Some(listen) = cli.listen {
+        settings.listen = Ok(vec![listen]);
+    }
     Ok(app::run(settings, signals.recv()).await?)
 }

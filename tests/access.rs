@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use channels::password::Password;
 use common::netns::TestNet;
-use common::{with_config, Server};
+use common::{free_port, with_config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -514,4 +514,44 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
             "an Authorization header in the log"
         );
     }
+}
+
+#[tokio::test]
+async fn several_listeners_serve_one_hub_and_port_restrictions_split_them() {
+    let (public, internal) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = 127.0.0.1:{public}, 127.0.0.1:{internal}\n\
+         [port_restrictions]\n/genesys/1/admin/* = {internal}\n/genesys/1/node = {internal}\n"
+    );
+    let path = dir.path().join("gmshub.ini");
+    std::fs::write(&path, &config).unwrap();
+    let s = Server::start_as_configured(&[("GMSHUB_CONFIG", path.to_str().unwrap())]);
+    assert_eq!(s.addr.port(), public);
+    let get = |port: u16, path: &str| {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        async move { reqwest::get(url).await.unwrap().status() }
+    };
+    assert_eq!(get(public, "/genesys/1/admin/node/status").await, 403);
+    assert_eq!(get(public, "/genesys/1/node").await, 403);
+    assert_eq!(get(internal, "/genesys/1/admin/node/status").await, 200);
+    assert_eq!(get(internal, "/genesys/1/node").await, 200);
+    // One hub behind both: a chat made on one port goes on on the other.
+    let mut jane = common::chat::Customer::start(&s, "Jane").await;
+    jane.base = format!("http://127.0.0.1:{internal}{}", common::chat::SVC);
+    let sent = jane.op("send", &[("message", "hello")]).await;
+    assert_eq!(sent["statusCode"], 0, "{sent}");
+
+    // A listen address that is not one stops the start, naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gmshub"))
+        .env("GMSHUB__SERVER__LISTEN", "127.0.0.1:0, internal:8081")
+        .env("GMSHUB__SQLITE__PATH", dir.path().join("other.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("[server] listen") && said.contains("internal:8081"),
+        "{said}"
+    );
 }

@@ -24,7 +24,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::shutdown::bounded;
 use super::tls;
 use crate::api::access::LocalPort;
 use crate::api::chat_v1::V1;
@@ -73,8 +72,9 @@ pub enum StartError {
     Service(#[from] PublishError),
     #[error(transparent)]
     Serve(#[from] std::io::Error),
+    /// A listen address or the TLS settings, as written, cannot be used.
     #[error("{0}")]
-    TlsSettings(String),
+    Settings(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
@@ -105,47 +105,50 @@ pub struct Hub {
     _tasks: Tasks,
 }
 
-/// Binds `settings.listen` (with its backlog), builds the hub and serves it
-/// until `stop` resolves.
+/// Binds every listener of `settings` (with its backlog), builds the hub and
+/// serves it until `stop` resolves.
 pub async fn run(
     settings: Settings,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let listener =
-        bind(settings.listen, settings.backlog).map_err(|source| StartError::Listen {
-            address: settings.listen,
-            source,
-        })?;
-    let tls = match settings.tls.clone().map_err(StartError::TlsSettings)? {
-        None => None,
-        Some(t) => {
-            let tcp = bind(t.listen, settings.backlog).map_err(|source| StartError::Listen {
-                address: t.listen,
-                source,
-            })?;
-            let certificates = tls::Certificates::load(t.source.clone())?;
-            Some(Tls {
-                tcp,
-                certificates,
-                hsts: t.hsts,
-                same_site: t.same_site.into(),
-                redirect_http: t.redirect_http,
+    let bind_all = |addresses: &[SocketAddr]| {
+        addresses
+            .iter()
+            .map(|&address| {
+                bind(address, settings.backlog)
+                    .map_err(|source| StartError::Listen { address, source })
             })
-        }
+            .collect::<Result<Vec<_>, _>>()
     };
-    let hub = Hub::build(settings, listener.local_addr()?).await?;
-    hub.serve_all(listener, tls, stop).await
+    let listeners = bind_all(
+        settings
+            .listen
+            .as_deref()
+            .map_err(|e| StartError::Settings(e.clone()))?,
+    )?;
+    let tls = match settings.tls.clone().map_err(StartError::Settings)? {
+        None => None,
+        Some(t) => Some(Tls {
+            tcp: bind_all(&t.listen)?,
+            certificates: tls::Certificates::load(t.source.clone())?,
+            hsts: t.hsts,
+            same_site: t.same_site.into(),
+            redirect_http: t.redirect_http,
+        }),
+    };
+    let hub = Hub::build(settings, listeners[0].local_addr()?).await?;
+    hub.serve_all(listeners, tls, stop).await
 }
 
-/// The TLS listener of a hub, bound, with its certificate loaded.
+/// The TLS listeners of a hub, bound, with their certificate loaded.
 pub struct Tls {
-    pub tcp: TcpListener,
+    pub tcp: Vec<TcpListener>,
     pub certificates: Arc<tls::Certificates>,
     /// The `Strict-Transport-Security` its answers carry.
     pub hsts: Option<String>,
     /// The `SameSite` of the (`Secure`) cookies it sets.
     pub same_site: Arc<str>,
-    /// The plain listener only redirects to this one.
+    /// The plain listeners only redirect to the first of these.
     pub redirect_http: bool,
 }
 
@@ -202,7 +205,7 @@ impl Hub {
         tasks.0.push(chats.spawn_idle_check());
         let agents = Agents::new(
             store.clone(),
-            settings.agent_accounts(address),
+            settings.agent_accounts(),
             chats.clone(),
             settings.agent_idle,
         );
@@ -342,70 +345,67 @@ impl Hub {
         listener: TcpListener,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        self.serve_all(listener, None, stop).await
+        self.serve_all(vec![listener], None, stop).await
     }
 
-    /// Like [`serve`](Self::serve), with a TLS listener beside the plain
-    /// one (both stop together).
+    /// Like [`serve`](Self::serve), on several plain listeners and the TLS
+    /// ones (all stop together).
     pub async fn serve_all(
         self,
-        listener: TcpListener,
+        listeners: Vec<TcpListener>,
         tls: Option<Tls>,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let local = listener.local_addr()?;
-        tracing::info!(
-            node = self.membership.node_id(),
-            store = self.store.backend(),
-            "gmshub listening on http://{local} (Bayeux at http://{local}{})",
-            MOUNTS[0]
-        );
-        let (tls_stop, tls_stopping) = tokio::sync::watch::channel(false);
-        let plain = match &tls {
-            Some(t) if t.redirect_http => tls::redirect_to(t.tcp.local_addr()?.port()),
+        let (stop_all, stopping) = tokio::sync::watch::channel(false);
+        let plain = match tls
+            .as_ref()
+            .and_then(|t| Some((t.redirect_http, t.tcp.first()?)))
+        {
+            Some((true, first)) => tls::redirect_to(first.local_addr()?.port()),
             _ => self.router.clone(),
         };
-        let tls_serving = match tls {
-            Some(tls) => Some(self.serve_tls(tls, tls_stopping)?),
-            None => None,
-        };
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        // When the stop began: the bound counts from there.
-        let began = Arc::new(std::sync::OnceLock::new());
-        let began_at = began.clone();
-        let (bayeux, status) = (self.bayeux.clone(), self.status.clone());
-        // Bayeux replies are small and latency-bound: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(
-            listener,
-            plain
-                .layer(Extension(LocalPort(local.port())))
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            tracing::info!("shutting down: telling clients to reconnect elsewhere");
-            status.set_online(false);
-            bayeux.shutdown();
-            let _ = began_at.set(Instant::now());
-            let _ = tls_stop.send(true);
-            let _ = stopping_tx.send(());
-        });
-        bounded(
-            std::future::IntoFuture::into_future(serve),
-            async { stopping_rx.await.is_ok() },
+        let mut serving = Vec::new();
+        for listener in listeners {
+            let local = listener.local_addr()?;
+            tracing::info!(
+                node = self.membership.node_id(),
+                store = self.store.backend(),
+                "gmshub listening on http://{local} (Bayeux at http://{local}{})",
+                MOUNTS[0]
+            );
+            // Bayeux replies are small and latency-bound: no Nagle delay.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let app = plain.clone().layer(Extension(LocalPort(local.port())));
+            serving.push(spawn_serving(listener, app, stopping.clone(), "plain"));
+        }
+        let mut hangup = None;
+        if let Some(tls) = tls {
+            hangup = Some(tls::reload_on_hangup(tls.certificates.clone()));
+            serving.extend(self.serve_tls(tls, &stopping)?);
+        }
+
+        stop.await;
+        tracing::info!("shutting down: telling clients to reconnect elsewhere");
+        let begun = Instant::now();
+        self.status.set_online(false);
+        self.bayeux.shutdown();
+        let _ = stop_all.send(true);
+        if tokio::time::timeout(
             self.shutdown_timeout,
+            futures_util::future::join_all(serving),
         )
-        .await?;
-        let begun = began.get().copied().unwrap_or_else(Instant::now);
-        if let Some((serving, hangup)) = tls_serving {
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                seconds = self.shutdown_timeout.as_secs(),
+                "requests still open at the shutdown bound; exiting anyway"
+            );
+        }
+        if let Some(hangup) = hangup {
             hangup.abort();
-            let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
-            if tokio::time::timeout(left, serving).await.is_err() {
-                tracing::warn!("TLS requests still open at the shutdown bound; exiting anyway");
-            }
         }
         let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
         if !self.dispatcher.drain(left).await {
@@ -422,18 +422,14 @@ impl Hub {
         tracing::info!("stopped");
         Ok(())
     }
-}
 
-impl Hub {
-    /// Serves the TLS listener (with HSTS on its answers) until `stopping`
-    /// turns true; the certificate reloads on SIGHUP meanwhile.
+    /// Serves each TLS listener (with HSTS on its answers) until `stopping`
+    /// turns true.
     fn serve_tls(
         &self,
         tls: Tls,
-        mut stopping: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(JoinHandle<()>, JoinHandle<()>), StartError> {
-        let local = tls.tcp.local_addr()?;
-        tracing::info!("gmshub listening on https://{local} (TLS 1.2 and 1.3; h2, http/1.1)");
+        stopping: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Vec<JoinHandle<()>>, StartError> {
         let mut router = self
             .router
             .clone()
@@ -451,23 +447,43 @@ impl Hub {
                 hsts,
             ));
         }
-        let hangup = tls::reload_on_hangup(tls.certificates.clone());
-        // Tapped (with nothing to do) for axum's connect info.
-        let listener = tls::TlsListener::new(tls.tcp, tls.certificates)?.tap_io(|_| {});
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        });
-        let serving = tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!("TLS listener: {e}");
-            }
-        });
-        Ok((serving, hangup))
+        let mut serving = Vec::new();
+        for tcp in tls.tcp {
+            let local = tcp.local_addr()?;
+            tracing::info!("gmshub listening on https://{local} (TLS 1.2 and 1.3; h2, http/1.1)");
+            // Tapped (with nothing to do) for axum's connect info.
+            let listener = tls::TlsListener::new(tcp, tls.certificates.clone())?.tap_io(|_| {});
+            let app = router.clone().layer(Extension(LocalPort(local.port())));
+            serving.push(spawn_serving(listener, app, stopping.clone(), "TLS"));
+        }
+        Ok(serving)
     }
+}
+
+/// Serves `app` on `listener` until `stopping` turns true, then lets the
+/// requests under way finish.
+fn spawn_serving<L, F>(
+    listener: axum::serve::TapIo<L, F>,
+    app: Router,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    kind: &'static str,
+) -> JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    F: FnMut(&mut L::Io) + Send + 'static,
+{
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!("{kind} listener: {e}");
+        }
+    })
 }
 
 /// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.

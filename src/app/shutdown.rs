@@ -1,9 +1,4 @@
-//! Stopping: the signals that ask for it (SIGINT, SIGTERM), and the bound on
-//! how long in-flight requests may take once clients have been told to go
-//! elsewhere.
-
-use std::future::Future;
-use std::time::Duration;
+//! Stopping: the signals that ask for it (SIGINT, SIGTERM).
 
 /// SIGINT and SIGTERM, listened for from when this is made (so a signal that
 /// arrives as soon as the port answers still stops gracefully).
@@ -37,27 +32,5 @@ impl Signals {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Runs `serve` until it ends by itself, or for at most `bound` once
-/// `stopping` resolves (the graceful stop has begun).
-pub async fn bounded<E>(
-    serve: impl Future<Output = Result<(), E>>,
-    stopping: impl Future<Output = bool>,
-    bound: Duration,
-) -> Result<(), E> {
-    tokio::select! {
-        result = serve => result,
-        _ = async {
-            if stopping.await {
-                tokio::time::sleep(bound).await
-            } else {
-                std::future::pending().await
-            }
-        } => {
-            tracing::warn!(seconds = bound.as_secs(), "requests still open at the shutdown bound; exiting anyway");
-            Ok(())
-        }
     }
 }

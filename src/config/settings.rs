@@ -53,8 +53,9 @@ pub struct V1Settings {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `[server] listen`: the address the HTTP server binds.
-    pub listen: SocketAddr,
+    /// `[server] listen`: the addresses the plain HTTP listeners bind
+    /// (`127.0.0.1:8080`), or why they cannot be read.
+    pub listen: Result<Vec<SocketAddr>, String>,
     /// `[server] backlog`: the listen queue (the kernel default, 128, makes
     /// bursts of connects wait on SYN retries).
     pub backlog: u32,
@@ -249,7 +250,9 @@ impl Settings {
                 .millis("cluster", "heartbeat-interval", Duration::from_secs(5))
                 .max(Duration::from_millis(100)),
             node_id,
-            listen: o.value("server", "listen", default_listen),
+            listen: o
+                .addresses("server", "listen")
+                .map(|a| a.unwrap_or_else(|| vec![default_listen])),
             backlog: o.value("server", "backlog", 4096),
             shutdown_timeout,
             bayeux: BayeuxConfig {
@@ -483,15 +486,17 @@ fn chat_services(o: &Options) -> ChatServices {
 }
 
 impl Settings {
-    /// Who may log in to the agent API of a node listening on `listen`:
-    /// the configured accounts, or, with none, the development account
-    /// `agent`/`agent` serving every queue, and that only on a loopback
-    /// listener (nobody else can reach it).
-    pub fn agent_accounts(&self, listen: SocketAddr) -> Vec<AgentAccount> {
+    /// Who may log in to the agent API: the configured accounts, or, with
+    /// none, the development account `agent`/`agent` serving every queue,
+    /// and that only when every listener (plain and TLS) is on loopback
+    /// (nobody else can reach it).
+    pub fn agent_accounts(&self) -> Vec<AgentAccount> {
         if !self.agents.is_empty() {
             return self.agents.clone();
         }
-        if !listen.ip().is_loopback() {
+        let plain = self.listen.iter().flatten();
+        let tls = self.tls.iter().flatten().flat_map(|t| t.listen.iter());
+        if !plain.chain(tls).all(|a| a.ip().is_loopback()) {
             tracing::warn!(
                 "no [agent.<login>] accounts: the agent API has none (the development \
                  account agent/agent exists only on a loopback listener)"
@@ -677,6 +682,43 @@ mod tests {
     }
 
     #[test]
+    fn listen_takes_a_list_and_refuses_what_is_not_an_address() {
+        let listen =
+            |ini: &str| Settings::from_options(&Options::from_ini(ini, &[]).unwrap()).listen;
+        assert_eq!(listen(""), Ok(vec!["127.0.0.1:8080".parse().unwrap()]));
+        assert_eq!(
+            listen("[server]\nlisten = 0.0.0.0:8080, [::1]:8081 10.0.0.5:8082\n"),
+            Ok(["0.0.0.0:8080", "[::1]:8081", "10.0.0.5:8082"]
+                .map(|a| a.parse().unwrap())
+                .to_vec())
+        );
+        let e = listen("[server]\nlisten = 0.0.0.0:8080, internal:8081\n").unwrap_err();
+        assert!(
+            e.contains("[server] listen") && e.contains("internal:8081"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn development_agent_only_when_every_listener_is_on_loopback() {
+        let logins = |ini: &str| {
+            Settings::from_options(&Options::from_ini(ini, &[]).unwrap())
+                .agent_accounts()
+                .into_iter()
+                .map(|a| a.login)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(logins(""), ["agent"]);
+        assert_eq!(
+            logins("[server]\nlisten = 127.0.0.1:8080, [::1]:8080\n"),
+            ["agent"]
+        );
+        assert!(logins("[server]\nlisten = 127.0.0.1:8080, 0.0.0.0:8081\n").is_empty());
+        let tls = "[tls]\nlisten = 0.0.0.0:8443\ncertificate = c\nprivate-key = k\n";
+        assert!(logins(tls).is_empty(), "a public TLS listener");
+    }
+
+    #[test]
     fn gms_and_cometd_names_map_to_settings() {
         let o = Options::from_ini(
             "[server]\nlisten = 0.0.0.0:9090\n[cometd]\nmaxSessionsPerBrowser = -1\nmaxQueue = 0\n\
@@ -686,7 +728,7 @@ mod tests {
         )
         .unwrap();
         let s = Settings::from_options(&o);
-        assert_eq!(s.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(s.listen, Ok(vec!["0.0.0.0:9090".parse().unwrap()]));
         assert_eq!(
             s.bayeux.max_sessions_per_browser,
             usize::MAX,

@@ -27,7 +27,8 @@ pub enum CertificateSource {
 
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
-    pub listen: SocketAddr,
+    /// `listen`: one or several addresses (comma-separated).
+    pub listen: Vec<SocketAddr>,
     pub source: CertificateSource,
     /// The `Strict-Transport-Security` value, if any.
     pub hsts: Option<String>,
@@ -45,12 +46,9 @@ impl TlsSettings {
     /// `None` when `[tls] listen` is not set; an error names what is wrong.
     pub fn from_options(o: &Options) -> Result<Option<Self>, String> {
         let get = |option: &str| o.get("tls", option).filter(|v| !v.is_empty());
-        let Some(listen) = get("listen") else {
+        let Some(listen) = o.addresses("tls", "listen")? else {
             return Ok(None);
         };
-        let listen = listen
-            .parse()
-            .map_err(|_| format!("[tls] listen: {listen:?} is not an address and port"))?;
         let source = match (get("certificate"), get("private-key"), get("keystore")) {
             (Some(chain), Some(key), None) => CertificateSource::Pem {
                 chain: chain.into(),

@@ -59,6 +59,13 @@ pub fn with_config(dir: &tempfile::TempDir, config: &str, extra: &[(&str, &str)]
     Server::start(&env)
 }
 
+/// A loopback port that was free a moment ago (for configurations that
+/// name their ports).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// A gmshub process on a free loopback port; killed when dropped.
 pub struct Server {
     child: Child,
@@ -87,6 +94,16 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
         cmd.args(["--listen", "127.0.0.1:0"]);
         Self::launch(cmd, data, env)
+    }
+
+    /// Like `start`, on the listeners its configuration names (no
+    /// `--listen`); `addr` is the first of them.
+    pub fn start_as_configured(env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("temporary folder");
+        let cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
+        let mut server = Self::launch(cmd, data.path(), env);
+        server._data = Some(data);
+        server
     }
 
     /// Like `start`, inside the network namespace `netns`, listening on
