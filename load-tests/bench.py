@@ -2,6 +2,7 @@
 """Side-by-side benchmark of gmshub against Faye, with the same generator.
 
     python3 load-tests/bench.py [--quick] [--only rooms,fanout] [--servers gmshub,faye]
+    python3 load-tests/bench.py --security [--repeat 3]
 
 Builds gmshub and bayeux-load (cargo, release), installs the Faye peer (npm ci)
 when missing, then for each server and each scenario starts a fresh server on
@@ -9,7 +10,15 @@ a free loopback port, drives it with target/release/bayeux-load, and stops it.
 Writes load-tests/results/bench-DATE.{json,md,svg} and latest.{json,md,svg}:
 the raw reports, a side-by-side table and a p99-against-throughput plot.
 
-Python 3.11 standard library only.
+--security measures what gmshub's security layers and its TLS cost: the rooms
+and long-polling scenarios on plain gmshub, on gmshub with Basic
+authentication, CORS (every request from a listed Origin), trusted proxies,
+[port_restrictions] and a header rule configured, and on gmshub over its own
+TLS listener; interleaved, repeated, reported as the highest rate at the p99
+bound and server CPU per 1000 deliveries (median, min-max), each as a ratio to
+plain gmshub. Writes load-tests/results/security-DATE.{json,md}.
+
+Python 3.11 standard library (and the openssl command, for --security).
 """
 import argparse
 import datetime
@@ -97,6 +106,45 @@ SERVERS = {
 }
 LISTENING = re.compile(r"listening on http://(127\.0\.0\.1:\d+)")
 
+# --security: gmshub with its security layers on, and over TLS; their
+# configuration files are written by prepare_security().
+SECURE_ORIGIN = "http://widget.example"
+SECURITY_DIR = RESULTS / "logs" / "security"
+SECURE_INI = f"""[server]
+username = ors
+password = ors-secret
+trusted-proxies = 10.0.0.0/8
+[cors]
+allowedOriginPatterns = {SECURE_ORIGIN}
+allowCredentials = true
+[port_restrictions]
+/genesys/1/admin/* = 1
+[header.1-frame]
+pattern = /genesys/*
+name = X-Frame-Options
+value = SAMEORIGIN
+"""
+SERVERS["gmshub-secure"] = dict(SERVERS["gmshub"], env=dict(
+    SERVERS["gmshub"]["env"], GMSHUB_CONFIG=str(SECURITY_DIR / "secure.ini")),
+    flags=["--origin", SECURE_ORIGIN])
+SERVERS["gmshub-tls"] = dict(SERVERS["gmshub"], env=dict(
+    SERVERS["gmshub"]["env"], GMSHUB__TLS__LISTEN="127.0.0.1:0",
+    GMSHUB__TLS__CERTIFICATE=str(SECURITY_DIR / "cert.pem"),
+    GMSHUB__TLS__PRIVATE_KEY=str(SECURITY_DIR / "key.pem")),
+    listening=re.compile(r"listening on https://(127\.0\.0\.1:\d+)"), scheme="https",
+    flags=["--ca", str(SECURITY_DIR / "ca.pem")])
+SECURITY_SERVERS = ["gmshub", "gmshub-secure", "gmshub-tls"]
+COMPARED = ["gmshub", "faye"]   # the servers of the side-by-side run
+# Shorter steps than the comparison with Faye: every run is repeated.
+# Finer steps around gmshub's knees, so a few per cent show.
+SECURITY_SCENARIOS = {
+    "rooms": dict(SCENARIOS["rooms"], seconds=4, drain=1,
+                  rates=[400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000, 2200, 2500, 2800, 3200]),
+    "longpoll": dict(SCENARIOS["longpoll"], seconds=4, drain=2,
+                     rates=[100, 150, 200, 250, 300, 350, 400, 500, 600]),
+}
+SECURITY_TARGET_COST = 0.05   # the layers may cost at most 5 % of the rate
+
 
 class Interrupted(Exception):
     """SIGTERM to bench.py: unwinds like Ctrl-C so every finally runs."""
@@ -122,9 +170,10 @@ class Server:
                                          start_new_session=True)
         deadline = time.monotonic() + SERVER_START_SECONDS
         while time.monotonic() < deadline:
-            found = LISTENING.search(self.log_path.read_text(errors="replace"))
+            found = self.spec.get("listening", LISTENING).search(
+                self.log_path.read_text(errors="replace"))
             if found:
-                self.url = f"http://{found.group(1)}{self.spec['path']}"
+                self.url = f"{self.spec.get('scheme', 'http')}://{found.group(1)}{self.spec['path']}"
                 return self
             if self.proc.poll() is not None:
                 why = f"exited with code {self.proc.returncode}"
@@ -187,7 +236,7 @@ def run_generator(generator, server, name, params, report_path, log_path):
     """Runs the generator once; returns (report or None, error or None, command)."""
     cmd = [generator] if not generator.endswith(".py") else [sys.executable, generator]
     cmd += ["--url", server.url, "--transport", params["transport"],
-            "--scenario", params["scenario"], *generator_flags(params),
+            "--scenario", params["scenario"], *generator_flags(params), *server.spec.get("flags", []),
             "--server-pid", str(server.proc.pid), "--label", server.name,
             "--json", str(report_path)]
     bound = run_timeout(params)
@@ -635,14 +684,19 @@ def parse_args():
     p = argparse.ArgumentParser(description="Benchmark gmshub against Faye with bayeux-load.")
     p.add_argument("--quick", action="store_true", help="a short smoke-sized run of each scenario")
     p.add_argument("--only", help=f"scenarios to run, comma-separated (of {','.join(SCENARIOS)})")
-    p.add_argument("--servers", help=f"servers to run, comma-separated (of {','.join(SERVERS)})")
+    p.add_argument("--servers", help=f"servers to run, comma-separated (of {','.join(COMPARED)})")
+    p.add_argument("--security", action="store_true",
+                   help="the cost of the security layers and of TLS (rooms and longpoll, repeated)")
+    p.add_argument("--repeat", type=int, default=3, help="--security: runs of each server (3)")
     p.add_argument("--no-build", action="store_true", help="skip cargo build")
     p.add_argument("--generator", default=str(ROOT / "target/release/bayeux-load"),
                    help="the load generator (a .py path runs with this Python)")
     p.add_argument("--out", default=str(RESULTS), help="results folder")
     a = p.parse_args()
     a.only = pick(a.only, SCENARIOS, "--only")
-    a.servers = pick(a.servers, SERVERS, "--servers")
+    a.servers = pick(a.servers, COMPARED, "--servers")
+    if a.security:
+        a.servers = SECURITY_SERVERS
     return a
 
 
@@ -728,6 +782,157 @@ def run_all(args, results, logs):
             time.sleep(PAUSE_BETWEEN_RUNS_SECONDS)
 
 
+# --------------------------------------------------------------------------
+# --security: the layers' and TLS's cost
+# --------------------------------------------------------------------------
+def prepare_security():
+    """The secure server's configuration and the TLS server's certificate."""
+    SECURITY_DIR.mkdir(parents=True, exist_ok=True)
+    (SECURITY_DIR / "secure.ini").write_text(SECURE_INI)
+    d = SECURITY_DIR
+    # A CA and a server certificate it signs (rustls refuses a CA as the server's).
+    for cmd in (
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", d / "ca-key.pem", "-out", d / "ca.pem", "-days", "2", "-subj", "/CN=gmshub bench CA"],
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", d / "key.pem", "-out", d / "cert.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", d / "cert.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca-key.pem",
+         "-CAcreateserial", "-out", d / "cert.pem", "-days", "2", "-extfile", d / "ext.cnf"],
+    ):
+        (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+
+
+def run_security(args):
+    prepare_security()
+    out = Path(args.out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / ".gitignore").write_text("*\n")
+    scenarios = {n: p for n, p in SECURITY_SCENARIOS.items() if n in args.only} or SECURITY_SCENARIOS
+    results = {"machine": machine_facts(), "servers": SECURITY_SERVERS, "repeat": args.repeat,
+               "generator": args.generator, "scenarios": scenarios,
+               "runs": {n: {s: [] for s in SECURITY_SERVERS} for n in scenarios}, "interrupted": False}
+    print(f"bench --security: {machine_line(results['machine'])}; {args.repeat} repeats", flush=True)
+    try:
+        # Interleaved (each repeat runs every server once), so the machine's
+        # drift spreads over all of them alike.
+        for repeat in range(args.repeat):
+            for name, params in scenarios.items():
+                for server_name in SECURITY_SERVERS:
+                    print(f"\n== repeat {repeat + 1}: {server_name}: {name}", flush=True)
+                    server = Server(server_name, logs / f"security-{server_name}-{name}.server.log")
+                    run = {"error": None, "report": None}
+                    try:
+                        server.start()
+                        report, error, _ = run_generator(
+                            args.generator, server, name, params,
+                            logs / f"security-{server_name}-{name}.report.json",
+                            logs / f"security-{server_name}-{name}.generator.log")
+                        run.update(report=report, error=error)
+                        if report:
+                            print_steps(report)
+                    except RuntimeError as e:
+                        run["error"] = str(e).splitlines()[0]
+                        print(f"  !! {e}", flush=True)
+                    finally:
+                        server.stop()
+                        results["runs"][name][server_name].append(run)
+                    time.sleep(PAUSE_BETWEEN_RUNS_SECONDS)
+    except (KeyboardInterrupt, Interrupted):
+        results["interrupted"] = True
+    day = results["machine"]["date"][:10]
+    suffix = "-interrupted" if results["interrupted"] else ""
+    text = security_markdown(results)
+    (out / f"security-{day}{suffix}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / f"security-{day}{suffix}.md").write_text(text)
+    print("\n" + text)
+    print(f"wrote {shorten(str(out / f'security-{day}{suffix}.md'))} and .json")
+    return 130 if results["interrupted"] else 0
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
+def spread(xs, show):
+    """median (min-max) of xs, each shown by `show`."""
+    if not xs:
+        return "—"
+    return f"{show(median(xs))} ({show(min(xs))}-{show(max(xs))})" if len(xs) > 1 else show(xs[0])
+
+
+def cpu_per_1000(steps):
+    """Server CPU milliseconds per 1000 deliveries over `steps` (of equal length)."""
+    cpu = sum(st.get("server_cpu_percent") or 0 for st in steps)
+    delivered = sum(st.get("delivered_per_sec") or 0 for st in steps)
+    return cpu * 10_000 / delivered if steps and delivered else None
+
+
+def security_rows(results, name):
+    """Per server: the rates at the p99 bound, and CPU per 1000 deliveries
+    over the steps every run passed (equal loads), each with its ratio to
+    plain gmshub."""
+    target = ROOMS_P99_TARGET_MS if name == "rooms" else LONGPOLL_P99_TARGET_MS
+    runs = results["runs"][name]
+    reports = {s: [r["report"] for r in runs[s] if r.get("report")] for s in results["servers"]}
+    best = {s: [(best_within(rep.get("steps") or [], target) or {}).get("rate", 0) for rep in reports[s]]
+            for s in reports}
+    passed = [{st["rate"] for st in rep.get("steps") or []
+               if clean(st) and st.get("p99_ms") is not None and st["p99_ms"] <= target}
+              for reps in reports.values() for rep in reps]
+    common = set.intersection(*passed) if passed else set()
+    cpu = {s: [c for rep in reports[s]
+               if (c := cpu_per_1000([st for st in rep.get("steps") or [] if st["rate"] in common]))]
+           for s in reports}
+    base_rate, base_cpu = median(best.get("gmshub") or []), median(cpu.get("gmshub") or [])
+    rows = []
+    for s in results["servers"]:
+        rate_ratio = median(best[s]) / base_rate if base_rate and best[s] else None
+        cpu_ratio = median(cpu[s]) / base_cpu if base_cpu and cpu[s] else None
+        rows.append((s, spread(best[s], lambda v: f"{v:,.0f}/s"),
+                     f"{rate_ratio:.2f}×" if rate_ratio else "—",
+                     spread(cpu[s], lambda v: f"{v:.2f} ms"),
+                     f"{cpu_ratio:.2f}×" if cpu_ratio else "—",
+                     len(reports[s]), rate_ratio, cpu_ratio))
+    steps = f"{fmt_num(min(common))}-{fmt_num(max(common))}/s" if common else "no common steps"
+    return target, steps, rows
+
+
+def security_markdown(results):
+    m = results["machine"]
+    out = [f"# gmshub: the cost of the security layers and of TLS, {m['date'][:10]}", "",
+           f"Machine: {machine_line(m)}.  ",
+           f"Commit {m.get('git_commit')}; {results['repeat']} runs of each server, interleaved; "
+           f"every run on a fresh server, driven by `{shorten(results['generator'])}`.", "",
+           "- `gmshub`: the defaults.",
+           "- `gmshub-secure`: Basic authentication for every group, CORS with the generator's "
+           f"`Origin: {SECURE_ORIGIN}` listed (every request checked and answered with CORS "
+           "headers), trusted proxies, a `[port_restrictions]` rule and a `[header.<name>]` rule.",
+           "- `gmshub-tls`: the defaults, over gmshub's TLS listener (TLS 1.3, a P-256 certificate).", ""]
+    if results.get("interrupted"):
+        out += ["**Interrupted: the figures below are partial.**", ""]
+    for name, params in results["scenarios"].items():
+        target, steps, rows = security_rows(results, name)
+        out += [f"## {name}: {params['clients']:,} {params['transport']} clients", "",
+                f"| server | highest rate, p99 ≤ {target} ms, no loss: median (min-max) | ÷ gmshub "
+                f"| server CPU per 1000 deliveries, steps {steps} | ÷ gmshub | runs |",
+                "|---|---|---|---|---|---|"]
+        for s, rate, rr, cpu, cr, n, *_ in rows:
+            out.append(f"| {s} | {rate} | {rr} | {cpu} | {cr} | {n} |")
+        secure = next((r for r in rows if r[0] == "gmshub-secure"), None)
+        if secure and secure[6] is not None:
+            cost = 1 - secure[6]
+            verdict = "within" if cost <= SECURITY_TARGET_COST else "over"
+            out += ["", f"Security layers cost {cost * 100:.1f} % of the rate ({verdict} the "
+                    f"{SECURITY_TARGET_COST * 100:.0f} % target); CPU per delivery "
+                    f"{((secure[7] or 1) - 1) * 100:+.1f} %."]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def write_outputs(results, out, suffix, latest):
     day = results["machine"]["date"][:10]
     names = [f"bench-{day}{suffix}"] + ([f"latest{suffix}"] if latest else [])
@@ -746,6 +951,8 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
 
     prepare(args)
+    if args.security:
+        return run_security(args)
     scenarios = {}
     for name in args.only:
         params = dict(SCENARIOS[name])
@@ -763,7 +970,7 @@ def main():
                "generator": args.generator, "scenarios": scenarios, "runs": {}, "interrupted": False}
     # A quick or filtered run gets its own file names, so it never replaces
     # the figures of a full run.
-    full = set(args.only) == set(SCENARIOS) and set(args.servers) == set(SERVERS)
+    full = set(args.only) == set(SCENARIOS) and set(args.servers) == set(COMPARED)
     suffix = ("-quick" if args.quick else "") + ("" if full else "-partial")
 
     print(f"bench: {machine_line(results['machine'])}", flush=True)

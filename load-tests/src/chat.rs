@@ -16,13 +16,12 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::stats::quantile_ms;
-use crate::target::{connect_tcp, ClientError, Target};
+use crate::target::{ClientError, Stream, Target};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -62,7 +61,7 @@ pub struct ChatReport {
 
 /// A Bayeux session on a WebSocket, keeping a `/meta/connect` outstanding.
 pub(crate) struct Session {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Stream>,
     pub(crate) id: String,
     n: u64,
     /// Messages read with an earlier one that `until` returned: a frame
@@ -72,8 +71,8 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) async fn open(target: &Target) -> Result<Session, ClientError> {
-        let tcp = connect_tcp(target.addr).await?;
-        let (ws, _) = tokio_tungstenite::client_async(target.ws_url(), tcp).await?;
+        let connection = target.connect().await?;
+        let (ws, _) = tokio_tungstenite::client_async(target.ws_url(), connection).await?;
         let mut s = Session {
             ws,
             id: String::new(),

@@ -7,12 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
+use hyper::header::{CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
 use crate::stats::Shared;
-use crate::target::{connect_tcp, ClientError, Target};
+use crate::target::{ClientError, Target};
 use crate::wire;
 
 const TYPE: &str = "long-polling";
@@ -28,7 +28,7 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(target: &Target, cookie: Option<String>) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(WAIT, connect_tcp(target.addr))
+        let stream = tokio::time::timeout(WAIT, target.connect())
             .await
             .map_err(|_| ClientError::Timeout("tcp connect"))??;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -48,6 +48,9 @@ impl Conn {
             .header(CONTENT_TYPE, "application/json;charset=UTF-8");
         if let Some(cookie) = &self.cookie {
             req = req.header(COOKIE, cookie);
+        }
+        if let Some(origin) = &self.target.origin {
+            req = req.header(ORIGIN, origin);
         }
         let req = req
             .body(Full::new(Bytes::from(body)))

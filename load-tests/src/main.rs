@@ -120,6 +120,12 @@ struct Args {
     /// `callback`: callbacks due at the same instant in phase 2.
     #[arg(long, default_value_t = 5000)]
     due: usize,
+    /// `https://` targets: the certificate authority to trust (PEM).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// An `Origin` header on every request (a widget served by another site).
+    #[arg(long)]
+    origin: Option<String>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -167,7 +173,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let targets = args
         .url
         .iter()
-        .map(|u| Target::parse(u))
+        .map(|u| Target::parse(u, args.ca.as_deref(), args.origin.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     let rooms = match args.scenario {
         Scenario::Fanout => 1,

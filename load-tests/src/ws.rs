@@ -5,17 +5,17 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::stats::Shared;
-use crate::target::{connect_tcp, ClientError, Target};
+use crate::target::{ClientError, Stream as Connection, Target};
 use crate::wire;
 
-type Stream = WebSocketStream<TcpStream>;
+type Stream = WebSocketStream<Connection>;
 const TYPE: &str = "websocket";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -26,6 +26,20 @@ fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
+}
+
+/// The upgrade request, with the target's `Origin` if it has one.
+fn upgrade(
+    target: &Target,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ClientError> {
+    let mut request = target.ws_url().into_client_request()?;
+    if let Some(origin) = &target.origin {
+        let origin = origin
+            .parse()
+            .map_err(|_| ClientError::Protocol(format!("--origin {origin:?}")))?;
+        request.headers_mut().insert("origin", origin);
+    }
+    Ok(request)
 }
 
 /// One session on one socket, used by one task: not split, since splitting
@@ -39,10 +53,14 @@ impl WsClient {
     /// Opens a socket, handshakes, and completes the first connect.
     pub async fn open(target: &Target) -> Result<Self, ClientError> {
         let (ws, _) = tokio::time::timeout(WAIT, async {
-            let tcp = connect_tcp(target.addr).await?;
+            let connection = target.connect().await?;
             Ok::<_, ClientError>(
-                tokio_tungstenite::client_async_with_config(target.ws_url(), tcp, Some(config()))
-                    .await?,
+                tokio_tungstenite::client_async_with_config(
+                    upgrade(target)?,
+                    connection,
+                    Some(config()),
+                )
+                .await?,
             )
         })
         .await
