@@ -9,6 +9,13 @@ use clap::Parser;
 use gmshub::app::{self, Signals};
 use gmshub::config::{Options, Settings};
 
+/// mimalloc rather than glibc's malloc: under many threads glibc's arenas
+/// are locked on every allocation of a request's short-lived futures and
+/// buffers (a profile of long-polling put a quarter of the server's time in
+/// malloc and its lock).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A real-time messaging hub speaking the public APIs of Genesys Mobile
 /// Services: Bayeux/CometD at /genesys/cometd.
 ///

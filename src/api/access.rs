@@ -3,8 +3,8 @@
 //! Authenticate: Basic realm="..."`, an empty body), and the back office's
 //! 403 for anonymous callers from outside its networks. And, in front of
 //! everything (CometD too), who a request may claim to be once `[server]
-//! trusted-proxies` is set ([`identity`]), and which paths each port serves
-//! ([`ports`]).
+//! trusted-proxies` is set ([`identify`]), and which paths each port serves
+//! ([`port_refusal`]); `edge` runs those two.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,12 +56,12 @@ pub async fn check(State(access): State<Arc<Access>>, request: Request, next: Ne
 /// Through a trusted proxy, the client is the one `X-Forwarded-For` names
 /// (for the back office's networks and login throttling); from anywhere
 /// else, with trusted proxies set, `gms_user` is removed: only the proxies
-/// (which authenticate users) may name one.
-pub async fn identity(
-    State(access): State<Arc<Access>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// (which authenticate users) may name one. Without trusted proxies GMS's
+/// rule holds (anyone may name a user): nothing to do.
+pub fn identify(access: &Access, request: &mut Request) {
+    if !access.has_trusted_proxies() {
+        return;
+    }
     let from = peer(request.extensions());
     if !access.trusts(from) {
         request.headers_mut().remove(crate::wire::GMS_USER);
@@ -75,30 +75,24 @@ pub async fn identity(
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(client, 0)));
     }
-    next.run(request).await
 }
 
 /// The local port a request came in on (each listener marks its requests).
 #[derive(Debug, Clone, Copy)]
 pub struct LocalPort(pub u16);
 
-/// `[port_restrictions]`: 403 for a listed path on a port not listed for
+/// `[port_restrictions]`: a 403 for a listed path on a port not listed for
 /// it.
-pub async fn ports(
-    State(restrictions): State<Arc<PortRestrictions>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let port = request.extensions().get::<LocalPort>().map(|p| p.0);
-    match port {
-        Some(port) if !restrictions.allows(request.uri().path(), port) => ApiError::new(
+pub fn port_refusal(restrictions: &PortRestrictions, request: &Request) -> Option<Response> {
+    let port = request.extensions().get::<LocalPort>()?.0;
+    (!restrictions.allows(request.uri().path(), port)).then(|| {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "com.genesyslab.gsg.services.exceptions.ForbiddenException",
             format!("this path is not served on port {port} ([port_restrictions])"),
         )
-        .into_response(),
-        _ => next.run(request).await,
-    }
+        .into_response()
+    })
 }
 
 /// The user and password of an `Authorization: Basic` header.

@@ -7,35 +7,37 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::error::ApiError;
 use crate::config::CorsSettings;
 
-/// `router` with cross-origin handling around it.
-pub fn around(router: Router, cors: Arc<CorsSettings>) -> Router {
+/// tower-http's layer for the listed origins; `None` when none is listed
+/// (then no answer carries CORS headers, and `refusal` turns cross-origin
+/// requests away).
+pub fn layer(cors: &Arc<CorsSettings>) -> Option<CorsLayer> {
+    if !cors.any_origin && cors.origins.is_empty() {
+        return None;
+    }
     let parse = |names: &[String]| -> Vec<HeaderName> {
         names.iter().filter_map(|n| n.parse().ok()).collect()
     };
     let methods: Vec<Method> = cors.methods.iter().filter_map(|m| m.parse().ok()).collect();
     let allowed = cors.clone();
-    let layer = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            origin.to_str().is_ok_and(|o| allowed.allows(o))
-        }))
-        .allow_methods(methods)
-        .allow_headers(parse(&cors.headers))
-        .expose_headers(parse(&cors.exposed))
-        .allow_credentials(cors.credentials)
-        .max_age(cors.max_age);
-    router
-        .layer(layer)
-        .layer(axum::middleware::from_fn_with_state(cors, refuse))
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+                origin.to_str().is_ok_and(|o| allowed.allows(o))
+            }))
+            .allow_methods(methods)
+            .allow_headers(parse(&cors.headers))
+            .expose_headers(parse(&cors.exposed))
+            .allow_credentials(cors.credentials)
+            .max_age(cors.max_age),
+    )
 }
 
 /// Whether `origin` is the site that was asked (`Host`).
@@ -45,13 +47,13 @@ fn same_origin(origin: &str, host: Option<&HeaderValue>) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(authority))
 }
 
-async fn refuse(State(cors): State<Arc<CorsSettings>>, request: Request, next: Next) -> Response {
+/// The 403 for a request from an origin that is not listed (unless
+/// `[cors]` says to deliver it anyway).
+pub fn refusal(cors: &CorsSettings, request: &Request) -> Option<Response> {
     let headers = request.headers();
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return next.run(request).await;
-    };
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
     if same_origin(origin, headers.get(header::HOST)) || cors.allows(origin) {
-        return next.run(request).await;
+        return None;
     }
     let upgrade = headers
         .get(header::UPGRADE)
@@ -63,16 +65,18 @@ async fn refuse(State(cors): State<Arc<CorsSettings>>, request: Request, next: N
         cors.deliver_not_allowed
     };
     if deliver {
-        return next.run(request).await;
+        return None;
     }
     let origin = origin.chars().take(200).collect::<String>();
     tracing::debug!(origin, upgrade, "cross-origin request refused");
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "com.genesyslab.gsg.services.exceptions.ForbiddenException",
-        format!("origin {origin} is not allowed ([cors] allowedOriginPatterns)"),
+    Some(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "com.genesyslab.gsg.services.exceptions.ForbiddenException",
+            format!("origin {origin} is not allowed ([cors] allowedOriginPatterns)"),
+        )
+        .into_response(),
     )
-    .into_response()
 }
 
 #[cfg(test)]

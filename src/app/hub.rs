@@ -300,22 +300,15 @@ impl Hub {
         let router = pages::router(&pages)
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
-        let router = api::cors::around(router, settings.cors.clone());
-        let mut router = api::headers::around(router, settings.header_rules.clone());
-        // Without trusted proxies GMS's rule holds (anyone may name a
-        // user): nothing to check on each request.
-        if settings.access.has_trusted_proxies() {
-            router = router.layer(axum::middleware::from_fn_with_state(
-                settings.access.clone(),
-                api::access::identity,
-            ));
-        }
-        if !settings.port_restrictions.is_empty() {
-            router = router.layer(axum::middleware::from_fn_with_state(
-                settings.port_restrictions.clone(),
-                api::access::ports,
-            ));
-        }
+        let router = api::edge::around(
+            router,
+            api::edge::Edge {
+                ports: settings.port_restrictions.clone(),
+                access: settings.access.clone(),
+                cors: settings.cors.clone(),
+                rules: settings.header_rules.clone(),
+            },
+        );
         Ok(Self {
             router,
             bayeux,
