@@ -749,37 +749,49 @@ def print_steps(report):
               f"{fmt_num(c.get('errors'))} errors", flush=True)
 
 
+def run_one(args, server_name, name, params, logs, prefix=""):
+    """One server, fresh, driven through one scenario; returns the run's record."""
+    run = {"error": None, "report": None}
+    base = logs / f"{prefix}{server_name}-{name}"
+    server = Server(server_name, Path(f"{base}.server.log"))
+    started = time.monotonic()
+    try:
+        server.start()
+        print(f"  {server_name} pid {server.proc.pid} at {server.url}", flush=True)
+        report, error, cmd = run_generator(args.generator, server, name, params,
+                                           Path(f"{base}.report.json"), Path(f"{base}.generator.log"))
+        run.update(report=report, error=error, command=[shorten(c) for c in cmd])
+        if report:
+            print_steps(report)
+    except RuntimeError as e:
+        run["error"] = str(e).splitlines()[0]
+        print(f"  !! {e}", flush=True)
+    except (KeyboardInterrupt, Interrupted):
+        run["error"] = run["error"] or "interrupted"
+        raise
+    finally:
+        run["server_exit_code"] = server.stop()
+        run["wall_seconds"] = round(time.monotonic() - started, 1)
+        run["server_log"] = shorten(str(server.log_path))
+    time.sleep(PAUSE_BETWEEN_RUNS_SECONDS)
+    return run
+
+
 def run_all(args, results, logs):
     scenarios = results["scenarios"]
     for server_name in args.servers:
         results["runs"][server_name] = {}
         for name, params in scenarios.items():
             print(f"\n== {server_name}: {name} ({params['scenario']} over {params['transport']})", flush=True)
-            run = {"error": None, "report": None}
-            results["runs"][server_name][name] = run
-            server = Server(server_name, logs / f"{server_name}-{name}.server.log")
-            started = time.monotonic()
-            try:
-                server.start()
-                print(f"  {server_name} pid {server.proc.pid} at {server.url}", flush=True)
-                report, error, cmd = run_generator(
-                    args.generator, server, name, params,
-                    logs / f"{server_name}-{name}.report.json", logs / f"{server_name}-{name}.generator.log")
-                run.update(report=report, error=error, command=[shorten(c) for c in cmd])
-                if report:
-                    print_steps(report)
-            except RuntimeError as e:
-                run["error"] = str(e).splitlines()[0]
-                print(f"  !! {e}", flush=True)
-            except (KeyboardInterrupt, Interrupted):
-                run["error"] = run["error"] or "interrupted"
-                raise
-            finally:
-                rc = server.stop()
-                run["server_exit_code"] = rc
-                run["wall_seconds"] = round(time.monotonic() - started, 1)
-                run["server_log"] = shorten(str(server.log_path))
-            time.sleep(PAUSE_BETWEEN_RUNS_SECONDS)
+            results["runs"][server_name][name] = run_one(args, server_name, name, params, logs)
+
+
+def logs_folder(out):
+    """Where server and generator logs go (git ignores them)."""
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / ".gitignore").write_text("*\n")
+    return logs
 
 
 # --------------------------------------------------------------------------
@@ -806,9 +818,7 @@ def prepare_security():
 def run_security(args):
     prepare_security()
     out = Path(args.out)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    (logs / ".gitignore").write_text("*\n")
+    logs = logs_folder(out)
     scenarios = {n: p for n, p in SECURITY_SCENARIOS.items() if n in args.only} or SECURITY_SCENARIOS
     results = {"machine": machine_facts(), "servers": SECURITY_SERVERS, "repeat": args.repeat,
                "generator": args.generator, "scenarios": scenarios,
@@ -821,24 +831,8 @@ def run_security(args):
             for name, params in scenarios.items():
                 for server_name in SECURITY_SERVERS:
                     print(f"\n== repeat {repeat + 1}: {server_name}: {name}", flush=True)
-                    server = Server(server_name, logs / f"security-{server_name}-{name}.server.log")
-                    run = {"error": None, "report": None}
-                    try:
-                        server.start()
-                        report, error, _ = run_generator(
-                            args.generator, server, name, params,
-                            logs / f"security-{server_name}-{name}.report.json",
-                            logs / f"security-{server_name}-{name}.generator.log")
-                        run.update(report=report, error=error)
-                        if report:
-                            print_steps(report)
-                    except RuntimeError as e:
-                        run["error"] = str(e).splitlines()[0]
-                        print(f"  !! {e}", flush=True)
-                    finally:
-                        server.stop()
-                        results["runs"][name][server_name].append(run)
-                    time.sleep(PAUSE_BETWEEN_RUNS_SECONDS)
+                    results["runs"][name][server_name].append(
+                        run_one(args, server_name, name, params, logs, prefix="security-"))
     except (KeyboardInterrupt, Interrupted):
         results["interrupted"] = True
     day = results["machine"]["date"][:10]
@@ -892,11 +886,9 @@ def security_rows(results, name):
     for s in results["servers"]:
         rate_ratio = median(best[s]) / base_rate if base_rate and best[s] else None
         cpu_ratio = median(cpu[s]) / base_cpu if base_cpu and cpu[s] else None
-        rows.append((s, spread(best[s], lambda v: f"{v:,.0f}/s"),
-                     f"{rate_ratio:.2f}×" if rate_ratio else "—",
-                     spread(cpu[s], lambda v: f"{v:.2f} ms"),
-                     f"{cpu_ratio:.2f}×" if cpu_ratio else "—",
-                     len(reports[s]), rate_ratio, cpu_ratio))
+        rows.append(dict(server=s, rate=spread(best[s], lambda v: f"{v:,.0f}/s"),
+                         rate_ratio=rate_ratio, cpu=spread(cpu[s], lambda v: f"{v:.2f} ms"),
+                         cpu_ratio=cpu_ratio, runs=len(reports[s])))
     steps = f"{fmt_num(min(common))}-{fmt_num(max(common))}/s" if common else "no common steps"
     return target, steps, rows
 
@@ -920,15 +912,17 @@ def security_markdown(results):
                 f"| server | highest rate, p99 ≤ {target} ms, no loss: median (min-max) | ÷ gmshub "
                 f"| server CPU per 1000 deliveries, steps {steps} | ÷ gmshub | runs |",
                 "|---|---|---|---|---|---|"]
-        for s, rate, rr, cpu, cr, n, *_ in rows:
-            out.append(f"| {s} | {rate} | {rr} | {cpu} | {cr} | {n} |")
-        secure = next((r for r in rows if r[0] == "gmshub-secure"), None)
-        if secure and secure[6] is not None:
-            cost = 1 - secure[6]
+        times = lambda r: f"{r:.2f}×" if r else "—"
+        for r in rows:
+            out.append(f"| {r['server']} | {r['rate']} | {times(r['rate_ratio'])} | {r['cpu']} "
+                       f"| {times(r['cpu_ratio'])} | {r['runs']} |")
+        secure = next((r for r in rows if r["server"] == "gmshub-secure"), None)
+        if secure and secure["rate_ratio"] is not None:
+            cost = 1 - secure["rate_ratio"]
             verdict = "within" if cost <= SECURITY_TARGET_COST else "over"
             out += ["", f"Security layers cost {cost * 100:.1f} % of the rate ({verdict} the "
                     f"{SECURITY_TARGET_COST * 100:.0f} % target); CPU per delivery "
-                    f"{((secure[7] or 1) - 1) * 100:+.1f} %."]
+                    f"{((secure['cpu_ratio'] or 1) - 1) * 100:+.1f} %."]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -961,10 +955,7 @@ def main():
         scenarios[name] = params
 
     out = Path(args.out)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    # Logs are for looking into a failed run, not for keeping in git.
-    (logs / ".gitignore").write_text("*\n")
+    logs = logs_folder(out)
 
     results = {"machine": machine_facts(), "quick": args.quick, "servers": args.servers,
                "generator": args.generator, "scenarios": scenarios, "runs": {}, "interrupted": False}

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import ssl
 import sys
 import time
 import urllib.request
@@ -46,14 +47,20 @@ def parse_args():
     p.add_argument("--server-pid", type=int)
     p.add_argument("--label", default="server")
     p.add_argument("--json", required=True)
+    # bench.py --security's: the CA an https:// server is trusted by, and
+    # the Origin the handshake carries (as bayeux-load's).
+    p.add_argument("--ca")
+    p.add_argument("--origin")
     return p.parse_args()
 
 
-def handshake(url):
+def handshake(url, ca=None, origin=None):
     body = json.dumps([{"channel": "/meta/handshake", "version": "1.0",
                         "supportedConnectionTypes": ["long-polling", "websocket"]}]).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    headers = {"Content-Type": "application/json", **({"Origin": origin} if origin else {})}
+    req = urllib.request.Request(url, data=body, headers=headers)
+    context = ssl.create_default_context(cafile=ca) if ca else None
+    with urllib.request.urlopen(req, timeout=10, context=context) as resp:
         reply = json.loads(resp.read())
     if not reply or not reply[0].get("successful"):
         raise SystemExit(f"fake-bayeux-load: handshake refused: {reply}")
@@ -90,7 +97,7 @@ def main():
                 f.write("{not json")
             return
 
-    client_id = handshake(a.url)
+    client_id = handshake(a.url, a.ca, a.origin)
     print(f"fake-bayeux-load: {a.label} {a.scenario}/{a.transport} handshake ok ({client_id[:8]}...)", flush=True)
     slow = 8.0 if a.label == "faye" else 1.0          # Faye made ~8x slower
     lp = 20.0 if a.transport == "long-polling" else 1.0

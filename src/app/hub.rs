@@ -350,12 +350,10 @@ impl Hub {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let (stop_all, stopping) = tokio::sync::watch::channel(false);
-        let plain = match tls
-            .as_ref()
-            .and_then(|t| Some((t.redirect_http, t.tcp.first()?)))
-        {
-            Some((true, first)) => tls::redirect_to(first.local_addr()?.port()),
-            _ => self.router.clone(),
+        let redirect = tls.as_ref().filter(|t| t.redirect_http);
+        let plain = match redirect.and_then(|t| t.tcp.first()) {
+            Some(first) => tls::redirect_to(first.local_addr()?.port()),
+            None => self.router.clone(),
         };
         let mut serving = Vec::new();
         for listener in listeners {

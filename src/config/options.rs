@@ -170,25 +170,25 @@ impl Options {
     }
 
     /// A list of listen addresses (`host:port`, separated by commas or
-    /// spaces): `None` when the option is absent or empty. Unlike other
-    /// values, a wrong address is an error: serving on another address than
-    /// the one written would open or hide a port.
+    /// spaces): `None` when the option names none (absent, empty, or only
+    /// separators). Unlike other values, a wrong address is an error:
+    /// serving on another address than the one written would open or hide a
+    /// port.
     pub fn addresses(
         &self,
         section: &str,
         option: &str,
     ) -> Result<Option<Vec<std::net::SocketAddr>>, String> {
-        let Some(text) = self.get(section, option).filter(|v| !v.is_empty()) else {
-            return Ok(None);
-        };
-        text.split(|c: char| c == ',' || c.is_whitespace())
+        let text = self.get(section, option).unwrap_or("");
+        let addresses = text
+            .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|a| !a.is_empty())
             .map(|a| {
                 a.parse()
                     .map_err(|_| format!("[{section}] {option}: {a:?} is not an address and port"))
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((!addresses.is_empty()).then_some(addresses))
     }
 }
 

@@ -685,7 +685,13 @@ mod tests {
     fn listen_takes_a_list_and_refuses_what_is_not_an_address() {
         let listen =
             |ini: &str| Settings::from_options(&Options::from_ini(ini, &[]).unwrap()).listen;
-        assert_eq!(listen(""), Ok(vec!["127.0.0.1:8080".parse().unwrap()]));
+        let default = Ok(vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(listen(""), default);
+        assert_eq!(
+            listen("[server]\nlisten = ,\n"),
+            default,
+            "no address: the default"
+        );
         assert_eq!(
             listen("[server]\nlisten = 0.0.0.0:8080, [::1]:8081 10.0.0.5:8082\n"),
             Ok(["0.0.0.0:8080", "[::1]:8081", "10.0.0.5:8082"]

@@ -82,37 +82,40 @@ impl Server {
     /// fresh temporary folder and the given environment overrides, and waits
     /// until it says where it listens.
     pub fn start(env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().expect("temporary folder");
-        let mut server = Self::start_with_data(data.path(), env);
-        server._data = Some(data);
-        server
+        Self::launch_with_own_data(Self::on_loopback(), env)
     }
 
     /// Like `start`, with the SQLite store in `data` (which the test keeps,
     /// to restart a server on the same data).
     pub fn start_with_data(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        Self::launch(Self::on_loopback(), data, env)
+    }
+
+    /// The binary, on a free loopback port.
+    fn on_loopback() -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
         cmd.args(["--listen", "127.0.0.1:0"]);
-        Self::launch(cmd, data, env)
+        cmd
     }
 
     /// Like `start`, on the listeners its configuration names (no
     /// `--listen`); `addr` is the first of them.
     pub fn start_as_configured(env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().expect("temporary folder");
-        let cmd = Command::new(env!("CARGO_BIN_EXE_gmshub"));
-        let mut server = Self::launch(cmd, data.path(), env);
-        server._data = Some(data);
-        server
+        Self::launch_with_own_data(Command::new(env!("CARGO_BIN_EXE_gmshub")), env)
     }
 
     /// Like `start`, inside the network namespace `netns`, listening on
     /// `ip` there (the fault tests' own namespaces; needs root).
     pub fn start_in_netns(netns: &str, ip: &str, env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().expect("temporary folder");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_gmshub")])
             .args(["--listen", &format!("{ip}:0")]);
+        Self::launch_with_own_data(cmd, env)
+    }
+
+    /// `launch` with the SQLite store in a temporary folder the server owns.
+    fn launch_with_own_data(cmd: Command, env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("temporary folder");
         let mut server = Self::launch(cmd, data.path(), env);
         server._data = Some(data);
         server
