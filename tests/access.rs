@@ -354,6 +354,8 @@ async fn cors_answers_preflights_for_listed_origins_and_refuses_others() {
             "origin, content-type, accept, authorization, gms_user",
         ),
         ("GMSHUB__CORS__PREFLIGHTMAXAGE", "600"),
+        ("GMSHUB__CORS__ALLOWCREDENTIALS", "true"),
+        ("GMSHUB__CORS__EXPOSEDHEADERS", "x-request-id, retry-after"),
     ];
     let s = Server::start(&env);
     let chat = s.url("/genesys/2/chat/customer-support");
@@ -385,10 +387,14 @@ async fn cors_answers_preflights_for_listed_origins_and_refuses_others() {
     };
     let listed = from(Some("https://shop.example.com")).send().await.unwrap();
     assert_eq!(listed.status(), StatusCode::OK);
+    let h = listed.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example.com");
+    assert_eq!(h["access-control-allow-credentials"], "true");
     assert_eq!(
-        listed.headers()["access-control-allow-origin"],
-        "https://shop.example.com"
+        h["access-control-expose-headers"],
+        "x-request-id, retry-after"
     );
+    assert_eq!(h["vary"], "origin");
     let other = from(Some("https://evil.example.net")).send().await.unwrap();
     assert_eq!(other.status(), StatusCode::FORBIDDEN);
     let body: Value = other.json().await.unwrap();

@@ -77,14 +77,13 @@ pub fn identify(access: &Access, request: &mut Request) {
     }
 }
 
-/// The local port a request came in on (each listener marks its requests).
-#[derive(Debug, Clone, Copy)]
-pub struct LocalPort(pub u16);
-
 /// `[port_restrictions]`: a 403 for a listed path on a port not listed for
-/// it.
-pub fn port_refusal(restrictions: &PortRestrictions, request: &Request) -> Option<Response> {
-    let port = request.extensions().get::<LocalPort>()?.0;
+/// it (`port`: the local port the request came in on).
+pub fn port_refusal(
+    restrictions: &PortRestrictions,
+    port: u16,
+    request: &Request,
+) -> Option<Response> {
     (!restrictions.allows(request.uri().path(), port)).then(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::tls;
-use crate::api::access::LocalPort;
 use crate::api::chat_v1::V1;
+use crate::api::edge::{self, Served};
 use crate::api::node::NodeStatus;
 use crate::cluster::{JoinError, Membership, RedisBus};
 use crate::comet::agent::{self, AgentComet};
@@ -41,8 +41,6 @@ use crate::comet::users::GenesysUsers;
 use crate::config::Settings;
 use crate::store::StoreConfig;
 use crate::{api, pages};
-use axum::Extension;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where Bayeux is mounted: the GMS path, and CometD's usual one.
 pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
@@ -93,7 +91,9 @@ impl Drop for Tasks {
 
 /// A built hub: its routes, and what its stop needs.
 pub struct Hub {
+    /// The routes; each listener serves them behind the edge.
     router: Router,
+    edge: edge::Edge,
     bayeux: Arc<Bayeux>,
     /// Drained on a graceful stop, like the bus.
     dispatcher: Arc<push::Dispatcher>,
@@ -300,17 +300,15 @@ impl Hub {
         let router = pages::router(&pages)
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
-        let router = api::edge::around(
-            router,
-            api::edge::Edge {
-                ports: settings.port_restrictions.clone(),
-                access: settings.access.clone(),
-                cors: settings.cors.clone(),
-                rules: settings.header_rules.clone(),
-            },
-        );
+        let edge = api::edge::Edge {
+            ports: settings.port_restrictions.clone(),
+            access: settings.access.clone(),
+            cors: settings.cors.clone(),
+            rules: settings.header_rules.clone(),
+        };
         Ok(Self {
             router,
+            edge,
             bayeux,
             dispatcher,
             bus,
@@ -320,11 +318,6 @@ impl Hub {
             shutdown_timeout: settings.shutdown_timeout,
             _tasks: tasks,
         })
-    }
-
-    /// Every route of the hub: the pages, Bayeux, the REST APIs.
-    pub fn router(&self) -> Router {
-        self.router.clone()
     }
 
     /// Serves on `listener` until `stop` resolves, then stops gracefully:
@@ -351,9 +344,9 @@ impl Hub {
     ) -> Result<(), StartError> {
         let (stop_all, stopping) = tokio::sync::watch::channel(false);
         let redirect = tls.as_ref().filter(|t| t.redirect_http);
-        let plain = match redirect.and_then(|t| t.tcp.first()) {
-            Some(first) => tls::redirect_to(first.local_addr()?.port()),
-            None => self.router.clone(),
+        let redirect_port = match redirect.and_then(|t| t.tcp.first()) {
+            Some(first) => Some(first.local_addr()?.port()),
+            None => None,
         };
         let mut serving = Vec::new();
         for listener in listeners {
@@ -368,7 +361,10 @@ impl Hub {
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            let app = plain.clone().layer(Extension(LocalPort(local.port())));
+            let app = match redirect_port {
+                Some(port) => Served::new(tls::redirect_to(port)),
+                None => edge::serve(self.router.clone(), &self.edge, local.port(), None),
+            };
             serving.push(spawn_serving(listener, app, stopping.clone(), "plain"));
         }
         let mut hangup = None;
@@ -421,30 +417,22 @@ impl Hub {
         tls: Tls,
         stopping: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<JoinHandle<()>>, StartError> {
-        let mut router = self
-            .router
-            .clone()
-            .layer(axum::middleware::from_fn_with_state(
-                tls.same_site.clone(),
-                tls::secure_cookies,
-            ));
-        if let Some(hsts) = tls
-            .hsts
-            .as_deref()
-            .and_then(|h| h.parse::<axum::http::HeaderValue>().ok())
-        {
-            router = router.layer(SetResponseHeaderLayer::overriding(
-                axum::http::header::STRICT_TRANSPORT_SECURITY,
-                hsts,
-            ));
-        }
+        let over_tls = edge::OverTls {
+            same_site: tls.same_site.clone(),
+            hsts: tls.hsts.as_deref().and_then(|h| h.parse().ok()),
+        };
         let mut serving = Vec::new();
         for tcp in tls.tcp {
             let local = tcp.local_addr()?;
             tracing::info!("gmshub listening on https://{local} (TLS 1.2 and 1.3; h2, http/1.1)");
             // Tapped (with nothing to do) for axum's connect info.
             let listener = tls::TlsListener::new(tcp, tls.certificates.clone())?.tap_io(|_| {});
-            let app = router.clone().layer(Extension(LocalPort(local.port())));
+            let app = edge::serve(
+                self.router.clone(),
+                &self.edge,
+                local.port(),
+                Some(over_tls.clone()),
+            );
             serving.push(spawn_serving(listener, app, stopping.clone(), "TLS"));
         }
         Ok(serving)
@@ -455,7 +443,7 @@ impl Hub {
 /// requests under way finish.
 fn spawn_serving<L, F>(
     listener: axum::serve::TapIo<L, F>,
-    app: Router,
+    app: Served,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     kind: &'static str,
 ) -> JoinHandle<()>
@@ -465,7 +453,7 @@ where
 {
     let serve = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(app),
     )
     .with_graceful_shutdown(async move {
         let _ = stopping.wait_for(|stop| *stop).await;

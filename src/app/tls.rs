@@ -9,10 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -165,38 +164,6 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
     }
-}
-
-/// Makes every cookie set over TLS `Secure`, with `same_site` unless it
-/// names its own (the `BAYEUX_BROWSER` cookie of a widget on another site
-/// needs `SameSite=None` to come back with CometD's requests).
-pub async fn secure_cookies(
-    State(same_site): State<Arc<str>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let cookies: Vec<_> = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    headers.remove(header::SET_COOKIE);
-    for cookie in cookies {
-        let text = cookie.to_str().unwrap_or_default();
-        let lower = text.to_ascii_lowercase();
-        let mut secured = text.to_owned();
-        if !lower.contains("samesite") {
-            secured.push_str(&format!("; SameSite={same_site}"));
-        }
-        if !lower.contains("secure") {
-            secured.push_str("; Secure");
-        }
-        let value = secured.parse().unwrap_or(cookie);
-        headers.append(header::SET_COOKIE, value);
-    }
-    response
 }
 
 /// The plain listener's whole answer once `[tls] redirect-http` is on: 308
