@@ -94,7 +94,10 @@ SERVERS = {
     "gmshub": dict(
         cmd=[str(ROOT / "target/release/gmshub"), "--listen", "127.0.0.1:0"],
         # The store in the results' log folder, not under the repository's data/.
+        # The generator's clients publish on /load/room/N, as a site lists
+        # the channels its clients broadcast on.
         env={"GMSHUB__COMETD__MAXSESSIONSPERBROWSER": "-1", "RUST_LOG": "warn,gmshub=info",
+             "GMSHUB__COMETD__PUBLISHCHANNELS": "/load/**",
              "GMSHUB__SQLITE__PATH": str(ROOT / "load-tests/results/logs/gmshub-bench.db")},
         path="/genesys/cometd",
     ),

@@ -69,6 +69,7 @@ class Redis:
 
 def node_spec(redis, clustered, data_dir):
     env = {"GMSHUB__COMETD__MAXSESSIONSPERBROWSER": "-1", "RUST_LOG": "warn,gmshub=info",
+           "GMSHUB__COMETD__PUBLISHCHANNELS": "/load/**",
            "GMSHUB__STORE__TYPE": "redis", "GMSHUB__REDIS__URL": redis.url,
            "GMSHUB__SQLITE__PATH": str(data_dir / "unused.db")}
     if clustered:

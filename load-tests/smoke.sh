@@ -9,7 +9,8 @@ bin="${1:-target/release}"
 log=$(mktemp)
 report=$(mktemp)
 data=$(mktemp -d)
-GMSHUB__SQLITE__PATH="$data/gmshub.db" "$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
+# The generator publishes on /load/room/N: list it, as a site lists its broadcast channels.
+GMSHUB__SQLITE__PATH="$data/gmshub.db" GMSHUB__COMETD__PUBLISHCHANNELS="/load/**" "$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$report" "$data"' EXIT
 addr=""

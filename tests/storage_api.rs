@@ -145,6 +145,46 @@ async fn multipart_files_round_trip_as_stored() {
 }
 
 #[tokio::test]
+async fn an_uploaded_page_is_an_attachment_in_a_sandbox() {
+    let s = Server::start(&[]);
+    let page = "<html><script>document.title='owned'</script></html>";
+    let upload = |name: &'static str, mime: &'static str| {
+        Form::new().part(
+            "File",
+            Part::bytes(page.as_bytes().to_vec())
+                .file_name(name)
+                .mime_str(mime)
+                .unwrap(),
+        )
+    };
+    for (name, mime, disposition) in [
+        ("x.html", "text/html", "attachment; filename=\"x.html\""),
+        ("x.svg", "image/svg+xml", "attachment; filename=\"x.svg\""),
+        ("x.png", "image/png", "inline; filename=\"x.png\""),
+    ] {
+        let r = client()
+            .post(s.url("/genesys/1/storage/3600"))
+            .multipart(upload(name, mime))
+            .send()
+            .await
+            .unwrap();
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = client()
+            .get(s.url(&format!("/genesys/1/storage/{id}/File")))
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers();
+        assert_eq!(h["content-disposition"], disposition, "{mime}");
+        assert_eq!(h["content-security-policy"], "sandbox", "{mime}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{mime}");
+    }
+}
+
+#[tokio::test]
 async fn data_expires_and_a_bad_ttl_means_thirty_seconds() {
     let s = Server::start(&[]);
     let short = create_form(&s, "1", &[("k", "v")]).await;

@@ -1,8 +1,8 @@
 //! Server parameters, named and defaulted as CometD names and defaults them
 //! (`timeout` 30 s, `interval` 0, `maxInterval` 10 s, `maxSessionsPerBrowser`
 //! 1, `multiSessionInterval` 2 s), plus the bounds CometD leaves open
-//! (`maxQueue`, `maxMessageSize`, `maxSessions`), which here always have a
-//! finite default.
+//! (`maxQueue`, `maxMessageSize`, `maxSessions`, `maxSubscriptions`,
+//! `maxHandshakeExt`), which here always have a finite default.
 //! May use: nothing else in the crate.
 
 use std::time::Duration;
@@ -37,6 +37,14 @@ pub struct BayeuxConfig {
     pub max_message_size: usize,
     /// Sessions the server holds at most; further handshakes are refused.
     pub max_sessions: usize,
+    /// Channels and patterns one session may be subscribed to at once.
+    pub max_subscriptions: usize,
+    /// Largest handshake `ext` (bytes of JSON) a session keeps; a larger
+    /// one is refused with `403:ext_too_large:handshake_denied`.
+    pub max_handshake_ext: usize,
+    /// Pass a publisher's `ext` on to the subscribers (CometD does; a
+    /// server facing anonymous clients may not want to relay it).
+    pub forward_publisher_ext: bool,
     /// Deliver a session's own broadcasts back to it.
     pub broadcast_to_publisher: bool,
     /// Accept a `clientId` sent without its BAYEUX_BROWSER cookie.
@@ -72,6 +80,9 @@ impl Default for BayeuxConfig {
             queue_full_policy: QueueFullPolicy::Disconnect,
             max_message_size: 64 * 1024,
             max_sessions: 100_000,
+            max_subscriptions: 1000,
+            max_handshake_ext: 8 * 1024,
+            forward_publisher_ext: true,
             broadcast_to_publisher: true,
             trust_client_session: false,
             browser_cookie_name: "BAYEUX_BROWSER".to_owned(),

@@ -6,12 +6,12 @@
 //! whichever transport currently carries it.
 //! May use: channels, the configuration.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::channel::ChannelName;
@@ -73,7 +73,7 @@ struct Queues {
     bytes: usize,
     /// Ack extension: the id of the next batch.
     next_batch: u64,
-    subscriptions: Vec<ChannelName>,
+    subscriptions: HashSet<ChannelName>,
 }
 
 /// One client session. Shared as `Arc<Session>` by the registry, the
@@ -83,7 +83,7 @@ pub struct Session {
     id: Box<str>,
     browser: Option<Box<str>>,
     identity: Option<Box<str>>,
-    handshake_ext: Option<Map<String, Value>>,
+    handshake_ext: Option<Box<RawValue>>,
     queues: Mutex<Queues>,
     /// Woken when the queue turns non-empty, when a new `/meta/connect`
     /// supersedes a held one, and when the session is removed.
@@ -109,7 +109,7 @@ impl Session {
         id: Box<str>,
         browser: Option<Box<str>>,
         identity: Option<Box<str>>,
-        handshake_ext: Option<Map<String, Value>>,
+        handshake_ext: Option<Box<RawValue>>,
         expires_at: u64,
     ) -> Self {
         Self {
@@ -153,10 +153,11 @@ impl Session {
         self.browser.as_deref()
     }
 
-    /// The `ext` object the client sent with its handshake (authentication
-    /// data and the like), for services to read.
-    pub fn handshake_ext(&self) -> Option<&Map<String, Value>> {
-        self.handshake_ext.as_ref()
+    /// The `ext` the client sent with its handshake (authentication data
+    /// and the like), as sent (at most `maxHandshakeExt` bytes), for
+    /// services to read.
+    pub fn handshake_ext(&self) -> Option<&RawValue> {
+        self.handshake_ext.as_deref()
     }
 
     pub fn is_removed(&self) -> bool {
@@ -346,29 +347,41 @@ impl Session {
         self.queues.lock().bytes
     }
 
-    pub(crate) fn add_subscription(&self, channel: &ChannelName) -> bool {
+    /// Adds the channels not yet subscribed to, all or none: `Err` when
+    /// they would take the session past `max` subscriptions. `Ok` holds
+    /// the ones that are new.
+    pub(crate) fn add_subscriptions(
+        &self,
+        channels: &[ChannelName],
+        max: usize,
+    ) -> Result<Vec<ChannelName>, ()> {
         let mut q = self.queues.lock();
-        if q.subscriptions.contains(channel) {
-            return false;
+        let mut new: Vec<ChannelName> = Vec::new();
+        for c in channels {
+            if !q.subscriptions.contains(c) && !new.contains(c) {
+                new.push(c.clone());
+            }
         }
-        q.subscriptions.push(channel.clone());
-        true
+        if q.subscriptions.len() + new.len() > max {
+            return Err(());
+        }
+        q.subscriptions.extend(new.iter().cloned());
+        Ok(new)
     }
 
     pub(crate) fn remove_subscription(&self, channel: &ChannelName) -> bool {
-        let mut q = self.queues.lock();
-        let before = q.subscriptions.len();
-        q.subscriptions.retain(|c| c != channel);
-        q.subscriptions.len() != before
+        self.queues.lock().subscriptions.remove(channel)
     }
 
     pub(crate) fn take_subscriptions(&self) -> Vec<ChannelName> {
         std::mem::take(&mut self.queues.lock().subscriptions)
+            .into_iter()
+            .collect()
     }
 
     /// The channels and patterns the session is subscribed to.
     pub fn subscriptions(&self) -> Vec<ChannelName> {
-        self.queues.lock().subscriptions.clone()
+        self.queues.lock().subscriptions.iter().cloned().collect()
     }
 
     pub(crate) fn wake(&self) {

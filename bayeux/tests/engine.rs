@@ -90,7 +90,8 @@ async fn security_policy_decides_handshake_subscribe_publish_and_create() {
     );
     let id = ok[0]["clientId"].as_str().unwrap();
     let s = server.session(id).expect("session");
-    assert_eq!(s.handshake_ext().unwrap()["token"], "secret");
+    let ext: Value = serde_json::from_str(s.handshake_ext().unwrap().get()).unwrap();
+    assert_eq!(ext["token"], "secret");
 
     let r = run(
         &server,
@@ -258,4 +259,81 @@ async fn every_connect_of_a_batch_gets_a_reply() {
     let ids: Vec<&Value> = r.iter().map(|m| &m["id"]).collect();
     assert_eq!(ids, vec!["1", "2"]);
     assert!(r.iter().all(|m| m["successful"] == true), "{r:?}");
+}
+
+#[tokio::test]
+async fn subscriptions_per_session_are_a_bounded_set() {
+    let server = Bayeux::new(BayeuxConfig {
+        max_subscriptions: 3,
+        ..BayeuxConfig::default()
+    });
+    let id = session(&server);
+    let subscribe = |channels: Value| {
+        run(
+            &server,
+            json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": channels}]),
+        )
+    };
+    assert_eq!(subscribe(json!(["/a", "/b", "/a"]))[0]["successful"], true);
+    // Subscribing again to what the session holds costs nothing.
+    assert_eq!(subscribe(json!("/a"))[0]["successful"], true);
+    assert_eq!(subscribe(json!("/c"))[0]["successful"], true);
+    // All or none: /d and /e would make five.
+    let r = subscribe(json!(["/d", "/e"]));
+    assert_eq!(r[0]["error"], "403::too_many_subscriptions");
+    let s = server.session(&id).unwrap();
+    assert_eq!(s.subscriptions().len(), 3);
+    run(
+        &server,
+        json!([{"channel": "/meta/unsubscribe", "clientId": id, "subscription": "/a"}]),
+    );
+    assert_eq!(subscribe(json!("/d"))[0]["successful"], true);
+}
+
+#[tokio::test]
+async fn a_handshake_ext_is_kept_as_sent_and_bounded() {
+    let server = Bayeux::new(BayeuxConfig {
+        max_handshake_ext: 100,
+        ..BayeuxConfig::default()
+    });
+    let handshake = |ext: Value| {
+        run(
+            &server,
+            json!([{"channel": "/meta/handshake", "version": "1.0",
+                    "supportedConnectionTypes": ["long-polling"], "ext": ext}]),
+        )
+    };
+    let big = handshake(json!({"pad": "x".repeat(100)}));
+    assert_eq!(big[0]["successful"], false);
+    assert_eq!(big[0]["error"], "403:ext_too_large:handshake_denied");
+    let small = handshake(json!({"token": "t"}));
+    let s = server
+        .session(small[0]["clientId"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(s.handshake_ext().unwrap().get(), r#"{"token":"t"}"#);
+}
+
+#[tokio::test]
+async fn a_publishers_ext_reaches_subscribers_only_when_configured() {
+    for forward in [true, false] {
+        let server = Bayeux::new(BayeuxConfig {
+            forward_publisher_ext: forward,
+            ..BayeuxConfig::default()
+        });
+        let id = session(&server);
+        run(
+            &server,
+            json!([{"channel": "/meta/subscribe", "clientId": id, "subscription": "/room"}]),
+        );
+        run(
+            &server,
+            json!([{"channel": "/room", "clientId": id, "data": 1, "ext": {"role": "admin"}}]),
+        );
+        let r = run(
+            &server,
+            json!([{"channel": "/meta/connect", "clientId": id, "connectionType": "long-polling"}]),
+        );
+        assert_eq!(r[0]["channel"], "/room");
+        assert_eq!(r[0].get("ext").is_some(), forward, "{}", r[0]);
+    }
 }

@@ -175,23 +175,7 @@ async fn with_file(
 
 /// A stored file as the download answer.
 pub fn file_response(file: channels::chat::ChatFile) -> Response {
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        file.name.replace(['"', '\\', '\r', '\n'], "_")
-    );
-    let mut response = file.data.into_response();
-    let h = response.headers_mut();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&file.content_type) {
-        h.insert(axum::http::header::CONTENT_TYPE, v);
-    }
-    if let Ok(v) = axum::http::HeaderValue::from_str(&disposition) {
-        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        axum::http::HeaderValue::from_static("nosniff"),
-    );
-    response
+    super::download::file(Some(&file.name), &file.content_type, file.data)
 }
 
 /// One file operation on a chat, for REST and for `chat-ntf` alike.

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use channels::service::Services;
 use channels::storage::{parse_ttl, Area, Item, Storage, StorageError};
 
+use super::download;
 use super::error::ApiError;
 use super::form::{self, BodyLimit};
 use super::request::gms_user;
@@ -226,26 +227,7 @@ async fn read_key(
             file_name,
             content_type,
             data,
-        }) => {
-            let mut response = data.into_response();
-            let h = response.headers_mut();
-            let content_type = HeaderValue::from_str(&content_type)
-                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            h.insert(header::CONTENT_TYPE, content_type);
-            if let Some(disposition) = file_name
-                .map(|name| name.replace(['"', '\\', '\r', '\n'], "_"))
-                .and_then(|name| {
-                    HeaderValue::from_str(&format!("inline; filename=\"{name}\"")).ok()
-                })
-            {
-                h.insert(header::CONTENT_DISPOSITION, disposition);
-            }
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            Ok(response)
-        }
+        }) => Ok(download::file(file_name.as_deref(), &content_type, data)),
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::tls;
+use super::{connections, tls};
 use crate::api::chat_v1::V1;
 use crate::api::edge::{self, Served};
 use crate::api::node::NodeStatus;
@@ -35,6 +35,7 @@ use crate::comet::chat_v2::{self, ChatV2Comet};
 use crate::comet::echo::{self, Echo};
 use crate::comet::genesys::GenesysChannel;
 use crate::comet::notifier::{BackgroundPush, ChatNotifier, Pushed};
+use crate::comet::policy::ChannelPolicy;
 use crate::comet::push::CometPush;
 use crate::comet::reach::Reach;
 use crate::comet::users::GenesysUsers;
@@ -94,6 +95,8 @@ pub struct Hub {
     /// The routes; each listener serves them behind the edge.
     router: Router,
     edge: edge::Edge,
+    /// Open connections, against `[server]`'s limits (all listeners share them).
+    gate: Arc<connections::Gate>,
     bayeux: Arc<Bayeux>,
     /// Drained on a graceful stop, like the bus.
     dispatcher: Arc<push::Dispatcher>,
@@ -174,12 +177,14 @@ impl Hub {
             tracing::info!("{line}");
         }
         tracing::info!("{}", settings.cors.summary());
+        tracing::info!("{}", settings.channel_rules.summary());
         let store = crate::store::open(&settings.store).await?;
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
         }
 
         let bayeux = Bayeux::new(settings.bayeux.clone());
+        bayeux.set_security_policy(Arc::new(ChannelPolicy::new(settings.channel_rules.clone())));
         bayeux.add_extension(Arc::new(bayeux::ext::timesync::Timesync));
         bayeux.add_service(echo::CHANNEL, Arc::new(Echo))?;
         tasks.0.push(bayeux.spawn_sweeper());
@@ -309,6 +314,7 @@ impl Hub {
         Ok(Self {
             router,
             edge,
+            gate: connections::Gate::new(settings.connections),
             bayeux,
             dispatcher,
             bus,
@@ -365,7 +371,12 @@ impl Hub {
                 Some(port) => Served::new(tls::redirect_to(port)),
                 None => edge::serve(self.router.clone(), &self.edge, local.port(), None),
             };
-            serving.push(spawn_serving(listener, app, stopping.clone(), "plain"));
+            serving.push(spawn_serving(
+                listener,
+                app,
+                self.gate.clone(),
+                stopping.clone(),
+            ));
         }
         let mut hangup = None;
         if let Some(tls) = tls {
@@ -433,36 +444,29 @@ impl Hub {
                 local.port(),
                 Some(over_tls.clone()),
             );
-            serving.push(spawn_serving(listener, app, stopping.clone(), "TLS"));
+            serving.push(spawn_serving(
+                listener,
+                app,
+                self.gate.clone(),
+                stopping.clone(),
+            ));
         }
         Ok(serving)
     }
 }
 
-/// Serves `app` on `listener` until `stopping` turns true, then lets the
-/// requests under way finish.
-fn spawn_serving<L, F>(
-    listener: axum::serve::TapIo<L, F>,
+/// Serves `app` on `listener` (within `gate`'s limits) until `stopping`
+/// turns true, then lets the requests under way finish.
+fn spawn_serving<L>(
+    listener: L,
     app: Served,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-    kind: &'static str,
+    gate: Arc<connections::Gate>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    F: FnMut(&mut L::Io) + Send + 'static,
 {
-    let serve = axum::serve(
-        listener,
-        axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
-    });
-    tokio::spawn(async move {
-        if let Err(e) = serve.await {
-            tracing::error!("{kind} listener: {e}");
-        }
-    })
+    tokio::spawn(connections::serve(listener, app, gate, stopping))
 }
 
 /// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.

@@ -2,6 +2,7 @@
 //! stopped ([`shutdown`]), and the store schema command. May use every
 //! other room; none uses it.
 
+pub mod connections;
 pub mod hub;
 pub mod shutdown;
 pub mod tls;

@@ -12,6 +12,7 @@
 //! - [`background`]: `/meta/disconnect` with `ext.transcriptPosition`.
 //! - [`chat_v2`], [`agent`], [`echo`]: the `/service` channels.
 //! - [`notifier`]: the chat engine's changes, told to whoever follows them.
+//! - [`policy`]: what clients may publish and subscribe to.
 
 pub mod agent;
 pub mod background;
@@ -19,6 +20,7 @@ pub mod chat_v2;
 pub mod echo;
 pub mod genesys;
 pub mod notifier;
+pub mod policy;
 pub mod push;
 pub mod reach;
 pub mod users;

@@ -4,6 +4,7 @@
 //! fixes), `store` (its configuration).
 
 pub mod access;
+pub mod channels;
 pub mod cors;
 pub mod headers;
 pub mod options;
@@ -14,9 +15,10 @@ pub mod settings;
 pub mod tls;
 
 pub use access::{Access, Guard};
+pub use channels::ChannelRules;
 pub use cors::CorsSettings;
 pub use headers::HeaderRule;
 pub use options::{ConfigError, Options};
 pub use ports::PortRestrictions;
 pub use push::PushSettings;
-pub use settings::{cassandra_config, Settings, StorageSettings, V1Settings};
+pub use settings::{cassandra_config, ConnectionLimits, Settings, StorageSettings, V1Settings};

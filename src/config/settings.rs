@@ -17,6 +17,7 @@ use channels::notification::NotificationSettings;
 use channels::password::Password;
 
 use super::access::Access;
+use super::channels::ChannelRules;
 use super::cors::CorsSettings;
 use super::headers::{header_rules, HeaderRule};
 use super::options::Options;
@@ -59,6 +60,8 @@ pub struct Settings {
     /// `[server] backlog`: the listen queue (the kernel default, 128, makes
     /// bursts of connects wait on SYN retries).
     pub backlog: u32,
+    /// `[server]` bounds on connections.
+    pub connections: ConnectionLimits,
     /// `[sml] suspending-wait-timeout` (seconds): on SIGTERM/SIGINT, how long
     /// in-flight requests may take to finish before the process exits.
     pub shutdown_timeout: Duration,
@@ -96,6 +99,8 @@ pub struct Settings {
     pub tls: Result<Option<TlsSettings>, String>,
     /// `[header.<name>]`: extra response headers by path.
     pub header_rules: Arc<Vec<HeaderRule>>,
+    /// What CometD clients may do with channels.
+    pub channel_rules: ChannelRules,
     /// `[lab] enable-sample` (default true): serve the pages (`/`,
     /// `/chat`, `/agent`, `/callback`).
     pub pages_enabled: bool,
@@ -213,6 +218,7 @@ impl Settings {
             access: Arc::new(Access::from_options(o)),
             cors: Arc::new(CorsSettings::from_options(o)),
             header_rules: Arc::new(header_rules(o)),
+            channel_rules: ChannelRules::from_options(o, o.flag("lab", "enable-sample", true)),
             tls: TlsSettings::from_options(o),
             port_restrictions: Arc::new(PortRestrictions::from_options(o)),
             pages_enabled: o.flag("lab", "enable-sample", true),
@@ -254,6 +260,7 @@ impl Settings {
                 .addresses("server", "listen")
                 .map(|a| a.unwrap_or_else(|| vec![default_listen])),
             backlog: o.value("server", "backlog", 4096),
+            connections: ConnectionLimits::from_options(o),
             shutdown_timeout,
             bayeux: BayeuxConfig {
                 timeout: o.millis("cometd", "timeout", d.timeout),
@@ -275,6 +282,11 @@ impl Settings {
                 queue_full_policy,
                 max_message_size: positive("maxMessageSize", d.max_message_size),
                 max_sessions: positive("maxSessions", d.max_sessions),
+                max_subscriptions: positive("maxSubscriptions", d.max_subscriptions),
+                max_handshake_ext: positive("maxHandshakeExt", d.max_handshake_ext),
+                // Off unless asked: a subscriber would otherwise receive
+                // whatever an anonymous publisher put in `ext`.
+                forward_publisher_ext: o.flag("cometd", "forwardPublisherExt", false),
                 broadcast_to_publisher: o.flag(
                     "cometd",
                     "broadcastToPublisher",
@@ -590,6 +602,41 @@ fn agent_accounts(o: &Options, chat: &ChatServices) -> Vec<AgentAccount> {
 }
 
 /// A size or count option, where 0 means the default.
+/// `[server] max-connections`, `max-connections-per-address`,
+/// `header-read-timeout` (see `app::connections`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub total: usize,
+    pub per_address: usize,
+    pub header_read_timeout: Duration,
+}
+
+/// Descriptors kept free of connections: the store, logs, outbound
+/// requests (push, callbacks), and the listeners themselves.
+const FILES_RESERVED: u64 = 1024;
+
+impl ConnectionLimits {
+    fn from_options(o: &Options) -> Self {
+        let (files, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((20_000, 20_000));
+        let bound = files.saturating_sub(FILES_RESERVED).max(64) as usize;
+        let total = positive_in(o, "server", "max-connections", bound);
+        if total > bound {
+            tracing::warn!(
+                total,
+                bound,
+                "[server] max-connections is over the open-files limit less {FILES_RESERVED}: using {bound}"
+            );
+        }
+        Self {
+            total: total.min(bound),
+            per_address: positive_in(o, "server", "max-connections-per-address", 1000),
+            header_read_timeout: o
+                .seconds("server", "header-read-timeout", Duration::from_secs(30))
+                .max(Duration::from_secs(1)),
+        }
+    }
+}
+
 fn positive_in(o: &Options, section: &str, option: &str, default: usize) -> usize {
     match o.value::<usize>(section, option, default) {
         0 => default,

@@ -77,10 +77,20 @@ pub struct Server {
     output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// The suites exercise Bayeux on channels of their own, so their servers
+/// let clients publish everywhere; `tests/abuse.rs` checks the shipped
+/// rules (pass [`SHIPPED_CHANNELS`] to get them).
+pub const OPEN_CHANNELS: (&str, &str) = ("GMSHUB__COMETD__PUBLISHCHANNELS", "/**");
+
+/// Given in `env`, leaves `[cometd] publishChannels` as shipped (the
+/// binary ignores the variable itself).
+pub const SHIPPED_CHANNELS: (&str, &str) = ("GMSHUB_TEST_SHIPPED_CHANNELS", "1");
+
 impl Server {
     /// Starts the binary with `--listen 127.0.0.1:0`, a SQLite store in a
     /// fresh temporary folder and the given environment overrides, and waits
-    /// until it says where it listens.
+    /// until it says where it listens. Its clients may publish on every
+    /// channel ([`OPEN_CHANNELS`]), unless `env` says otherwise.
     pub fn start(env: &[(&str, &str)]) -> Server {
         Self::launch_with_own_data(Self::on_loopback(), env)
     }
@@ -126,6 +136,9 @@ impl Server {
             .env("GMSHUB__SQLITE__PATH", data.join("gmshub.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if !env.contains(&SHIPPED_CHANNELS) {
+            cmd.env(OPEN_CHANNELS.0, OPEN_CHANNELS.1);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

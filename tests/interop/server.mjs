@@ -55,9 +55,12 @@ export function freePort() {
 /**
  * Starts gmshub on `port` (a free one by default). `env` adds variables,
  * e.g. { GMSHUB__COMETD__TIMEOUT: "5000" }. Resolves once the server logged
- * that it listens and a TCP connection to it succeeds.
+ * that it listens and a TCP connection to it succeeds. Its clients may
+ * publish on every channel (the suites use channels of their own) unless
+ * `env` sets GMSHUB__COMETD__PUBLISHCHANNELS.
  */
 export async function startServer({ port, env = {} } = {}) {
+  env = { GMSHUB__COMETD__PUBLISHCHANNELS: "/**", ...env };
   if (!existsSync(GMSHUB_BIN)) {
     throw new Error(`gmshub binary not found at ${GMSHUB_BIN}: build it first or set GMSHUB_BIN`);
   }

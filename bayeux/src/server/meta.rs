@@ -131,6 +131,12 @@ impl Bayeux {
                 error::CONNECTION_TYPE_UNSUPPORTED.to_owned(),
                 Advice::none(),
             ))
+        } else if message
+            .ext
+            .as_ref()
+            .is_some_and(|ext| ext.get().len() > self.config.max_handshake_ext)
+        {
+            Some((error::handshake_denied("ext_too_large"), Advice::none()))
         } else if self.sessions.len() >= self.config.max_sessions {
             let mut advice = Advice::handshake();
             advice.interval = Some(1000);
@@ -156,7 +162,7 @@ impl Bayeux {
             id.into(),
             ctx.browser.map(Into::into),
             ctx.user.map(Into::into),
-            ext.clone(),
+            message.ext.clone(),
             now_ms() + self.config.max_interval.as_millis() as u64,
         ));
         if ack::requested(ext.as_ref()) {
@@ -213,10 +219,16 @@ impl Bayeux {
                         return Err(error::denied("subscribe_denied"));
                     }
                 }
-                for p in patterns.iter().filter(|p| !p.is_service()) {
-                    if session.add_subscription(p) {
-                        self.index.subscribe(p, session);
-                    }
+                let broadcast: Vec<ChannelName> = patterns
+                    .iter()
+                    .filter(|p| !p.is_service())
+                    .cloned()
+                    .collect();
+                let new = session
+                    .add_subscriptions(&broadcast, self.config.max_subscriptions)
+                    .map_err(|()| error::SUBSCRIPTIONS_TOO_MANY.to_owned())?;
+                for p in &new {
+                    self.index.subscribe(p, session);
                 }
                 // A disconnect racing this subscribe took the session's list
                 // before we added to it: undo, so nothing dangles in the index.

@@ -176,7 +176,11 @@ impl Bayeux {
         }
         let data = replaced.as_deref().unwrap_or(data);
         let skip = (!self.config.broadcast_to_publisher).then(|| session.key());
-        let encoded = encode_delivery(channel, data, message.ext.as_deref());
+        let ext = message
+            .ext
+            .as_deref()
+            .filter(|_| self.config.forward_publisher_ext);
+        let encoded = encode_delivery(channel, data, ext);
         self.relay(channel, &encoded);
         self.fan_out(channel, encoded, skip);
         Ok(())

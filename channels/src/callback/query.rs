@@ -333,8 +333,9 @@ impl Callbacks {
 }
 
 /// A CSV field, quoted when it must be; what a spreadsheet would run as a
-/// formula (`=...`, `@...`, a sign not followed by a number) is prefixed
-/// with `'`. Phone numbers (`+1 650 ...`) stay as they are.
+/// formula (`=...`, `@...`, a sign not followed by a number, and a tab or
+/// carriage return before any of them: OWASP's list) is prefixed with
+/// `'`. Phone numbers (`+1 650 ...`) stay as they are.
 fn csv_field(v: &str) -> String {
     let number = |rest: &str| {
         !rest.is_empty()
@@ -342,7 +343,8 @@ fn csv_field(v: &str) -> String {
                 .chars()
                 .all(|c| c.is_ascii_digit() || c == ' ' || c == '-' || c == '.')
     };
-    let risky = v.starts_with(['=', '@']) || (v.starts_with(['+', '-']) && !number(&v[1..]));
+    let risky =
+        v.starts_with(['=', '@', '\t', '\r']) || (v.starts_with(['+', '-']) && !number(&v[1..]));
     let v = if risky { format!("'{v}") } else { v.to_owned() };
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
@@ -361,5 +363,7 @@ mod tests {
         assert_eq!(super::csv_field("=1+1"), "'=1+1");
         assert_eq!(super::csv_field("+1 650 253 0000"), "+1 650 253 0000");
         assert_eq!(super::csv_field("+cmd"), "'+cmd");
+        assert_eq!(super::csv_field("\t=cmd"), "'\t=cmd");
+        assert_eq!(super::csv_field("\r=cmd"), "\"'\r=cmd\"");
     }
 }
