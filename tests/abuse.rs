@@ -233,3 +233,60 @@ async fn a_request_head_not_sent_in_time_closes_the_connection() {
     assert_eq!(replies.last().unwrap()["successful"], true);
     assert!(held.elapsed() >= Duration::from_millis(1800));
 }
+
+#[tokio::test]
+async fn every_error_is_in_its_apis_shape() {
+    let server = Server::start(FAST);
+    // A fresh connection per request: the server closes one after a 413.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let classic = |v: &Value| v["message"].is_string() && v["exception"].is_string();
+    // An unknown path, a wrong method: the framework's empty answers.
+    let r = http
+        .get(server.url("/genesys/1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(classic(&r.json().await.unwrap()));
+    let r = http
+        .delete(server.url("/genesys/1/node"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().contains_key("allow"), "Allow kept");
+    assert!(classic(&r.json().await.unwrap()));
+    // Over the body limit of the Notification API: the framework's 413.
+    let big = json!({"tag": "t", "message": "x".repeat(2 << 20)});
+    let r = http
+        .post(server.url("/genesys/1/notification/subscription"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(classic(&r.json().await.unwrap()));
+    // Chat API v2 in its own shape.
+    let r = http
+        .get(server.url("/genesys/2/chat/customer-support/x/y/z"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["statusCode"], 2, "{v}");
+    // A form that is not UTF-8 is refused, not stored with U+FFFD.
+    let r = http
+        .post(server.url("/genesys/1/storage/60"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=%FF%FE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("UTF-8"), "{v}");
+}

@@ -261,6 +261,75 @@ async fn the_back_office_answers_anonymous_callers_only_from_its_networks() {
     assert_eq!(status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn the_back_office_refuses_cross_site_requests() {
+    // Even a site allowed to embed the widget may not drive the back office.
+    let s = Server::start(&[(
+        "GMSHUB__CORS__ALLOWEDORIGINPATTERNS",
+        r"https://shop\.example",
+    )]);
+    let http = reqwest::Client::new();
+    let offline = s.url("/genesys/1/admin/node/changestatus/OFFLINE");
+    let status = || async {
+        http.get(s.url("/genesys/1/admin/node/status"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // What another site's page can send without a preflight: its Origin,
+    // Sec-Fetch-Site, a text/plain or form body.
+    for (name, value) in [
+        ("origin", "https://shop.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = http
+            .post(&offline)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("other sites"));
+    }
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = http
+            .post(s.url("/gmshub/callback/cb/next"))
+            .header("content-type", content_type)
+            .body(r#"{"router":"r"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+    }
+    assert_eq!(status().await, "ONLINE");
+    // Its own tools: no Origin, or gmshub's own, and JSON.
+    let own = format!("http://{}", s.addr);
+    let r = http
+        .post(&offline)
+        .header("origin", own.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(status().await, "OFFLINE");
+    let r = http
+        .post(s.url("/gmshub/callback/cb/next"))
+        .json(&json!({"router": "r"}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_ne!(r.status(), StatusCode::FORBIDDEN);
+}
+
 async fn login(s: &Server, agent: &str, password: &str) -> (StatusCode, Value, Option<String>) {
     let answer = reqwest::Client::new()
         .post(s.url("/gmshub/agent/login"))

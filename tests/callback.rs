@@ -136,6 +136,53 @@ fn tomorrow_at(hh: u32, mm: u32) -> String {
 }
 
 #[tokio::test]
+async fn only_the_back_office_queries_without_naming_the_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Loopback is not the back office here; [admin] credentials are.
+    let s = server(
+        &dir,
+        &[
+            ("GMSHUB__SERVER__ADMIN_NETWORKS", "10.9.9.9/32"),
+            ("GMSHUB__ADMIN__USERNAME", "au"),
+            ("GMSHUB__ADMIN__PASSWORD", "ap"),
+        ],
+    );
+    let id = book(
+        &s,
+        "cb",
+        json!({"_customer_number": NUMBER, "_call_direction": "USERTERMINATED"}),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let query = |q: &str, admin: bool| {
+        let mut r = http.get(s.url(&format!("/genesys/1/service/callback?{q}")));
+        if admin {
+            r = r.basic_auth("au", Some("ap"));
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for listing in [
+        "_service_name=cb",
+        "_callback_state=!X",
+        "_customer_number=!1",
+    ] {
+        let (status, v) = query(listing, false).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{listing}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("name the customer"));
+        let (status, v) = query(listing, true).await;
+        assert_eq!(status, StatusCode::OK, "{listing} as the back office: {v}");
+        assert_eq!(v.as_array().unwrap().len(), 1, "{listing}");
+    }
+    let (status, v) = query(&format!("_id={id}"), false).await;
+    assert_eq!((status, v.as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (status, v) = query("_customer_number=%2B1%20650%20253%200000", false).await;
+    assert_eq!((status, v.as_array().unwrap().len()), (StatusCode::OK, 1));
+}
+
+#[tokio::test]
 async fn a_callback_from_booking_to_completion_driven_by_the_router() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(&dir, &[]);

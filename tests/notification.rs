@@ -371,6 +371,14 @@ async fn every_bad_request_gets_a_gms_error() {
             json!({"subscriberId": "a", "filter": "f", "expire": 10, "notificationDetails": {"deviceId": "d", "type": "comet"}}),
             "at least 30",
         ),
+        (
+            json!({"subscriberId": "a", "filter": "f", "expire": 18_000_000_000_000_000u64, "notificationDetails": {"deviceId": "d", "type": "comet"}}),
+            "at most 31536000",
+        ),
+        (
+            json!({"subscriberId": "a", "filter": "f", "providerName": "nope", "notificationDetails": {"deviceId": "d", "type": "comet"}}),
+            "no configured provider",
+        ),
         (json!([1, 2]), "JSON object"),
     ];
     for (body, says) in cases {

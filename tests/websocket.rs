@@ -140,6 +140,28 @@ async fn server_pings_and_bad_input_is_answered_or_closed() {
 }
 
 #[tokio::test]
+async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
+    let server = Server::start(FAST);
+    let mut ws = Ws::connect(&server, None).await;
+    ws.handshake(Value::Null).await;
+    ws.send_raw_text(b"[{\"channel\":\"/meta/connect\",\"x\":\"\xff\xfe\"}]")
+        .await
+        .unwrap();
+    let mut code = None;
+    for _ in 0..5 {
+        match ws.next(SECOND).await {
+            Frame::Close(c) => {
+                code = c;
+                break;
+            }
+            Frame::Timeout => break,
+            _ => {}
+        }
+    }
+    assert_eq!(code, Some(1007));
+}
+
+#[tokio::test]
 async fn ack_extension_over_websocket_survives_a_dropped_socket() {
     let server = Server::start(FAST);
     let cookie = "0123456789abcdef0123456789abcdef";

@@ -16,6 +16,10 @@ use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError}
 /// GMS's floor and default for a subscription's lifetime.
 pub const MIN_EXPIRATION: Duration = Duration::from_secs(30);
 
+/// The longest lifetime a subscription may ask for (a year; GMS sets
+/// none): an app renews its subscription, it does not hold one forever.
+pub const MAX_EXPIRATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
@@ -147,6 +151,12 @@ impl Notifications {
                 MIN_EXPIRATION.as_secs()
             )));
         }
+        if expire > MAX_EXPIRATION {
+            return Err(NotificationError::BadRequest(format!(
+                "expire must be at most {} seconds",
+                MAX_EXPIRATION.as_secs()
+            )));
+        }
         for (what, value) in [
             ("subscriberId", &sub.subscriber_id),
             ("filter", &sub.filter),
@@ -161,6 +171,16 @@ impl Notifications {
         if !self.dispatcher.serves(sub.kind) {
             return Err(NotificationError::BadRequest(format!(
                 "push type {} is not enabled ([push] pushEnabled)",
+                sub.kind.name()
+            )));
+        }
+        if !self
+            .dispatcher
+            .has_provider(sub.kind, &sub.provider_name, sub.debug())
+        {
+            return Err(NotificationError::BadRequest(format!(
+                "providerName {:.64} names no configured provider for {} ([push.provider.<name>])",
+                sub.provider_name,
                 sub.kind.name()
             )));
         }

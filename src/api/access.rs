@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -21,36 +21,126 @@ use super::error::ApiError;
 use super::request::peer;
 use crate::config::{Access, Guard, PortRestrictions};
 
-pub async fn check(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    match access.guard(request.uri().path()) {
-        Guard::Open => next.run(request).await,
-        Guard::Networks if access.admits(peer(request.extensions())) => next.run(request).await,
-        Guard::Networks => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "com.genesyslab.gsg.services.exceptions.ForbiddenException",
-            "this API answers only to the back-office networks ([server] admin-networks), \
-             or with credentials ([admin] username and password)",
-        )
-        .into_response(),
-        Guard::Basic(credentials) => {
-            let admitted = match basic(request.headers()) {
-                Some((user, password)) => {
-                    let user_ok: bool = user.as_bytes().ct_eq(credentials.user.as_bytes()).into();
-                    // The password is checked even for a wrong user, so
-                    // the time does not tell which was wrong.
-                    let password_ok = credentials.password.verify(&password).await;
-                    user_ok && password_ok
-                }
-                None => false,
-            };
-            if admitted {
-                next.run(request).await
-            } else {
-                unauthorized(&access.realm)
-            }
+/// The callback query, which lists every customer's callbacks to the back
+/// office only (see [`BackOffice`]).
+pub const CALLBACK_QUERY: &str = "/genesys/1/service/callback";
+
+/// Marks a callback query: whether its caller would pass the back office's
+/// guard (then it may query without naming a customer).
+#[derive(Debug, Clone, Copy)]
+pub struct BackOffice(pub bool);
+
+pub async fn check(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if access.is_back_office(path) {
+        if let Some(refused) = cross_site_refusal(&request) {
+            return refused;
         }
-        Guard::Refuse => unauthorized(&access.realm),
     }
+    let (guard, query) = (access.guard(path), path == CALLBACK_QUERY);
+    let caller = Caller::of(&request);
+    if !satisfies(&access, guard, &caller).await {
+        return match guard {
+            Guard::Networks => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "com.genesyslab.gsg.services.exceptions.ForbiddenException",
+                "this API answers only to the back-office networks ([server] admin-networks), \
+                 or with credentials ([admin] username and password)",
+            )
+            .into_response(),
+            _ => unauthorized(&access.realm),
+        };
+    }
+    if query {
+        let back_office = satisfies(&access, access.back_office(), &caller).await;
+        request.extensions_mut().insert(BackOffice(back_office));
+    }
+    next.run(request).await
+}
+
+/// What a request shows a guard: where it comes from, its Basic
+/// credentials (taken out of the request, which is not `Sync` and so
+/// cannot be borrowed across a password check).
+struct Caller {
+    peer: Option<std::net::IpAddr>,
+    basic: Option<(String, String)>,
+}
+
+impl Caller {
+    fn of(request: &Request) -> Self {
+        Self {
+            peer: peer(request.extensions()),
+            basic: basic(request.headers()),
+        }
+    }
+}
+
+/// Whether `caller` shows what `guard` asks for.
+async fn satisfies(access: &Access, guard: &Guard, caller: &Caller) -> bool {
+    match guard {
+        Guard::Open => true,
+        Guard::Networks => access.admits(caller.peer),
+        Guard::Basic(credentials) => match &caller.basic {
+            Some((user, password)) => {
+                let user_ok: bool = user.as_bytes().ct_eq(credentials.user.as_bytes()).into();
+                // The password is checked even for a wrong user, so the
+                // time does not tell which was wrong.
+                let password_ok = credentials.password.verify(password).await;
+                user_ok && password_ok
+            }
+            None => false,
+        },
+        Guard::Refuse => false,
+    }
+}
+
+/// The back office answers only its own pages and tools, never another
+/// site's page in an operator's browser (CSRF): a request whose `Origin` is
+/// another site's, or that `Sec-Fetch-Site` says is cross-site, is refused
+/// (403), and a body must be `application/json`, which a page cannot send
+/// to another site without the preflight that `[cors]` does not grant it
+/// (415).
+fn cross_site_refusal(request: &Request) -> Option<Response> {
+    let headers = request.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let foreign_origin = text(header::ORIGIN)
+        .is_some_and(|origin| !super::cors::same_origin(origin, headers.get(header::HOST)));
+    let fetched_across = text(HeaderName::from_static("sec-fetch-site")).is_some_and(|site| {
+        site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+    });
+    if foreign_origin || fetched_across {
+        return Some(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "com.genesyslab.gsg.services.exceptions.ForbiddenException",
+                "the back office refuses requests from other sites",
+            )
+            .into_response(),
+        );
+    }
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
+    let json = text(header::CONTENT_TYPE).is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    });
+    (has_body && !json).then(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "com.genesyslab.gsg.services.exceptions.BadRequestException",
+            "the back office takes application/json bodies",
+        )
+        .into_response()
+    })
 }
 
 /// Through a trusted proxy, the client is the one `X-Forwarded-For` names

@@ -11,13 +11,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use channels::callback::model::parse_iso;
 use channels::callback::{CallbackError, Callbacks, State as CbState};
 use channels::storage::Item;
 use channels::store::now_ms;
 use serde_json::{Map, Value};
 
+use super::access::{BackOffice, CALLBACK_QUERY};
 use super::error::ApiError;
 use super::form::{self, BodyLimit};
 use crate::wire::text_or_json;
@@ -34,7 +35,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(callbacks: Callbacks) -> Router {
     Router::new()
-        .route("/genesys/1/service/callback", get(query))
+        .route(CALLBACK_QUERY, get(query))
         .route("/genesys/1/service/callback/{service}", post(create))
         .route(
             "/genesys/1/service/callback/{service}/availability",
@@ -76,6 +77,10 @@ impl From<CallbackError> for ApiError {
             CallbackError::BadRequest(_) => (
                 StatusCode::BAD_REQUEST,
                 exception!("CallbackExceptionBadRequest"),
+            ),
+            CallbackError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "com.genesyslab.gsg.services.exceptions.ForbiddenException",
             ),
             CallbackError::Number(_) => (
                 StatusCode::BAD_REQUEST,
@@ -214,9 +219,11 @@ async fn reschedule(
 
 async fn query(
     State(callbacks): State<Callbacks>,
+    back_office: Option<Extension<BackOffice>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Array(callbacks.query(&q).await?)))
+    let back_office = back_office.is_some_and(|Extension(BackOffice(b))| b);
+    Ok(Json(Value::Array(callbacks.query(&q, back_office).await?)))
 }
 
 async fn availability(

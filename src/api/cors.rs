@@ -90,7 +90,7 @@ pub fn preflights(cors: &Arc<CorsSettings>) -> Option<CorsLayer> {
 }
 
 /// Whether `origin` is the site that was asked (`Host`).
-fn same_origin(origin: &str, host: Option<&HeaderValue>) -> bool {
+pub(super) fn same_origin(origin: &str, host: Option<&HeaderValue>) -> bool {
     let authority = origin.split_once("://").map_or("", |(_, a)| a);
     host.and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.eq_ignore_ascii_case(authority))

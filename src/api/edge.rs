@@ -2,7 +2,8 @@
 //! future per request however many checks are configured; a middleware
 //! each made the security layers cost a third of a long-poll's CPU):
 //! `[port_restrictions]`, identity through trusted proxies, the refusal of
-//! unlisted origins; on the way out, `nosniff`, the `[header.<name>]` rules
+//! unlisted origins; on the way out, errors in their API's shape, `nosniff`,
+//! the `[header.<name>]` rules
 //! and, on TLS listeners, `Secure` cookies and HSTS; with origins listed,
 //! preflights go to tower-http's `CorsLayer` and other answers get their
 //! CORS headers (see `cors`).
@@ -23,7 +24,7 @@ use axum::Router;
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
 
-use super::{access, cors, headers};
+use super::{access, cors, headers, shape};
 use crate::config::{Access, CorsSettings, HeaderRule, PortRestrictions};
 
 /// What a listener serves: one boxed stack, cloned per request by hyper.
@@ -90,7 +91,8 @@ async fn run(State(at): State<Arc<Listener>>, mut request: Request, next: Next) 
     };
     // The path is kept only when a rule may need it after the request is gone.
     let path = (!edge.rules.is_empty()).then(|| request.uri().path().to_owned());
-    let mut response = match (checked, &at.cors) {
+    let family = shape::Family::of(request.uri().path());
+    let response = match (checked, &at.cors) {
         (Err(refused), _) => refused,
         (Ok(_), Some((_, preflights))) if cors::is_preflight(&request) => {
             let Ok(answer) = preflights.clone().oneshot(request).await;
@@ -103,6 +105,7 @@ async fn run(State(at): State<Arc<Listener>>, mut request: Request, next: Next) 
         }
         (Ok(_), None) => next.run(request).await,
     };
+    let mut response = shape::errors(family, response).await;
     headers::apply(&edge.rules, path.as_deref(), &mut response);
     if let Some(tls) = &at.tls {
         headers::secure_cookies(&tls.same_site, &mut response);

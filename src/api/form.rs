@@ -50,14 +50,9 @@ pub async fn items(
         let body = axum::body::to_bytes(req.into_body(), limit.bytes)
             .await
             .map_err(|_| too_large(limit))?;
-        for (k, v) in form_urlencoded::parse(&body) {
+        for (k, v) in utf8_pairs(&body)? {
             if !v.is_empty() {
-                items.insert(
-                    k.into_owned(),
-                    Item::Text {
-                        value: v.into_owned(),
-                    },
-                );
+                items.insert(k, Item::Text { value: v });
             }
         }
     } else if content_type.starts_with("multipart/form-data") {
@@ -107,6 +102,35 @@ pub async fn items(
     Ok(items)
 }
 
+/// The pairs of a URL-encoded form, refused (400) unless every name and
+/// value decodes to UTF-8: `form_urlencoded` would put U+FFFD in their
+/// place and store what the client never sent.
+fn utf8_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let decode = |part: &[u8]| {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        String::from_utf8(bytes).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                EXCEPTION,
+                "the form is not UTF-8 (its names and values must be)",
+            )
+        })
+    };
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut halves = pair.splitn(2, |&b| b == b'=');
+            let name = decode(halves.next().unwrap_or_default())?;
+            let value = decode(halves.next().unwrap_or_default())?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
 fn too_large(limit: BodyLimit) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,5 +151,24 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: BodyLimit
             EXCEPTION,
             format!("malformed multipart body: {}", e.body_text()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_form_decodes_as_urlencoded_and_only_to_utf8() {
+        let pairs = super::utf8_pairs(b"a=1&b=x+y%21&&c&name=J%C3%BCrgen").unwrap();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("a", "1"), ("b", "x y!"), ("c", ""), ("name", "Jürgen")]
+        );
+        let refused = super::utf8_pairs(b"nickname=%FF%FE").unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(super::utf8_pairs(b"%C3=x").is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod headers;
 pub mod node;
 pub mod notification;
 pub mod request;
+pub mod shape;
 pub mod storage;
 pub mod throttle;
 

@@ -44,6 +44,12 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// What follows `prefix` in `path`, when `path` is `prefix` or below it.
+fn under<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+}
+
 /// What a request to one group must show.
 #[derive(Debug, Clone)]
 pub enum Guard {
@@ -210,10 +216,7 @@ impl Access {
 
     /// What a request to `path` must show.
     pub fn guard(&self, path: &str) -> &Guard {
-        let rest = |prefix: &str| {
-            path.strip_prefix(prefix)
-                .filter(|r| r.is_empty() || r.starts_with('/'))
-        };
+        let rest = |prefix: &str| under(path, prefix);
         if rest("/genesys/1/storage").is_some() {
             &self.storage
         } else if rest("/genesys/1/notification/publish").is_some() {
@@ -233,6 +236,23 @@ impl Access {
         } else {
             &Guard::Open
         }
+    }
+
+    /// The back office's guard (Node and callback admin, the router API).
+    pub fn back_office(&self) -> &Guard {
+        &self.admin
+    }
+
+    /// Whether `path` is the back office's (Node admin, callback admin,
+    /// the router API, notification publish).
+    pub fn is_back_office(&self, path: &str) -> bool {
+        [
+            "/genesys/1/admin",
+            "/gmshub/callback",
+            "/genesys/1/notification/publish",
+        ]
+        .iter()
+        .any(|prefix| under(path, prefix).is_some())
     }
 
     /// Whether an anonymous back-office request from `address` is let in.

@@ -442,6 +442,18 @@ impl Ws {
             .map_err(|e| e.to_string())
     }
 
+    /// Sends a text frame whose payload is `bytes` as they are (valid UTF-8
+    /// or not).
+    pub async fn send_raw_text(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame as Raw;
+        let frame = Raw::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        self.stream
+            .send(Message::Frame(frame))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Reads the next frame (pongs skipped), waiting at most `wait`.
     pub async fn next(&mut self, wait: Duration) -> Frame {
         loop {

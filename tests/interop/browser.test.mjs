@@ -5,44 +5,16 @@
 // playwright: it must be installed (Debian: apt-get install -y chromium) or
 // named by CHROMIUM_BIN; without it these tests fail, they do not skip.
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
-import { within } from "./wait.mjs";
+import { chromiumSuite } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const UI_MS = 10_000;
 const SCREENSHOT = "/tmp/gmshub-page.png";
 
 describe("demo page in headless Chromium", () => {
-  let server;
-  let browser;
-  // Set up once; a failure (such as Chromium missing) is rethrown by every
-  // test, so each one fails with the reason instead of being cancelled.
-  let ready;
-  before(async () => {
-    ready = (async () => {
-      if (!existsSync(CHROMIUM)) {
-        throw new Error(
-          `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_BIN`,
-        );
-      }
-      server = await startServer();
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
-    })();
-    await ready.catch(() => {});
-  }, { timeout: 60_000 });
-  after(async () => {
-    await within(10_000, browser?.close() ?? Promise.resolve(), "closing Chromium").catch(() => {});
-    await server?.stop();
-  }, { timeout: 30_000 });
+  const suite = chromiumSuite();
 
   /** Opens the page in a tab, connects with `transport`, subscribes. */
   async function openConnected(context, transport, problems) {
@@ -62,8 +34,8 @@ describe("demo page in headless Chromium", () => {
       }
     });
     page.on("requestfailed", (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
-    await page.goto(`${server.origin}/`);
-    assert.equal(await page.inputValue("#url"), `${server.origin}/genesys/cometd`);
+    await page.goto(`${suite.server.origin}/`);
+    assert.equal(await page.inputValue("#url"), `${suite.server.origin}/genesys/cometd`);
     await page.selectOption("#transport", transport);
     await page.click("#connect");
     await page.waitForFunction(() => document.querySelector("#status").textContent === "connected");
@@ -76,10 +48,10 @@ describe("demo page in headless Chromium", () => {
 
   for (const transport of ["websocket", "long-polling", "callback-polling"]) {
     it(`one tab's message shows in the other (${transport})`, { timeout: 60_000 }, async () => {
-      await ready;
+      await suite.ready;
       // One context = one browser profile: the tabs share BAYEUX_BROWSER,
       // so over HTTP the second one is told multiple-clients and polls.
-      const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+      const context = await suite.browser.newContext({ viewport: { width: 1000, height: 900 } });
       const problems = [];
       try {
         const sender = await openConnected(context, transport, problems);

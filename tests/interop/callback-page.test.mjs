@@ -7,17 +7,13 @@
 // number shows GMS's error. Chromium must be installed (apt-get install -y
 // chromium) or named by CHROMIUM_BIN; without it this test fails.
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
-import { within } from "./wait.mjs";
+import { chromiumSuite } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"];
 const UI_MS = 15_000;
 // A service whose customers confirm when an agent is free.
 const CONFIG = `[service.confirm]
@@ -27,26 +23,14 @@ _wait_for_user_confirm = true
 `;
 
 describe("callback page in headless Chromium", () => {
-  let server;
-  let browser;
-  let ready;
-  before(async () => {
-    ready = (async () => {
-      if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it or set CHROMIUM_BIN`);
-      const dir = mkdtempSync(join(tmpdir(), "gmshub-callback-"));
-      writeFileSync(join(dir, "callback.ini"), CONFIG);
-      server = await startServer({ env: { GMSHUB_CONFIG: join(dir, "callback.ini") } });
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
-    })();
-    await ready.catch(() => {});
-  }, { timeout: 60_000 });
-  after(async () => {
-    await within(10_000, browser?.close() ?? Promise.resolve(), "closing Chromium").catch(() => {});
-    await server?.stop();
-  }, { timeout: 30_000 });
+  const suite = chromiumSuite(() => {
+    const dir = mkdtempSync(join(tmpdir(), "gmshub-callback-"));
+    writeFileSync(join(dir, "callback.ini"), CONFIG);
+    return { env: { GMSHUB_CONFIG: join(dir, "callback.ini") } };
+  });
 
   async function router(path, body) {
-    const r = await fetch(`${server.origin}/gmshub/callback/${path}`, {
+    const r = await fetch(`${suite.server.origin}/gmshub/callback/${path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body ?? {}),
@@ -57,11 +41,11 @@ describe("callback page in headless Chromium", () => {
   }
 
   async function open(problems) {
-    const context = await browser.newContext();
+    const context = await suite.browser.newContext();
     const p = await context.newPage();
     p.setDefaultTimeout(UI_MS);
     p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    await p.goto(`${server.origin}/callback?service=confirm`);
+    await p.goto(`${suite.server.origin}/callback?service=confirm`);
     await p.waitForFunction(() => document.getElementById("link").textContent === "live");
     return p;
   }
@@ -69,7 +53,7 @@ describe("callback page in headless Chromium", () => {
   const states = (p) => p.$$eval("#timeline li", (items) => items.map((li) => li.dataset.state));
 
   it("books a callback and follows it to completion, live", { timeout: 90_000 }, async () => {
-    await ready;
+    await suite.ready;
     const problems = [];
     const p = await open(problems);
 
@@ -99,7 +83,7 @@ describe("callback page in headless Chromium", () => {
   });
 
   it("books a free time from the list and cancels it", { timeout: 60_000 }, async () => {
-    await ready;
+    await suite.ready;
     const problems = [];
     const p = await open(problems);
     await p.fill("#number", "+1 650 253 0001");
@@ -110,7 +94,7 @@ describe("callback page in headless Chromium", () => {
     await p.locator("#timeline li[data-state=SCHEDULED]").waitFor();
     assert.match(await p.textContent("#dialog"), /scheduled for/);
     const id = await p.textContent("#cb-id");
-    const r = await fetch(`${server.origin}/genesys/1/service/callback?_id=${id}`);
+    const r = await fetch(`${suite.server.origin}/genesys/1/service/callback?_id=${id}`);
     const [record] = await r.json();
     assert.equal(record._desired_time, first);
 

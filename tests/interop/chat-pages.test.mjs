@@ -5,49 +5,30 @@
 // Chromium must be installed (apt-get install -y chromium) or named by
 // CHROMIUM_BIN; without it these tests fail, they do not skip.
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
-import { within } from "./wait.mjs";
+import { chromiumSuite } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"];
 const UI_MS = 15_000;
 const HOSTILE_NAME = 'Jane <img src=x onerror="window.pwned=1">';
 const HOSTILE_TEXT = "<b>bold</b><script>window.pwned=2</script>";
 
 describe("chat widget and agent desk in headless Chromium", () => {
-  let server;
-  let browser;
-  let ready;
-  before(async () => {
-    ready = (async () => {
-      if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it or set CHROMIUM_BIN`);
-      server = await startServer();
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
-    })();
-    await ready.catch(() => {});
-  }, { timeout: 60_000 });
-  after(async () => {
-    await within(10_000, browser?.close() ?? Promise.resolve(), "closing Chromium").catch(() => {});
-    await server?.stop();
-  }, { timeout: 30_000 });
+  const suite = chromiumSuite();
 
   async function page(path, problems) {
-    const context = await browser.newContext();
+    const context = await suite.browser.newContext();
     const p = await context.newPage();
     p.setDefaultTimeout(UI_MS);
     p.on("pageerror", (e) => problems.push(`${path}: page error: ${e.message}`));
     p.on("dialog", (d) => problems.push(`${path}: a dialog opened: ${d.message()}`));
-    await p.goto(`${server.origin}${path}`);
+    await p.goto(`${suite.server.origin}${path}`);
     return p;
   }
 
   for (const mode of ["cometd", "rest"]) {
     it(`customer (${mode}) and agent talk until the chat ends`, { timeout: 90_000 }, async () => {
-      await ready;
+      await suite.ready;
       const problems = [];
       const desk = await page("/agent", problems);
       await desk.fill("#password", "agent");

@@ -3,37 +3,16 @@
 // it runs (it is an attachment, with `Content-Security-Policy: sandbox`).
 // The same markup rendered as a page does run, so the check can see it.
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
-import { within } from "./wait.mjs";
+import { chromiumSuite } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"];
 const MARK = "stored-script-ran";
 const PAGE = `<!doctype html><title>upload</title>
 <script>console.log("${MARK}"); document.title = "owned";</script>`;
 
 describe("stored files in headless Chromium", () => {
-  let server;
-  let browser;
-  let ready;
-  before(async () => {
-    ready = (async () => {
-      if (!existsSync(CHROMIUM)) {
-        throw new Error(`Chromium not found at ${CHROMIUM}: install it or set CHROMIUM_BIN`);
-      }
-      server = await startServer();
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
-    })();
-    await ready.catch(() => {});
-  }, { timeout: 60_000 });
-  after(async () => {
-    await within(10_000, browser?.close() ?? Promise.resolve(), "closing Chromium").catch(() => {});
-    await server?.stop();
-  }, { timeout: 30_000 });
+  const suite = chromiumSuite();
 
   /** A page that records every console line and page error of `page`. */
   async function watched(context) {
@@ -45,15 +24,15 @@ describe("stored files in headless Chromium", () => {
   }
 
   it("an uploaded text/html file runs no script when opened", { timeout: 60_000 }, async () => {
-    await ready;
+    await suite.ready;
     const form = new FormData();
     form.append("Page", new Blob([PAGE], { type: "text/html" }), "offer.html");
-    const created = await fetch(`${server.origin}/genesys/1/storage/3600`, { method: "POST", body: form });
+    const created = await fetch(`${suite.server.origin}/genesys/1/storage/3600`, { method: "POST", body: form });
     assert.equal(created.status, 200, await created.clone().text());
     const { id } = await created.json();
-    const url = `${server.origin}/genesys/1/storage/${id}/Page`;
+    const url = `${suite.server.origin}/genesys/1/storage/${id}/Page`;
 
-    const context = await browser.newContext({ acceptDownloads: true });
+    const context = await suite.browser.newContext({ acceptDownloads: true });
     try {
       // The detector works: the same markup as a page runs.
       const control = await watched(context);

@@ -36,6 +36,8 @@ const READ_BUFFER: usize = 512;
 /// Close codes (RFC 6455).
 const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
+/// A text frame that is not UTF-8.
+const NOT_UTF8: u16 = 1007;
 const TOO_BIG: u16 = 1009;
 
 pub(super) fn upgrade(
@@ -257,12 +259,14 @@ impl Connection {
             Some(Ok(Message::Close(_))) | None => return Step::Close(None),
             Some(Err(e)) => {
                 // tungstenite reports a message or frame over the limits
-                // as a capacity error: that one gets "message too big".
-                let too_big = matches!(
-                    e.into_inner().downcast_ref::<tungstenite::Error>(),
-                    Some(tungstenite::Error::Capacity(_))
-                );
-                return Step::Close(too_big.then_some(TOO_BIG));
+                // as a capacity error: that one gets "message too big"; a
+                // text frame that is not UTF-8, "invalid payload data".
+                let code = match e.into_inner().downcast_ref::<tungstenite::Error>() {
+                    Some(tungstenite::Error::Capacity(_)) => Some(TOO_BIG),
+                    Some(tungstenite::Error::Utf8(_)) => Some(NOT_UTF8),
+                    _ => None,
+                };
+                return Step::Close(code);
             }
         };
         let batch = match parse_batch(&payload) {

@@ -29,6 +29,9 @@ pub const MAX_READ: usize = 10_000;
 pub enum CallbackError {
     #[error("{0}")]
     BadRequest(String),
+    /// Allowed to the back office only.
+    #[error("{0}")]
+    Forbidden(String),
     /// `CallbackExceptionNumber`: an impossible or premium number.
     #[error("{0}")]
     Number(String),

@@ -44,8 +44,15 @@ impl Filter {
 
 impl Callbacks {
     /// `GET /genesys/1/service/callback?k=v...`: the callbacks matching every
-    /// filter, as GMS records.
-    pub async fn query(&self, params: &[(String, String)]) -> Result<Vec<Value>> {
+    /// filter, as GMS records. Unless `back_office` asks, a query must name
+    /// its customer (`_id`, `_customer_number` or a `_customer_lookup_keys`
+    /// key, not negated): a customer finds their own callbacks, not every
+    /// customer's.
+    pub async fn query(
+        &self,
+        params: &[(String, String)],
+        back_office: bool,
+    ) -> Result<Vec<Value>> {
         let settings = self.settings();
         let mut filters = Vec::new();
         let mut max = MAX_READ;
@@ -78,6 +85,20 @@ impl Callbacks {
         if filters.is_empty() {
             return Err(CallbackError::BadRequest(
                 "give at least one filter (_id, _customer_number, _service_name, ...)".into(),
+            ));
+        }
+        let lookup_keys = self.lookup_keys();
+        let names_customer = |f: &Filter| {
+            !f.negated
+                && (f.key == "_id"
+                    || f.key == "_customer_number"
+                    || lookup_keys.contains(f.key.as_str()))
+        };
+        if !back_office && !filters.iter().any(names_customer) {
+            return Err(CallbackError::Forbidden(
+                "name the customer (_id, _customer_number or a _customer_lookup_keys key); \
+                 other queries are the back office's ([admin] credentials or admin-networks)"
+                    .into(),
             ));
         }
         let candidates = self.candidates(&filters).await?;
