@@ -125,18 +125,7 @@ async fn server_pings_and_bad_input_is_answered_or_closed() {
         "x".repeat(70 * 1024)
     );
     let _ = ws.send_text(big).await;
-    let mut code = None;
-    for _ in 0..5 {
-        match ws.next(SECOND).await {
-            Frame::Close(c) => {
-                code = c;
-                break;
-            }
-            Frame::Timeout => break,
-            _ => {}
-        }
-    }
-    assert_eq!(code, Some(1009));
+    assert_eq!(ws.close_code(SECOND).await, Some(1009));
 }
 
 #[tokio::test]
@@ -147,18 +136,7 @@ async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
     ws.send_raw_text(b"[{\"channel\":\"/meta/connect\",\"x\":\"\xff\xfe\"}]")
         .await
         .unwrap();
-    let mut code = None;
-    for _ in 0..5 {
-        match ws.next(SECOND).await {
-            Frame::Close(c) => {
-                code = c;
-                break;
-            }
-            Frame::Timeout => break,
-            _ => {}
-        }
-    }
-    assert_eq!(code, Some(1007));
+    assert_eq!(ws.close_code(SECOND).await, Some(1007));
 }
 
 #[tokio::test]

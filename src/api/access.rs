@@ -1,7 +1,9 @@
 //! The access check in front of every REST API (see `config::access` for
 //! the rules): Basic authentication answered as GMS does (401, `WWW-
 //! Authenticate: Basic realm="..."`, an empty body), and the back office's
-//! 403 for anonymous callers from outside its networks. And, in front of
+//! 403 for anonymous callers from outside its networks, and its refusal of
+//! requests from other sites (CSRF); the mark on a callback query of
+//! whether the back office asks ([`BackOffice`]). And, in front of
 //! everything (CometD too), who a request may claim to be once `[server]
 //! trusted-proxies` is set ([`identify`]), and which paths each port serves
 //! ([`port_refusal`]); `edge` runs those two.

@@ -454,6 +454,19 @@ impl Ws {
             .map_err(|e| e.to_string())
     }
 
+    /// The code of the Close frame among the next few frames (each awaited
+    /// at most `wait`), or `None` when the socket ends without one.
+    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        for _ in 0..5 {
+            match self.next(wait).await {
+                Frame::Close(code) => return code,
+                Frame::Timeout => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Reads the next frame (pongs skipped), waiting at most `wait`.
     pub async fn next(&mut self, wait: Duration) -> Frame {
         loop {
