@@ -290,3 +290,23 @@ async fn every_error_is_in_its_apis_shape() {
     let v: Value = r.json().await.unwrap();
     assert!(v["message"].as_str().unwrap().contains("UTF-8"), "{v}");
 }
+
+#[tokio::test]
+async fn one_batch_cannot_create_a_thousand_chats() {
+    // Room for the thousand in one message.
+    let server = Server::start(&with(&[("GMSHUB__COMETD__MAXMESSAGESIZE", "1048576")]));
+    let b = Browser::new(&server);
+    let id = b.session().await;
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"channel": "/service/chatV2/customer-support", "clientId": id,
+                   "data": {"operation": "requestChat", "nickname": format!("n{i}")}})
+        })
+        .collect();
+    let replies = b.send(Value::Array(batch)).await;
+    let refused = replies
+        .iter()
+        .filter(|m| m["error"] == "403::too_many_publishes")
+        .count();
+    assert_eq!(refused, 1000 - 32, "maxBatchPublishes is 32");
+}

@@ -2,7 +2,7 @@
 //! (`timeout` 30 s, `interval` 0, `maxInterval` 10 s, `maxSessionsPerBrowser`
 //! 1, `multiSessionInterval` 2 s), plus the bounds CometD leaves open
 //! (`maxQueue`, `maxMessageSize`, `maxSessions`, `maxSubscriptions`,
-//! `maxHandshakeExt`), which here always have a finite default.
+//! `maxHandshakeExt`, `maxBatchPublishes`), which here always have a finite default.
 //! May use: nothing else in the crate.
 
 use std::time::Duration;
@@ -37,6 +37,10 @@ pub struct BayeuxConfig {
     pub max_message_size: usize,
     /// Sessions the server holds at most; further handshakes are refused.
     pub max_sessions: usize,
+    /// Publishes (service requests included) one batch may carry; each one
+    /// beyond gets `403::too_many_publishes` (so one message cannot, say,
+    /// create a thousand chats).
+    pub max_batch_publishes: usize,
     /// Channels and patterns one session may be subscribed to at once.
     pub max_subscriptions: usize,
     /// Largest handshake `ext` (bytes of JSON) a session keeps; a larger
@@ -80,6 +84,7 @@ impl Default for BayeuxConfig {
             queue_full_policy: QueueFullPolicy::Disconnect,
             max_message_size: 64 * 1024,
             max_sessions: 100_000,
+            max_batch_publishes: 32,
             max_subscriptions: 1000,
             max_handshake_ext: 8 * 1024,
             forward_publisher_ext: true,

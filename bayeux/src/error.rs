@@ -11,6 +11,8 @@ pub const DATA_MISSING: &str = "400::data_missing";
 pub const CONNECTION_TYPE_UNSUPPORTED: &str = "400::connection_type_unsupported";
 pub const SUBSCRIPTION_MISSING: &str = "403::subscription_missing";
 pub const SUBSCRIPTION_INVALID: &str = "403::subscription_invalid";
+/// A publish beyond `maxBatchPublishes` in one batch (each such message).
+pub const PUBLISHES_TOO_MANY: &str = "403::too_many_publishes";
 /// A subscribe that would take a session past `maxSubscriptions`.
 pub const SUBSCRIPTIONS_TOO_MANY: &str = "403::too_many_subscriptions";
 pub const MESSAGE_DELETED: &str = "404::message_deleted";

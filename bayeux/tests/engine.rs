@@ -337,3 +337,34 @@ async fn a_publishers_ext_reaches_subscribers_only_when_configured() {
         assert_eq!(r[0].get("ext").is_some(), forward, "{}", r[0]);
     }
 }
+
+#[tokio::test]
+async fn a_batch_carries_at_most_max_batch_publishes() {
+    let server = Bayeux::new(BayeuxConfig {
+        max_batch_publishes: 3,
+        ..BayeuxConfig::default()
+    });
+    let id = session(&server);
+    let mut batch: Vec<Value> = (0..5)
+        .map(|i| json!({"channel": "/a", "clientId": id, "data": i, "id": format!("p{i}")}))
+        .collect();
+    // Meta messages do not count.
+    batch.insert(
+        0,
+        json!({"channel": "/meta/subscribe", "clientId": id, "subscription": "/a"}),
+    );
+    let r = run(&server, Value::Array(batch));
+    let refused: Vec<&Value> = r
+        .iter()
+        .filter(|m| m["error"] == "403::too_many_publishes")
+        .collect();
+    assert_eq!(refused.len(), 2, "{r:?}");
+    assert_eq!(
+        (refused[0]["id"].as_str(), refused[1]["id"].as_str()),
+        (Some("p3"), Some("p4"))
+    );
+    let accepted = r
+        .iter()
+        .filter(|m| m["channel"] == "/a" && m["successful"] == true);
+    assert_eq!(accepted.count(), 3);
+}

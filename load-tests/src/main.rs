@@ -30,6 +30,10 @@ use fleet::{Fleet, LocalFleet, RemoteFleet};
 use stats::{cpu_percent, quantile_ms, usage, usage_of, Churn, Recorder, Report, Shared, Step};
 use target::{Publisher, Target, Transport};
 
+/// Publishes sent in one batch at most: gmshub's `[cometd] maxBatchPublishes`
+/// default (a publisher that fell behind sends what is due in several).
+const MAX_BATCH_PUBLISHES: usize = 32;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Rooms,
@@ -425,9 +429,12 @@ async fn publish(
             total += 1;
             next = (next + 1) % targets.len();
         }
-        let batch = wire::publishes(publisher.client_id(), &channels, &pad);
-        if publisher.send(batch).await.is_err() {
-            break;
+        // gmshub takes at most 32 publishes per batch (`maxBatchPublishes`).
+        for chunk in channels.chunks(MAX_BATCH_PUBLISHES) {
+            let batch = wire::publishes(publisher.client_id(), chunk, &pad);
+            if publisher.send(batch).await.is_err() {
+                return (publisher, sent);
+            }
         }
     }
     (publisher, sent)

@@ -283,6 +283,7 @@ impl Settings {
                 max_message_size: positive("maxMessageSize", d.max_message_size),
                 max_sessions: positive("maxSessions", d.max_sessions),
                 max_subscriptions: positive("maxSubscriptions", d.max_subscriptions),
+                max_batch_publishes: positive("maxBatchPublishes", d.max_batch_publishes),
                 max_handshake_ext: positive("maxHandshakeExt", d.max_handshake_ext),
                 // Off unless asked: a subscriber would otherwise receive
                 // whatever an anonymous publisher put in `ext`.

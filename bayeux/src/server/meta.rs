@@ -46,8 +46,19 @@ impl Bayeux {
             Some(i) if len > 1 => batch.into_iter().skip(i).take(1).collect(),
             _ => batch,
         };
+        let mut publishes = 0;
         for parsed in batch {
             match parsed {
+                Parsed::Ok(message) if !is_meta(&message) => {
+                    publishes += 1;
+                    if publishes > self.config.max_batch_publishes {
+                        let reply = Reply::new(message.channel.as_deref(), message.id.as_deref())
+                            .failure(error::PUBLISHES_TOO_MANY);
+                        out.replies.push(reply.encode());
+                    } else {
+                        self.handle_message(message, len, ctx, &mut out);
+                    }
+                }
                 Parsed::Ok(message) => self.handle_message(message, len, ctx, &mut out),
                 Parsed::Invalid { id } => {
                     let reply = Reply::new(None, id.as_deref()).failure(error::MESSAGE_INVALID);
@@ -280,4 +291,12 @@ impl Bayeux {
         out.replies
             .push(self.finish_reply(session.as_deref(), message, reply));
     }
+}
+
+/// A message on a `/meta` channel (or on none, which gets its own error).
+fn is_meta(message: &Incoming) -> bool {
+    message
+        .channel
+        .as_deref()
+        .is_none_or(|c| c.starts_with("/meta/"))
 }
