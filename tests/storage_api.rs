@@ -145,6 +145,33 @@ async fn multipart_files_round_trip_as_stored() {
 }
 
 #[tokio::test]
+async fn a_ttl_over_max_ttl_is_refused() {
+    let s = Server::start(&[("GMSHUB__STORAGE__MAX_TTL", "3600")]);
+    let post = |ttl: &str| {
+        client()
+            .post(s.url(&format!("/genesys/1/storage/{ttl}")))
+            .form(&[("k", "v")])
+            .send()
+    };
+    let r = post("3600").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for ttl in ["3601", "630720000", "999999999999"] {
+        let r = post(ttl).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{ttl}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["message"].as_str().unwrap().contains("[storage] max-ttl"),
+            "{v}"
+        );
+    }
+    // GMS's rule stands for what is not a positive number (and, as in
+    // GMS, for digits past a 64-bit number): 30 s.
+    for ttl in ["abc", "-5", "99999999999999999999"] {
+        assert_eq!(post(ttl).await.unwrap().status(), StatusCode::OK, "{ttl}");
+    }
+}
+
+#[tokio::test]
 async fn an_uploaded_page_is_an_attachment_in_a_sandbox() {
     let s = Server::start(&[]);
     let page = "<html><script>document.title='owned'</script></html>";

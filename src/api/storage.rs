@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -76,6 +77,23 @@ impl From<StorageError> for ApiError {
 }
 
 impl Api {
+    /// A TTL path segment read the GMS way (anything but a positive number
+    /// of seconds is 30 s), refused over `[storage] max-ttl`.
+    fn ttl(&self, segment: &str) -> Result<Duration, ApiError> {
+        let ttl = parse_ttl(segment);
+        if ttl > self.settings.max_ttl {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                BAD_REQUEST,
+                format!(
+                    "ttl must be at most {} seconds ([storage] max-ttl)",
+                    self.settings.max_ttl.as_secs()
+                ),
+            ));
+        }
+        Ok(ttl)
+    }
+
     async fn items(&self, req: Request<Body>) -> Result<BTreeMap<String, Item>, ApiError> {
         let limit = BodyLimit::max_file_upload(self.settings.max_upload);
         let items = form::items(req, limit).await?;
@@ -103,7 +121,7 @@ async fn create(
     req: Request,
 ) -> Result<Response, ApiError> {
     let items = api.items(req).await?;
-    let id = api.storage.create(items, parse_ttl(&ttl)).await?;
+    let id = api.storage.create(items, api.ttl(&ttl)?).await?;
     Ok(Json(serde_json::json!({ "id": id })).into_response())
 }
 
@@ -115,7 +133,7 @@ async fn create_custom(
     let user = gms_user(req.headers()).map(str::to_owned);
     let items = api.items(req).await?;
     api.storage
-        .create_custom(&id, user.as_deref(), items, parse_ttl(&ttl))
+        .create_custom(&id, user.as_deref(), items, api.ttl(&ttl)?)
         .await?;
     Ok(Json(serde_json::json!({ "id": id })).into_response())
 }
@@ -128,7 +146,7 @@ async fn update(
     let user = gms_user(req.headers()).map(str::to_owned);
     let items = api.items(req).await?;
     api.storage
-        .update(&id, user.as_deref(), items, parse_ttl(&ttl))
+        .update(&id, user.as_deref(), items, api.ttl(&ttl)?)
         .await?;
     Ok(Json(serde_json::json!({ "id": id })).into_response())
 }

@@ -40,6 +40,8 @@ pub struct StorageSettings {
     /// `[server] external_url_base`: where file values are fetched from;
     /// without it, the request's own host.
     pub external_url_base: Option<String>,
+    /// `[storage] max-ttl`: the longest TTL a client may ask for.
+    pub max_ttl: Duration,
 }
 
 /// Chat API v1's own settings.
@@ -202,6 +204,9 @@ impl Settings {
                     .get("server", "external_url_base")
                     .filter(|v| !v.is_empty())
                     .map(str::to_owned),
+                max_ttl: o
+                    .seconds("storage", "max-ttl", Duration::from_secs(30 * 24 * 3600))
+                    .clamp(Duration::from_secs(1), channels::storage::MAX_TTL),
             },
             clustered: o.flag("cluster", "enabled", false),
             cluster_name: o
