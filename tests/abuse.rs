@@ -206,6 +206,24 @@ async fn connections_per_address_are_capped_without_touching_other_addresses() {
 }
 
 #[tokio::test]
+async fn connections_in_all_are_capped() {
+    let server = Server::start(&with(&[("GMSHUB__SERVER__MAX_CONNECTIONS", "5")]));
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Full: another address is turned away too, and served once a place frees.
+    assert_eq!(node_status(&server, [127, 0, 0, 2]).await, None);
+    idle.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node_status(&server, [127, 0, 0, 2]).await, Some(200));
+    assert!(server
+        .output()
+        .contains("connection refused ([server] max-connections)"));
+}
+
+#[tokio::test]
 async fn a_request_head_not_sent_in_time_closes_the_connection() {
     let server = Server::start(&with(&[
         ("GMSHUB__SERVER__HEADER_READ_TIMEOUT", "1"),

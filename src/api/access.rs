@@ -20,7 +20,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::request::peer;
+use super::request::{is_json, peer};
 use crate::config::{Access, Guard, PortRestrictions};
 
 /// The callback query, which lists every customer's callbacks to the back
@@ -130,12 +130,7 @@ fn cross_site_refusal(request: &Request) -> Option<Response> {
     }
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
-    let json = text(header::CONTENT_TYPE).is_some_and(|t| {
-        t.split(';')
-            .next()
-            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-    });
-    (has_body && !json).then(|| {
+    (has_body && !is_json(headers)).then(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "com.genesyslab.gsg.services.exceptions.BadRequestException",

@@ -4,7 +4,7 @@
 //! everything else is an attachment. Every answer carries
 //! `Content-Security-Policy: sandbox` (a browser that renders it anyway
 //! treats it as a unique origin with scripts off) and `nosniff`.
-//! May use: nothing else in the API.
+//! May use: `request`.
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ const INLINE: &[&str] = &[
 
 /// Whether `content_type` (parameters ignored) is shown inline.
 fn inline(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let essence = super::request::essence(content_type);
     INLINE.iter().any(|t| t.eq_ignore_ascii_case(essence))
 }
 

@@ -9,6 +9,19 @@ use axum::http::{Extensions, HeaderMap};
 
 use crate::wire::GMS_USER;
 
+/// A media type without its parameters (`text/html; charset=x` → `text/html`).
+pub fn essence(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+/// Whether the request says its body is JSON.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| essence(t).eq_ignore_ascii_case("application/json"))
+}
+
 /// The end user a request names in its `gms_user` header.
 pub fn gms_user(headers: &HeaderMap) -> Option<&str> {
     headers.get(GMS_USER).and_then(|v| v.to_str().ok())

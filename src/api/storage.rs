@@ -100,7 +100,7 @@ impl Api {
         if let Some(allowed) = &self.settings.allowed_mime_types {
             for (key, item) in &items {
                 if let Item::File { content_type, .. } = item {
-                    let essence = content_type.split(';').next().unwrap_or("").trim();
+                    let essence = super::request::essence(content_type);
                     if !allowed.iter().any(|a| a.eq_ignore_ascii_case(essence)) {
                         return Err(ApiError::new(
                             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -54,13 +54,15 @@ impl Gate {
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Permit> {
         if self.open.fetch_add(1, Ordering::AcqRel) >= self.limits.total {
             self.open.fetch_sub(1, Ordering::AcqRel);
-            return self.refuse(peer, "max-connections");
+            self.refuse(peer, "max-connections");
+            return None;
         }
         let mut count = self.by_address.entry(peer).or_insert(0);
         if *count >= self.limits.per_address {
             drop(count);
             self.open.fetch_sub(1, Ordering::AcqRel);
-            return self.refuse(peer, "max-connections-per-address");
+            self.refuse(peer, "max-connections-per-address");
+            return None;
         }
         *count += 1;
         Some(Permit {
@@ -69,16 +71,16 @@ impl Gate {
         })
     }
 
-    fn refuse(&self, peer: IpAddr, limit: &'static str) -> Option<Permit> {
+    fn refuse(&self, peer: IpAddr, limit: &'static str) {
         // One line per thousand, not one per connection of a flood.
         if self.refused.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
             tracing::warn!(%peer, limit, "connection refused ([server] {limit})");
         }
-        None
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 }
@@ -105,6 +107,13 @@ pub async fn serve<L>(
 {
     let graceful = GracefulShutdown::new();
     let header_read_timeout = gate.limits.header_read_timeout;
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    // CONNECT, for WebSocket over HTTP/2.
+    builder.http2().enable_connect_protocol();
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -126,13 +135,6 @@ pub async fn serve<L>(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
-        // CONNECT, for WebSocket over HTTP/2.
-        builder.http2().enable_connect_protocol();
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();

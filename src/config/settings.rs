@@ -194,6 +194,7 @@ impl Settings {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
         let client_id_prefix = format!("{node_id}.");
+        let pages_enabled = o.flag("lab", "enable-sample", true);
         let chat = chat_services(o);
         Self {
             store: store_config(o),
@@ -223,10 +224,10 @@ impl Settings {
             access: Arc::new(Access::from_options(o)),
             cors: Arc::new(CorsSettings::from_options(o)),
             header_rules: Arc::new(header_rules(o)),
-            channel_rules: ChannelRules::from_options(o, o.flag("lab", "enable-sample", true)),
+            channel_rules: ChannelRules::from_options(o, pages_enabled),
             tls: TlsSettings::from_options(o),
             port_restrictions: Arc::new(PortRestrictions::from_options(o)),
-            pages_enabled: o.flag("lab", "enable-sample", true),
+            pages_enabled,
             frame_ancestors: o
                 .get("pages", "frame-ancestors")
                 .filter(|v| !v.is_empty())
