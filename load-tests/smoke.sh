@@ -10,7 +10,7 @@ log=$(mktemp)
 report=$(mktemp)
 data=$(mktemp -d)
 # The generator publishes on /load/room/N: list it, as a site lists its broadcast channels.
-GMSHUB__SQLITE__PATH="$data/gmshub.db" GMSHUB__COMETD__PUBLISHCHANNELS="/load/**" "$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
+GMSHUB__SQLITE__PATH="$data/gmshub.db" GMSHUB__COMETD__PUBLISHCHANNELS="/load/**" GMSHUB__DOS_FILTER__IPWHITELIST=127.0.0.0/8 "$bin/gmshub" --listen 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$report" "$data"' EXIT
 addr=""

@@ -22,6 +22,7 @@ const CRATES: [(&str, &[&str]); 4] = [
             "message",
             "session",
             "request",
+            "client",
             "subscriptions",
             "security",
             "ext",

@@ -335,7 +335,7 @@ async fn a_scheduled_callback_is_queued_at_its_time_and_a_cometd_session_hears_e
     )
     .await;
     assert_eq!(status, 200, "{dialog}");
-    assert_eq!(dialog["_callback_state"], "SCHEDULED");
+    assert_eq!(dialog["_callback_state"], "SCHEDULED", "{dialog} at {at}");
     let id = dialog["_id"].as_str().unwrap().to_owned();
 
     let mut events = Vec::new();
@@ -897,6 +897,8 @@ async fn a_callback_scheduled_on_a_node_that_dies_fires_once_on_another() {
                                        "_device_os": "httpcb", "_device_notification_id": url}),
     )
     .await;
+    // Its first event is out (pushed after the answer) before the node dies.
+    assert_eq!(app.wait_states(&id, 1).await, ["SCHEDULED"]);
     first.signal("KILL");
     first.wait(Duration::from_secs(10)).expect("killed");
     // Both survivors run the scheduler: the callback is queued once.

@@ -221,6 +221,7 @@ fn run(server: &std::sync::Arc<bayeux::Bayeux>, batch: Value) -> Vec<Value> {
         browser: None,
         bound: None,
         user: None,
+        peer: None,
     };
     let outcome = server.handle_batch(parsed, &ctx);
     let mut parts = outcome.replies;

@@ -2,10 +2,39 @@
 //! (`timeout` 30 s, `interval` 0, `maxInterval` 10 s, `maxSessionsPerBrowser`
 //! 1, `multiSessionInterval` 2 s), plus the bounds CometD leaves open
 //! (`maxQueue`, `maxMessageSize`, `maxSessions`, `maxSubscriptions`,
-//! `maxHandshakeExt`, `maxBatchPublishes`), which here always have a finite default.
+//! `maxHandshakeExt`, `maxBatchPublishes`), which here always have a finite default,
+//! and the per-client limits CometD does not have.
 //! May use: nothing else in the crate.
 
 use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Per-client limits on sessions (see `client`).
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Live sessions one client address (an IPv6 /64) may hold.
+    pub sessions_per_address: usize,
+    /// Live sessions one browser (BAYEUX_BROWSER) may hold.
+    pub sessions_per_browser: usize,
+    /// Handshakes per second one address, or one browser, may make (in
+    /// bursts of five seconds' worth).
+    pub handshakes_per_second: u32,
+    /// Networks none of this applies to (the site's own proxies or
+    /// gateways, a load generator).
+    pub exempt: Vec<IpNet>,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            sessions_per_address: 500,
+            sessions_per_browser: 32,
+            handshakes_per_second: 20,
+            exempt: Vec::new(),
+        }
+    }
+}
 
 /// What happens when a session's outbound queue would grow past `max_queue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +66,8 @@ pub struct BayeuxConfig {
     pub max_message_size: usize,
     /// Sessions the server holds at most; further handshakes are refused.
     pub max_sessions: usize,
+    /// Sessions and handshakes per client address and per browser.
+    pub clients: ClientLimits,
     /// Publishes (service requests included) one batch may carry; each one
     /// beyond gets `403::too_many_publishes` (so one message cannot, say,
     /// create a thousand chats).
@@ -84,6 +115,7 @@ impl Default for BayeuxConfig {
             queue_full_policy: QueueFullPolicy::Disconnect,
             max_message_size: 64 * 1024,
             max_sessions: 100_000,
+            clients: ClientLimits::default(),
             max_batch_publishes: 32,
             max_subscriptions: 1000,
             max_handshake_ext: 8 * 1024,

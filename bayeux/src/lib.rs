@@ -7,7 +7,10 @@
 //! - [`message`]: the wire model; `data` and `ext` stay raw JSON.
 //! - [`session`]: one client's queue (bounded in bytes), ack state, expiry.
 //! - `subscriptions`: the index answering "who gets a message on this channel".
-//! - [`request`]: what a batch's request was (transport, browser, user).
+//! - [`request`]: what a batch's request was (transport, browser, user,
+//!   client address).
+//! - [`client`]: per-client limits (sessions and handshakes per address and
+//!   per browser) and the pacing of a WebSocket's frames.
 //! - [`server`]: the registry and server-side API, the meta channels, held
 //!   connects, publish and fan-out, `/service` dispatch, the sweeper.
 //! - [`security`], [`ext`]: the policy and extension interfaces, with the
@@ -18,11 +21,12 @@
 //!   axum router.
 //!
 //! Each module may use only those before it in this order: clock, id,
-//! channel, error, config, message, session, request, subscriptions,
+//! channel, error, config, message, session, request, client, subscriptions,
 //! security, ext, relay, server, transport (checked by
 //! `tests/architecture.rs` in the workspace root).
 
 pub mod channel;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -38,7 +42,8 @@ mod subscriptions;
 pub mod transport;
 
 pub use channel::ChannelName;
-pub use config::{BayeuxConfig, QueueFullPolicy};
+pub use client::{client_key, Pacer};
+pub use config::{BayeuxConfig, ClientLimits, QueueFullPolicy};
 pub use relay::Relay;
 pub use request::{RequestContext, Transport};
 pub use server::{Bayeux, HeldConnect, Outcome, ServiceHandler, ServiceRequest};

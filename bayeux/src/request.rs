@@ -1,7 +1,8 @@
 //! What the engine knows about the request a batch of messages arrived
 //! in: its transport, its browser, the session its connection carries and
-//! the end user it names. May use: the session.
+//! the end user it names, the client's address. May use: the session.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::session::Session;
@@ -34,4 +35,6 @@ pub struct RequestContext<'a> {
     pub bound: Option<&'a Arc<Session>>,
     /// The end user the request names (`BayeuxConfig::identity_header`).
     pub user: Option<&'a str>,
+    /// The client's address (as the embedding's proxies name it), when known.
+    pub peer: Option<SocketAddr>,
 }

@@ -7,6 +7,7 @@
 //! May use: channels, the configuration.
 
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use bytes::Bytes;
@@ -84,6 +85,9 @@ pub struct Session {
     browser: Option<Box<str>>,
     identity: Option<Box<str>>,
     handshake_ext: Option<Box<RawValue>>,
+    /// The client address key the per-client limits counted this session
+    /// under (none when exempt).
+    counted_as: Option<IpAddr>,
     queues: Mutex<Queues>,
     /// Woken when the queue turns non-empty, when a new `/meta/connect`
     /// supersedes a held one, and when the session is removed.
@@ -118,6 +122,7 @@ impl Session {
             browser,
             identity,
             handshake_ext,
+            counted_as: None,
             queues: Mutex::new(Queues {
                 next_batch: 1,
                 ..Queues::default()
@@ -131,6 +136,17 @@ impl Session {
             room: Notify::new(),
             room_wanted: AtomicUsize::new(0),
         }
+    }
+
+    /// Counted by the per-client limits under `key`.
+    pub(crate) fn counted_as(mut self, key: Option<IpAddr>) -> Self {
+        self.counted_as = key;
+        self
+    }
+
+    /// The client address key the session is counted under, if it is.
+    pub fn client_key(&self) -> Option<IpAddr> {
+        self.counted_as
     }
 
     /// The `clientId`.

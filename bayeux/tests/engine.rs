@@ -24,6 +24,7 @@ fn ctx() -> RequestContext<'static> {
         browser: Some(BROWSER),
         bound: None,
         user: None,
+        peer: None,
     }
 }
 

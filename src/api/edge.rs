@@ -1,8 +1,9 @@
 //! What every request passes before any route, as one middleware (one boxed
 //! future per request however many checks are configured; a middleware
 //! each made the security layers cost a third of a long-poll's CPU):
-//! `[port_restrictions]`, identity through trusted proxies, the refusal of
-//! unlisted origins; on the way out, errors in their API's shape, `nosniff`,
+//! `[port_restrictions]`, identity through trusted proxies, the DoS filter
+//! (with `maxRequestMs` on what it admits), the refusal of unlisted
+//! origins; on the way out, errors in their API's shape, `nosniff`,
 //! the `[header.<name>]` rules
 //! and, on TLS listeners, `Secure` cookies and HSTS; with origins listed,
 //! preflights go to tower-http's `CorsLayer` and other answers get their
@@ -11,7 +12,7 @@
 //! The stack wraps the router once, not each route: axum's `Router::layer`
 //! re-boxes every route per layer, and each box costs a service clone and a
 //! future allocation per request.
-//! May use: `access`, `cors`, `headers`, the configuration.
+//! May use: `access`, `cors`, `dos_filter`, `headers`, `request`, `shape`, the configuration.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use axum::Router;
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
 
-use super::{access, cors, headers, shape};
+use super::dos_filter::{Admitted, DosFilter};
+use super::{access, cors, headers, request as req, shape};
 use crate::config::{Access, CorsSettings, HeaderRule, PortRestrictions};
 
 /// What a listener serves: one boxed stack, cloned per request by hyper.
@@ -37,6 +39,11 @@ pub struct Edge {
     pub access: Arc<Access>,
     pub cors: Arc<CorsSettings>,
     pub rules: Arc<Vec<HeaderRule>>,
+    /// `[dos-filter]`, unless disabled.
+    pub dos: Option<Arc<DosFilter>>,
+    /// Where the Bayeux endpoint is mounted (its connects are held by
+    /// design: `maxRequestMs` does not apply to them).
+    pub bayeux: &'static [&'static str],
 }
 
 /// What a TLS listener adds to its answers.
@@ -80,31 +87,12 @@ pub fn serve(router: Router, edge: &Edge, port: u16, tls: Option<OverTls>) -> Se
     )
 }
 
-async fn run(State(at): State<Arc<Listener>>, mut request: Request, next: Next) -> Response {
+async fn run(State(at): State<Arc<Listener>>, request: Request, next: Next) -> Response {
     let edge = &at.edge;
-    let checked = match access::port_refusal(&edge.ports, at.port, &request) {
-        Some(refused) => Err(refused),
-        None => {
-            access::identify(&edge.access, &mut request);
-            cors::check(&edge.cors, &request).map_err(IntoResponse::into_response)
-        }
-    };
     // The path is kept only when a rule may need it after the request is gone.
     let path = (!edge.rules.is_empty()).then(|| request.uri().path().to_owned());
     let family = shape::Family::of(request.uri().path());
-    let response = match (checked, &at.cors) {
-        (Err(refused), _) => refused,
-        (Ok(_), Some((_, preflights))) if cors::is_preflight(&request) => {
-            let Ok(answer) = preflights.clone().oneshot(request).await;
-            answer
-        }
-        (Ok(origin), Some((actual, _))) => {
-            let mut response = next.run(request).await;
-            actual.apply(origin, &mut response);
-            response
-        }
-        (Ok(_), None) => next.run(request).await,
-    };
+    let response = at.answer(request, next).await;
     let mut response = shape::errors(family, response).await;
     headers::apply(&edge.rules, path.as_deref(), &mut response);
     if let Some(tls) = &at.tls {
@@ -116,4 +104,59 @@ async fn run(State(at): State<Arc<Listener>>, mut request: Request, next: Next) 
         }
     }
     response
+}
+
+impl Listener {
+    /// A refusal, a preflight's answer, or the route's.
+    async fn answer(&self, mut request: Request, next: Next) -> Response {
+        let edge = &self.edge;
+        if let Some(refused) = access::port_refusal(&edge.ports, self.port, &request) {
+            return refused;
+        }
+        access::identify(&edge.access, &mut request);
+        let admitted = match &edge.dos {
+            Some(filter) => match filter.admit(req::peer_socket(request.extensions())).await {
+                Ok(admitted) => Some(admitted),
+                Err(refused) => return refused,
+            },
+            None => None,
+        };
+        let origin = match cors::check(&edge.cors, &request) {
+            Ok(origin) => origin,
+            Err(refused) => return refused.into_response(),
+        };
+        match &self.cors {
+            Some((_, preflights)) if cors::is_preflight(&request) => {
+                let Ok(answer) = preflights.clone().oneshot(request).await;
+                answer
+            }
+            cors => {
+                let mut response = self.handle(request, admitted, next).await;
+                if let Some((actual, _)) = cors {
+                    actual.apply(origin, &mut response);
+                }
+                response
+            }
+        }
+    }
+
+    /// Runs the route; with the DoS filter, within `maxRequestMs` (but for
+    /// the Bayeux endpoint, whose held connects give their pass back at
+    /// once) and marked as the filter touched it.
+    async fn handle(&self, request: Request, admitted: Option<Admitted>, next: Next) -> Response {
+        let (Some(filter), Some(mut admitted)) = (&self.edge.dos, admitted) else {
+            return next.run(request).await;
+        };
+        let path = request.uri().path();
+        let mut response = if self.edge.bayeux.iter().any(|m| path.starts_with(m)) {
+            admitted.release();
+            next.run(request).await
+        } else {
+            tokio::time::timeout(filter.max_request(), next.run(request))
+                .await
+                .unwrap_or_else(|_| filter.overran())
+        };
+        admitted.mark(&mut response);
+        response
+    }
 }

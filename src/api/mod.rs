@@ -10,6 +10,7 @@ pub mod callback;
 pub mod chat_v1;
 pub mod chat_v2;
 pub mod cors;
+pub mod dos_filter;
 pub mod download;
 pub mod edge;
 pub mod error;

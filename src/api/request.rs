@@ -30,9 +30,14 @@ pub fn gms_user(headers: &HeaderMap) -> Option<&str> {
 /// The address the request came from (none for a hub driven in-process,
 /// without a listener).
 pub fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    peer_socket(extensions).map(|addr| addr.ip())
+}
+
+/// The client's address and port (port 0 when a trusted proxy named it).
+pub fn peer_socket(extensions: &Extensions) -> Option<SocketAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| *addr)
 }
 
 /// A request body that must be one JSON object; the error says what it is

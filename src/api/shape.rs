@@ -71,6 +71,7 @@ pub async fn errors(family: Family, response: Response) -> Response {
                 StatusCode::NOT_FOUND => code::CHAT_NOT_FOUND,
                 StatusCode::PAYLOAD_TOO_LARGE => code::TOO_LARGE,
                 StatusCode::FORBIDDEN => code::FORBIDDEN,
+                StatusCode::TOO_MANY_REQUESTS => code::UNAVAILABLE,
                 s if s.is_server_error() => code::UNAVAILABLE,
                 _ => code::BAD_REQUEST,
             };
@@ -93,6 +94,7 @@ fn exception(status: StatusCode) -> &'static str {
     match status {
         StatusCode::NOT_FOUND => "com.genesyslab.gsg.services.exceptions.NotFoundException",
         StatusCode::FORBIDDEN => "com.genesyslab.gsg.services.exceptions.ForbiddenException",
+        StatusCode::TOO_MANY_REQUESTS => "com.genesyslab.gsg.services.exceptions.ServiceException",
         s if s.is_server_error() => "com.genesyslab.gsg.services.exceptions.ServiceException",
         _ => "com.genesyslab.gsg.services.exceptions.BadRequestException",
     }

@@ -305,11 +305,17 @@ impl Hub {
         let router = pages::router(&pages)
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
+        let dos_filter = api::dos_filter::DosFilter::new(settings.dos.clone());
+        if let Some(filter) = &dos_filter {
+            bayeux.set_pacer(filter.clone());
+        }
         let edge = api::edge::Edge {
             ports: settings.port_restrictions.clone(),
             access: settings.access.clone(),
             cors: settings.cors.clone(),
             rules: settings.header_rules.clone(),
+            dos: dos_filter.clone(),
+            bayeux: &MOUNTS,
         };
         Ok(Self {
             router,

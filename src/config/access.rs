@@ -127,15 +127,17 @@ fn loopback() -> Vec<IpNet> {
 }
 
 /// A list of networks (CIDRs or addresses) in `[server] option`.
-fn networks(o: &Options, option: &str) -> Option<Vec<IpNet>> {
-    let list = o.get("server", option).filter(|l| !l.is_empty())?;
+/// A list of networks (`10.0.0.0/8`) or addresses, separated by commas;
+/// `None` when the option is absent or empty.
+pub(super) fn networks(o: &Options, section: &str, option: &str) -> Option<Vec<IpNet>> {
+    let list = o.get(section, option).filter(|l| !l.is_empty())?;
     list.split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .filter_map(|n| {
             n.parse::<IpNet>()
                 .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| tracing::warn!(network = n, "[server] {option}: not a network"))
+                .map_err(|_| tracing::warn!(network = n, "[{section}] {option}: not a network"))
                 .ok()
         })
         .collect::<Vec<_>>()
@@ -143,7 +145,7 @@ fn networks(o: &Options, option: &str) -> Option<Vec<IpNet>> {
 }
 
 /// Whether `address` (an IPv4-mapped IPv6 one as IPv4) is in `networks`.
-fn within(networks: &[IpNet], address: IpAddr) -> bool {
+pub(crate) fn within(networks: &[IpNet], address: IpAddr) -> bool {
     let address = match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
         v4 => v4,
@@ -209,8 +211,8 @@ impl Access {
             services,
             chat: chat_guard(&["chat", "server"]),
             chats,
-            admin_networks: networks(o, "admin-networks").unwrap_or_else(loopback),
-            trusted_proxies: networks(o, "trusted-proxies").unwrap_or_default(),
+            admin_networks: networks(o, "server", "admin-networks").unwrap_or_else(loopback),
+            trusted_proxies: networks(o, "server", "trusted-proxies").unwrap_or_default(),
         }
     }
 

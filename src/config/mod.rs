@@ -6,6 +6,7 @@
 pub mod access;
 pub mod channels;
 pub mod cors;
+pub mod dos;
 pub mod headers;
 pub mod options;
 pub mod pattern;
@@ -17,6 +18,7 @@ pub mod tls;
 pub use access::{Access, Guard};
 pub use channels::ChannelRules;
 pub use cors::CorsSettings;
+pub use dos::{DosSettings, OverLimit};
 pub use headers::HeaderRule;
 pub use options::{ConfigError, Options};
 pub use ports::PortRestrictions;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bayeux::{BayeuxConfig, QueueFullPolicy};
+use bayeux::{BayeuxConfig, ClientLimits, QueueFullPolicy};
 use channels::callback::{CallbackSettings, OfficeHours};
 use channels::chat::{
     AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType, SESSION_IDLE,
@@ -19,6 +19,7 @@ use channels::password::Password;
 use super::access::Access;
 use super::channels::ChannelRules;
 use super::cors::CorsSettings;
+use super::dos::DosSettings;
 use super::headers::{header_rules, HeaderRule};
 use super::options::Options;
 use super::ports::PortRestrictions;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub access: Arc<Access>,
     /// `[cors]`: cross-origin access.
     pub cors: Arc<CorsSettings>,
+    /// `[dos-filter]`.
+    pub dos: Arc<DosSettings>,
     /// `[port_restrictions]`: which paths each local port serves.
     pub port_restrictions: Arc<PortRestrictions>,
     /// `[tls]`: the TLS listener, if any (or why its settings are wrong).
@@ -157,6 +160,7 @@ impl Settings {
     pub fn from_options(o: &Options) -> Self {
         let default_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
         let d = BayeuxConfig::default();
+        let dos = DosSettings::from_options(o);
         let transports: Vec<&'static str> = match o.get("cometd", "allowedTransports") {
             Some(list) if !list.is_empty() => bayeux::TRANSPORTS
                 .into_iter()
@@ -223,6 +227,7 @@ impl Settings {
             agents: agent_accounts(o, &chat),
             access: Arc::new(Access::from_options(o)),
             cors: Arc::new(CorsSettings::from_options(o)),
+            dos: Arc::new(dos.clone()),
             header_rules: Arc::new(header_rules(o)),
             channel_rules: ChannelRules::from_options(o, pages_enabled),
             tls: TlsSettings::from_options(o),
@@ -288,6 +293,21 @@ impl Settings {
                 queue_full_policy,
                 max_message_size: positive("maxMessageSize", d.max_message_size),
                 max_sessions: positive("maxSessions", d.max_sessions),
+                clients: ClientLimits {
+                    sessions_per_address: positive(
+                        "maxSessionsPerAddress",
+                        d.clients.sessions_per_address,
+                    ),
+                    sessions_per_browser: positive(
+                        "maxLiveSessionsPerBrowser",
+                        d.clients.sessions_per_browser,
+                    ),
+                    handshakes_per_second: positive(
+                        "maxHandshakesPerSecond",
+                        d.clients.handshakes_per_second as usize,
+                    ) as u32,
+                    exempt: dos.ip_whitelist,
+                },
                 max_subscriptions: positive("maxSubscriptions", d.max_subscriptions),
                 max_batch_publishes: positive("maxBatchPublishes", d.max_batch_publishes),
                 max_handshake_ext: positive("maxHandshakeExt", d.max_handshake_ext),

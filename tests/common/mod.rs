@@ -86,11 +86,22 @@ pub const OPEN_CHANNELS: (&str, &str) = ("GMSHUB__COMETD__PUBLISHCHANNELS", "/**
 /// binary ignores the variable itself).
 pub const SHIPPED_CHANNELS: (&str, &str) = ("GMSHUB_TEST_SHIPPED_CHANNELS", "1");
 
+/// The suites make many sessions and requests from one address (loopback,
+/// or a test namespace's), so their servers whitelist every address
+/// (`[dos-filter] ipWhitelist`, which also exempts it from the per-address
+/// Bayeux limits); the attack suite checks the shipped limits (pass
+/// [`SHIPPED_LIMITS`] to get them).
+pub const UNLIMITED_CLIENTS: (&str, &str) = ("GMSHUB__DOS_FILTER__IPWHITELIST", "0.0.0.0/0, ::/0");
+
+/// Given in `env`, leaves the DoS filter's whitelist as shipped (empty).
+pub const SHIPPED_LIMITS: (&str, &str) = ("GMSHUB_TEST_SHIPPED_LIMITS", "1");
+
 impl Server {
     /// Starts the binary with `--listen 127.0.0.1:0`, a SQLite store in a
     /// fresh temporary folder and the given environment overrides, and waits
     /// until it says where it listens. Its clients may publish on every
-    /// channel ([`OPEN_CHANNELS`]), unless `env` says otherwise.
+    /// channel ([`OPEN_CHANNELS`]) and no client address is limited
+    /// ([`UNLIMITED_CLIENTS`]), unless `env` says otherwise.
     pub fn start(env: &[(&str, &str)]) -> Server {
         Self::launch_with_own_data(Self::on_loopback(), env)
     }
@@ -138,6 +149,9 @@ impl Server {
             .stderr(Stdio::inherit());
         if !env.contains(&SHIPPED_CHANNELS) {
             cmd.env(OPEN_CHANNELS.0, OPEN_CHANNELS.1);
+        }
+        if !env.contains(&SHIPPED_LIMITS) {
+            cmd.env(UNLIMITED_CLIENTS.0, UNLIMITED_CLIENTS.1);
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -252,6 +266,20 @@ impl Browser {
 
     /// A browser that sends these headers on every request (`gms_user`).
     pub fn with_headers(server: &Server, headers: &[(&'static str, &str)]) -> Browser {
+        Self::build(server, headers, None)
+    }
+
+    /// A browser whose requests come from `ip` (a loopback address other
+    /// than 127.0.0.1 stands for another client).
+    pub fn from_address(server: &Server, ip: [u8; 4]) -> Browser {
+        Self::build(server, &[], Some(ip.into()))
+    }
+
+    fn build(
+        server: &Server,
+        headers: &[(&'static str, &str)],
+        from: Option<std::net::IpAddr>,
+    ) -> Browser {
         let mut map = reqwest::header::HeaderMap::new();
         for (name, value) in headers {
             map.insert(*name, value.parse().expect("header value"));
@@ -260,6 +288,7 @@ impl Browser {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .default_headers(map)
+                .local_address(from)
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),

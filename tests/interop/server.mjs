@@ -57,10 +57,16 @@ export function freePort() {
  * e.g. { GMSHUB__COMETD__TIMEOUT: "5000" }. Resolves once the server logged
  * that it listens and a TCP connection to it succeeds. Its clients may
  * publish on every channel (the suites use channels of their own) unless
- * `env` sets GMSHUB__COMETD__PUBLISHCHANNELS.
+ * `env` sets GMSHUB__COMETD__PUBLISHCHANNELS, and loopback is on the DoS
+ * filter's whitelist (the suites make many sessions and requests from it)
+ * unless `env` sets GMSHUB__DOS_FILTER__IPWHITELIST.
  */
 export async function startServer({ port, env = {} } = {}) {
-  env = { GMSHUB__COMETD__PUBLISHCHANNELS: "/**", ...env };
+  env = {
+    GMSHUB__COMETD__PUBLISHCHANNELS: "/**",
+    GMSHUB__DOS_FILTER__IPWHITELIST: "127.0.0.0/8",
+    ...env,
+  };
   if (!existsSync(GMSHUB_BIN)) {
     throw new Error(`gmshub binary not found at ${GMSHUB_BIN}: build it first or set GMSHUB_BIN`);
   }

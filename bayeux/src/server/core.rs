@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use crate::channel::{ChannelError, ChannelName, Family};
+use crate::client::{Census, Pacer};
 use crate::config::BayeuxConfig;
 use crate::ext::Extension;
 use crate::message::{Advice, Incoming, Reply};
@@ -66,11 +67,16 @@ pub struct Bayeux {
     pub(super) shutdown: watch::Sender<bool>,
     /// Messages dropped from sessions' queues under `drop-oldest`.
     pub(super) dropped: AtomicU64,
+    /// Live sessions and handshakes per client address and browser.
+    pub(super) census: Census,
+    pub(super) pacer: std::sync::OnceLock<Arc<dyn Pacer>>,
 }
 
 impl Bayeux {
     pub fn new(config: BayeuxConfig) -> Arc<Self> {
         Arc::new(Self {
+            census: Census::new(config.clients.clone()),
+            pacer: std::sync::OnceLock::new(),
             config,
             sessions: DashMap::new(),
             index: SubscriptionIndex::default(),
@@ -121,12 +127,27 @@ impl Bayeux {
         self.relay.set(relay).is_ok()
     }
 
+    /// Paces every WebSocket's frames with `pacer`. Set once, at startup; a
+    /// second one is refused (returns false).
+    pub fn set_pacer(&self, pacer: Arc<dyn Pacer>) -> bool {
+        self.pacer.set(pacer).is_ok()
+    }
+
+    pub(crate) fn pacer(&self) -> Option<Arc<dyn Pacer>> {
+        self.pacer.get().cloned()
+    }
+
     /// Calls `listener` whenever a session ends, whatever the reason.
     pub fn on_session_removed(&self, listener: RemovalListener) {
         self.removal_listeners.write().push(listener);
     }
 
     // ---- server-side API ----
+
+    /// Live sessions counted for the client address `ip` (by its key).
+    pub fn sessions_from(&self, ip: std::net::IpAddr) -> usize {
+        self.census.sessions_of(crate::client::client_key(ip))
+    }
 
     pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
         self.sessions.get(client_id).map(|s| s.clone())
@@ -265,6 +286,9 @@ impl Bayeux {
         }
         self.sessions
             .remove_if(session.id(), |_, s| s.key() == session.key());
+        if let Some(key) = session.client_key() {
+            self.census.release(key, session.browser());
+        }
         for pattern in session.take_subscriptions() {
             self.index.unsubscribe(&pattern, session.key());
         }

@@ -14,6 +14,7 @@ use super::core::Bayeux;
 use crate::channel::{
     ChannelName, META_CONNECT, META_DISCONNECT, META_HANDSHAKE, META_SUBSCRIBE, META_UNSUBSCRIBE,
 };
+use crate::client::Refusal;
 use crate::clock::now_ms;
 use crate::error;
 use crate::ext::ack;
@@ -21,6 +22,10 @@ use crate::id::random_hex;
 use crate::message::{Advice, Incoming, Parsed, Reply};
 use crate::request::RequestContext;
 use crate::session::{RemoveReason, Session};
+
+/// How long a client whose address or browser has all the live sessions
+/// it may is advised to wait before handshaking again.
+const CLIENT_FULL_RETRY_MS: i64 = 5_000;
 
 /// What handling a batch produced.
 #[derive(Default)]
@@ -159,6 +164,23 @@ impl Bayeux {
                 .err()
                 .map(|reason| (error::handshake_denied(&reason), Advice::none()))
         };
+        // Counted last, so that a handshake refused for another reason
+        // takes no place.
+        let counted_as = self.census.key_of(ctx.peer.map(|p| p.ip()));
+        let refusal = refusal.or_else(|| {
+            let refused = self.census.admit(counted_as?, ctx.browser).err()?;
+            let mut advice = Advice::handshake();
+            Some(match refused {
+                Refusal::TooFast(wait) => {
+                    advice.interval = Some(wait.as_millis().max(1) as i64);
+                    (error::handshake_denied("too_many_handshakes"), advice)
+                }
+                Refusal::TooMany => {
+                    advice.interval = Some(CLIENT_FULL_RETRY_MS);
+                    (error::handshake_denied("too_many_sessions"), advice)
+                }
+            })
+        });
         if let Some((err, advice)) = refusal {
             reply = reply.failure(err);
             reply.advice = Some(advice);
@@ -168,14 +190,17 @@ impl Bayeux {
 
         let ext = message.ext_object();
         let id = format!("{}{}", self.config.client_id_prefix, random_hex::<20>());
-        let session = Arc::new(Session::new(
-            self.next_key.fetch_add(1, Ordering::Relaxed),
-            id.into(),
-            ctx.browser.map(Into::into),
-            ctx.user.map(Into::into),
-            message.ext.clone(),
-            now_ms() + self.config.max_interval.as_millis() as u64,
-        ));
+        let session = Arc::new(
+            Session::new(
+                self.next_key.fetch_add(1, Ordering::Relaxed),
+                id.into(),
+                ctx.browser.map(Into::into),
+                ctx.user.map(Into::into),
+                message.ext.clone(),
+                now_ms() + self.config.max_interval.as_millis() as u64,
+            )
+            .counted_as(counted_as),
+        );
         if ack::requested(ext.as_ref()) {
             session.enable_ack();
             ack::handshake_reply(&mut reply.ext);

@@ -3,13 +3,15 @@
 //! JSONP callback name). A request's batch is handled, its `/meta/connect`
 //! held if it may be, and everything goes back in one JSON array.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{RawQuery, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use super::cookie::{browser_cookie, browser_id, identity};
 use super::websocket;
@@ -20,15 +22,25 @@ use crate::server::Bayeux;
 
 const JSON: &str = "application/json;charset=UTF-8";
 
+/// The client's address, as the embedding put it on the request (after
+/// its proxies named the client).
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_of(peer: Peer) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr)
+}
+
 /// GET: a WebSocket upgrade, or a callback-polling request.
 pub(super) async fn get(
     State(server): State<Arc<Bayeux>>,
+    peer: Peer,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let peer = peer_of(peer);
     if let Ok(upgrade) = upgrade {
-        return websocket::upgrade(server, upgrade, &headers);
+        return websocket::upgrade(server, upgrade, &headers, peer);
     }
     let query = query.unwrap_or_default();
     let mut messages = Vec::new();
@@ -55,7 +67,7 @@ pub(super) async fn get(
     let Some(batch) = parse_fields(messages.iter().map(String::as_bytes)) else {
         return error_response(StatusCode::BAD_REQUEST, error::BODY_INVALID);
     };
-    let (body, cookie) = exchange(&server, batch, &headers, Transport::CallbackPolling).await;
+    let (body, cookie) = exchange(&server, batch, &headers, Transport::CallbackPolling, peer).await;
     // The leading comment keeps the body from being read as anything but
     // script (the "Rosetta Flash" class of attacks).
     let mut script = format!("/**/{callback}(").into_bytes();
@@ -67,6 +79,7 @@ pub(super) async fn get(
 /// POST: long-polling.
 pub(super) async fn long_polling(
     State(server): State<Arc<Bayeux>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -91,7 +104,14 @@ pub(super) async fn long_polling(
     let Some(batch) = batch else {
         return error_response(StatusCode::BAD_REQUEST, error::BODY_INVALID);
     };
-    let (body, cookie) = exchange(&server, batch, &headers, Transport::LongPolling).await;
+    let (body, cookie) = exchange(
+        &server,
+        batch,
+        &headers,
+        Transport::LongPolling,
+        peer_of(peer),
+    )
+    .await;
     respond(body, JSON, cookie)
 }
 
@@ -111,6 +131,7 @@ async fn exchange(
     batch: Vec<Parsed>,
     headers: &HeaderMap,
     transport: Transport,
+    peer: Option<SocketAddr>,
 ) -> (Vec<u8>, Option<HeaderValue>) {
     let cookie_name = &server.config().browser_cookie_name;
     let (browser, is_new) = browser_id(headers, cookie_name);
@@ -120,6 +141,7 @@ async fn exchange(
         browser: Some(&browser),
         bound: None,
         user: user.as_deref(),
+        peer,
     };
     let outcome = server.handle_batch(batch, &ctx);
     let cookie =

@@ -9,6 +9,7 @@
 //! long-polling, this one lets the session go and closes, so a half-open old
 //! socket cannot swallow what the new carrier is waiting for.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub(super) fn upgrade(
     server: Arc<Bayeux>,
     upgrade: WebSocketUpgrade,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
 ) -> Response {
     let cfg = server.config();
     let (browser, is_new) = browser_id(headers, &cfg.browser_cookie_name);
@@ -58,7 +60,7 @@ pub(super) fn upgrade(
         .max_message_size(cfg.max_message_size)
         .max_frame_size(cfg.max_message_size)
         .protocols(["cometd"])
-        .on_upgrade(move |socket| Connection::new(server, browser, user).run(socket));
+        .on_upgrade(move |socket| Connection::new(server, browser, user, peer).run(socket));
     if let Some(cookie) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -70,6 +72,7 @@ struct Connection {
     browser: String,
     /// The end user the upgrade request named, if any.
     user: Option<String>,
+    peer: Option<SocketAddr>,
     /// The session this socket carries, once a handshake (or a connect for a
     /// session of the same browser) has named it.
     bound: Option<Arc<Session>>,
@@ -88,6 +91,8 @@ enum Step {
 /// What woke the connection's task.
 enum Event {
     Frame(Option<Result<Message, axum::Error>>),
+    /// A pause in reading the client's frames is over.
+    Resume,
     Woken,
     ConnectDue,
     Ping,
@@ -95,11 +100,17 @@ enum Event {
 }
 
 impl Connection {
-    fn new(server: Arc<Bayeux>, browser: String, user: Option<String>) -> Self {
+    fn new(
+        server: Arc<Bayeux>,
+        browser: String,
+        user: Option<String>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
         Self {
             server,
             browser,
             user,
+            peer,
             bound: None,
             carrier: 0,
             held: None,
@@ -118,7 +129,12 @@ impl Connection {
         let mut last_read = Instant::now();
         let idle = tokio::time::sleep(cfg.ws_idle_timeout);
         let connect_due = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(idle, connect_due);
+        // A frame the pacer holds; while there is one, nothing more is read.
+        let resume = tokio::time::sleep(Duration::ZERO);
+        let mut held_frame = None;
+        let pacer = self.server.pacer().zip(self.peer);
+        let hold = || pacer.as_ref().and_then(|(p, peer)| p.hold_frame(*peer));
+        tokio::pin!(idle, connect_due, resume);
         let close = loop {
             let session = self.bound.clone();
             let notified = session.as_deref().map(|s| s.signal.notified());
@@ -150,7 +166,8 @@ impl Connection {
                 }
             };
             let event = tokio::select! {
-                incoming = socket.recv() => Event::Frame(incoming),
+                incoming = socket.recv(), if held_frame.is_none() => Event::Frame(incoming),
+                _ = &mut resume, if held_frame.is_some() => Event::Resume,
                 _ = woken => Event::Woken,
                 _ = &mut connect_due, if self.held.is_some() => Event::ConnectDue,
                 _ = ping.tick() => Event::Ping,
@@ -160,10 +177,27 @@ impl Connection {
             match event {
                 Event::Frame(incoming) => {
                     last_read = Instant::now();
-                    if let Step::Close(code) = self.on_frame(incoming) {
-                        break code;
+                    let data = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                    match hold().filter(|_| data) {
+                        Some(wait) => {
+                            resume.as_mut().reset(last_read + wait);
+                            held_frame = Some(incoming);
+                        }
+                        None => {
+                            if let Step::Close(code) = self.on_frame(incoming) {
+                                break code;
+                            }
+                        }
                     }
                 }
+                Event::Resume => match hold() {
+                    Some(wait) => resume.as_mut().reset(Instant::now() + wait),
+                    None => {
+                        if let Step::Close(code) = self.on_frame(held_frame.take().flatten()) {
+                            break code;
+                        }
+                    }
+                },
                 Event::Woken => {}
                 Event::ConnectDue => {
                     if let Some((held, _)) = self.held.take() {
@@ -284,6 +318,7 @@ impl Connection {
             browser: Some(&self.browser),
             bound: self.bound.as_ref(),
             user: self.user.as_deref(),
+            peer: self.peer,
         };
         let outcome = self.server.handle_batch(batch, &ctx);
         self.out.extend(outcome.replies);
