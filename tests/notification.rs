@@ -675,3 +675,26 @@ async fn a_graceful_stop_sends_what_is_queued_first() {
         .collect();
     assert_eq!(sent.len(), 10, "{sent:?}");
 }
+
+#[tokio::test]
+async fn a_publish_to_many_dead_subscriptions_writes_one_line() {
+    let (_r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&base, &dir, &[]);
+    for n in 0..40 {
+        subscribe(&s, "dead.tag", "comet", &format!("ghost-{n}"), json!({})).await;
+    }
+    let published = publish(&s, "dead.tag", json!("to nobody")).await;
+    assert_eq!(published["subscriptions"], 40, "{published}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !s.output().contains("publish settled with failures") {
+        assert!(std::time::Instant::now() < deadline, "{}", s.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = s.output();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("dead.tag")).collect();
+    assert_eq!(lines.len(), 1, "one line for the publish: {lines:?}");
+    assert!(lines[0].contains("failed=40"), "{}", lines[0]);
+    assert!(!log.contains("push refused"), "no line per device: {log}");
+}

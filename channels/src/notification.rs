@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use push::{Dispatcher, GoneListener, Notification, PushType};
+use push::{Dispatcher, GoneListener, Notification, PushType, Tally};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{check_key, now_ms, Collection, IndexEntry, Store, StoreError};
@@ -234,26 +234,35 @@ impl Notifications {
             matched: found.len(),
             ..Published::default()
         };
+        // One copy of the event for every device, and one log line for the
+        // publish (the tally's, once every notification has settled).
+        let (tag, message): (Arc<str>, Arc<str>) = (tag.into(), message.into());
+        let tally = Tally::new(tag.clone());
+        let mut first_refusal = None;
         for (id, sub) in found {
             let sub = sub.value;
             let n = Notification {
                 subscription_id: id,
                 kind: sub.kind,
-                provider: sub.provider_name.clone(),
                 debug: sub.debug(),
-                device_id: sub.device_id.clone(),
-                authorization: sub.authorization.clone(),
-                tag: tag.to_owned(),
-                message: message.to_owned(),
-                properties: sub.properties.clone(),
+                provider: sub.provider_name,
+                device_id: sub.device_id,
+                authorization: sub.authorization,
+                tag: tag.clone(),
+                message: message.clone(),
+                properties: sub.properties,
+                tally: Some(tally.clone()),
             };
             match self.dispatcher.submit(n) {
                 Ok(()) => out.queued += 1,
                 Err(e) => {
-                    tracing::warn!("publish: {e}");
+                    first_refusal.get_or_insert(e);
                     out.refused += 1;
                 }
             }
+        }
+        if let Some(e) = first_refusal {
+            tracing::warn!(%tag, refused = out.refused, queued = out.queued, "publish: {e}");
         }
         Ok(out)
     }

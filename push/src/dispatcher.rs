@@ -17,7 +17,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::{redact, Notification, Outcome, Provider, PushType};
+use crate::{redact, Notification, Outcome, Provider, PushType, Settled};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -267,40 +267,26 @@ impl Worker {
         let n = &job.n;
         let key = (n.kind, n.provider.clone(), n.debug);
         let Some(provider) = self.providers.get(&key) else {
-            tracing::warn!(
-                kind = n.kind.name(),
-                provider = n.provider,
-                debug = n.debug,
-                "no such push provider configured"
-            );
-            self.counters.add(n, "failed");
-            return self.settled();
+            return self.settle(n, Settled::Failed, "no such push provider configured");
         };
         match provider.send(n).await {
             Outcome::Delivered => {
                 self.counters.add(n, "delivered");
+                if let Some(tally) = &n.tally {
+                    tally.count(Settled::Delivered);
+                }
                 self.settled();
             }
             Outcome::Gone(why) => {
-                tracing::info!(
-                    kind = n.kind.name(),
-                    device = redact(&n.device_id),
-                    why,
-                    "device gone: subscription removed"
-                );
-                self.counters.add(n, "gone");
                 (self.gone)(n);
-                self.settled();
+                self.settle(
+                    n,
+                    Settled::Gone,
+                    &format!("device gone ({why}): subscription removed"),
+                );
             }
             Outcome::Failed(why) => {
-                tracing::warn!(
-                    kind = n.kind.name(),
-                    device = redact(&n.device_id),
-                    why,
-                    "push refused"
-                );
-                self.counters.add(n, "failed");
-                self.settled();
+                self.settle(n, Settled::Failed, &format!("push refused: {why}"))
             }
             Outcome::Retry(why) if job.attempt < self.config.max_attempts => {
                 self.counters.add(n, "retried");
@@ -324,18 +310,36 @@ impl Worker {
                     }
                 });
             }
-            Outcome::Retry(why) => {
-                tracing::warn!(
-                    kind = n.kind.name(),
-                    device = redact(&n.device_id),
-                    why,
-                    attempts = job.attempt,
-                    "push given up"
-                );
-                self.counters.add(n, "failed");
-                self.settled();
-            }
+            Outcome::Retry(why) => self.settle(
+                n,
+                Settled::Failed,
+                &format!("push given up after {} attempts: {why}", job.attempt),
+            ),
         }
+    }
+
+    /// A notification that was not delivered: counted, and logged — on its
+    /// own line, or (one of a publish's) in its publish's one line, with
+    /// only a debug line here.
+    fn settle(&self, n: &Notification, outcome: Settled, what: &str) {
+        self.counters.add(
+            n,
+            if outcome == Settled::Gone {
+                "gone"
+            } else {
+                "failed"
+            },
+        );
+        let (kind, device) = (n.kind.name(), redact(&n.device_id));
+        match (&n.tally, outcome) {
+            (Some(tally), _) => {
+                tally.count(outcome);
+                tracing::debug!(kind, device, provider = n.provider, "{what}");
+            }
+            (None, Settled::Gone) => tracing::info!(kind, device, "{what}"),
+            (None, _) => tracing::warn!(kind, device, provider = n.provider, "{what}"),
+        }
+        self.settled();
     }
 }
 
@@ -383,6 +387,7 @@ mod tests {
             tag: "t".into(),
             message: "m".into(),
             properties: BTreeMap::new(),
+            tally: None,
         }
     }
 
@@ -476,7 +481,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20u64.saturating_sub(i))).await;
             self.seen
                 .lock()
-                .push((n.device_id.clone(), n.message.clone()));
+                .push((n.device_id.clone(), n.message.to_string()));
             Outcome::Delivered
         }
     }
@@ -494,7 +499,7 @@ mod tests {
             for device in devices {
                 let mut n = notification(PushType::Httpcb);
                 n.device_id = device.into();
-                n.message = i.to_string();
+                n.message = i.to_string().into();
                 d.submit(n).unwrap();
             }
         }
@@ -562,7 +567,7 @@ mod tests {
         for i in 0..10 {
             let mut n = notification(PushType::Httpcb);
             n.device_id = "one device".into();
-            n.message = i.to_string();
+            n.message = i.to_string().into();
             d.submit(n).unwrap();
         }
         assert!(

@@ -10,6 +10,8 @@ pub mod format;
 pub mod providers;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -70,7 +72,7 @@ impl PushType {
 }
 
 /// One notification for one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Notification {
     /// The subscription it comes from (removed when the device is gone).
     pub subscription_id: String,
@@ -83,11 +85,68 @@ pub struct Notification {
     pub device_id: String,
     /// The subscription's `authorization`, for customhttp.
     pub authorization: Option<String>,
-    /// The event: its tag and message (text, often JSON).
-    pub tag: String,
-    pub message: String,
+    /// The event: its tag and message (text, often JSON), shared by every
+    /// device one publish reaches (a large message to many subscriptions
+    /// is held once).
+    pub tag: Arc<str>,
+    pub message: Arc<str>,
     /// The subscription's free properties.
     pub properties: BTreeMap<String, String>,
+    /// The publish this notification is one of, when it is: its outcomes
+    /// are logged once for all of them.
+    pub tally: Option<Arc<Tally>>,
+}
+
+/// What became of one publish's notifications, logged in one line when the
+/// last of them is settled (a publish to thousands of dead subscriptions
+/// writes one line, not thousands).
+#[derive(Debug)]
+pub struct Tally {
+    tag: Arc<str>,
+    delivered: AtomicUsize,
+    gone: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// One outcome of a notification, as a tally counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Delivered,
+    Gone,
+    Failed,
+}
+
+impl Tally {
+    pub fn new(tag: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            tag,
+            delivered: AtomicUsize::new(0),
+            gone: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn count(&self, outcome: Settled) {
+        let counter = match outcome {
+            Settled::Delivered => &self.delivered,
+            Settled::Gone => &self.gone,
+            Settled::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let delivered = *self.delivered.get_mut();
+        let gone = *self.gone.get_mut();
+        let failed = *self.failed.get_mut();
+        if failed > 0 {
+            tracing::warn!(tag = %self.tag, delivered, gone, failed, "publish settled with failures");
+        } else {
+            tracing::debug!(tag = %self.tag, delivered, gone, "publish settled");
+        }
+    }
 }
 
 /// The property of a notification that holds the text to show the user when

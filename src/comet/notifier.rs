@@ -305,12 +305,13 @@ impl ChatNotifier {
                     .is_some_and(|d| d.eq_ignore_ascii_case("true")),
                 device_id: device.clone(),
                 authorization: None,
-                tag,
-                message,
+                tag: tag.into(),
+                message: message.into(),
                 properties: data
                     .get("push_notification_language")
                     .map(|l| [("language".to_owned(), l.clone())].into())
                     .unwrap_or_default(),
+                tally: None,
             };
             if let Err(e) = push.dispatcher.submit(n) {
                 tracing::warn!("chat push: {e}");

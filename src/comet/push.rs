@@ -32,7 +32,7 @@ impl push::Provider for CometPush {
         let message: Value = serde_json::from_str(&n.message)
             .ok()
             .filter(|v: &Value| v.is_object() || v.is_array())
-            .unwrap_or_else(|| Value::String(n.message.clone()));
+            .unwrap_or_else(|| Value::String(n.message.to_string()));
         let Ok(raw) = serde_json::value::to_raw_value(&envelope(message, &n.tag)) else {
             return push::Outcome::Failed("cannot encode".into());
         };
@@ -130,6 +130,7 @@ mod tests {
             tag: "t".into(),
             message: "m".into(),
             properties: Default::default(),
+            tally: None,
         }
     }
 

@@ -747,10 +747,11 @@ impl Callbacks {
                 .is_some_and(|d| d.eq_ignore_ascii_case("true")),
             device_id: device.clone(),
             authorization: None,
-            tag: format!("service.callback.{}", cb.state.name()),
-            message: dialog::event(id, cb).to_string(),
+            tag: format!("service.callback.{}", cb.state.name()).into(),
+            message: dialog::event(id, cb).to_string().into(),
             // The text APNs and FCM show; the message is the app's data.
             properties: BTreeMap::from([(push::TEXT.to_owned(), dialog::state_text(cb))]),
+            tally: None,
         };
         if let Err(e) = self.inner.dispatcher.submit(n) {
             tracing::warn!(callback = id, "callback event not sent: {e}");

@@ -249,7 +249,7 @@ impl Apns {
                         .body
                         .clone()
                         .or_else(|| n.properties.get(TEXT).cloned())
-                        .unwrap_or_else(|| n.message.clone())),
+                        .unwrap_or_else(|| n.message.to_string())),
                 );
             }
         }

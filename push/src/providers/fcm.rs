@@ -176,7 +176,7 @@ impl Fcm {
         if title.is_some() || body.is_some() {
             message["notification"] = json!({"title": title, "body": body
                     .or_else(|| n.properties.get(crate::TEXT).cloned())
-                    .unwrap_or_else(|| n.message.clone())});
+                    .unwrap_or_else(|| n.message.to_string())});
         }
         json!({ "message": message })
     }

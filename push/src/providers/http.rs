@@ -102,7 +102,7 @@ impl Provider for HttpCallback {
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(n.message.clone());
+            .body(n.message.to_string());
         outcome(req.send().await, |s| s == StatusCode::OK)
     }
 }
@@ -149,7 +149,7 @@ impl Provider for OrsCallback {
         let req = self
             .client
             .post(url)
-            .form(&[("tag", n.tag.as_str()), ("message", n.message.as_str())]);
+            .form(&[("tag", &*n.tag), ("message", &*n.message)]);
         match req.send().await {
             Ok(r) if r.status() == StatusCode::NOT_FOUND => {
                 Outcome::Gone("ORS: no such session".into())
