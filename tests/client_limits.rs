@@ -218,3 +218,50 @@ async fn live_sessions_per_browser_and_handshakes_per_second_are_capped() {
     tokio::time::sleep(Duration::from_millis(wait as u64 + 10)).await;
     assert_eq!(handshake(&Browser::new(&server)).await["successful"], true);
 }
+
+#[tokio::test]
+async fn chats_started_per_address_are_paced_in_each_apis_shape() {
+    let server = Server::start(&with(&[(
+        "GMSHUB__CHAT__MAX_CHATS_PER_MINUTE_PER_ADDRESS",
+        "3",
+    )]));
+    let start = |b: Browser| async move {
+        b.post_raw(
+            "/genesys/2/chat/customer-support",
+            "application/x-www-form-urlencoded",
+            "nickname=Ann",
+        )
+        .await
+    };
+    for _ in 0..3 {
+        let a = start(Browser::new(&server)).await;
+        assert_eq!(a.json["statusCode"], 0, "{}", a.text);
+    }
+    let refused = start(Browser::new(&server)).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.json["statusCode"], 1);
+    assert!(refused.json["errors"][0]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("too many chats"));
+    // The same limit over CometD, and none for another address.
+    let mut ws = Ws::connect(&server, None).await;
+    let id = ws.handshake(json!(null)).await;
+    ws.send(
+        json!([{ "channel": "/service/chatV2/customer-support", "clientId": id,
+                     "data": { "operation": "requestChat", "nickname": "Ann" } }]),
+    )
+    .await;
+    let got = ws
+        .until(Duration::from_secs(5), |m| {
+            m["data"]["statusCode"].is_number()
+        })
+        .await;
+    let answer = got
+        .iter()
+        .find(|m| m["data"]["statusCode"].is_number())
+        .unwrap();
+    assert_eq!(answer["data"]["statusCode"], 1, "{answer}");
+    let other = start(Browser::from_address(&server, [127, 0, 0, 2])).await;
+    assert_eq!(other.json["statusCode"], 0, "{}", other.text);
+}

@@ -84,6 +84,7 @@ impl From<&ChatError> for Failure {
             ChatError::Forbidden(_) => StatusCode::FORBIDDEN,
             ChatError::Ended(_) => StatusCode::GONE,
             ChatError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ChatError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ChatError::Store(s) => {
                 tracing::warn!("agent API: store: {s}");
                 return Failure(

@@ -60,6 +60,7 @@ fn chat_error(e: ChatError) -> ApiError {
         ChatError::Forbidden(_) => error(StatusCode::FORBIDDEN, e.to_string()),
         ChatError::Ended(_) => error(StatusCode::GONE, e.to_string()),
         ChatError::TooLarge(_) => error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        ChatError::TooMany(_) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         ChatError::BadRequest(_) | ChatError::UnknownService(_) => {
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
@@ -113,6 +114,7 @@ async fn start_chat(
     req: Request,
 ) -> Result<Response, ApiError> {
     let user = gms_user(req.headers()).map(str::to_owned);
+    let from = super::request::client_key(req.extensions());
     let p = Params::from_items(form::items(req, BodyLimit::max_file_upload(v1.max_upload)).await?);
     let Some(instance) = v1
         .services
@@ -167,6 +169,7 @@ async fn start_chat(
             service_id: id.clone(),
             gms_user: user,
         }),
+        from,
         ..Default::default()
     };
     let (chat_id, chat) = v1

@@ -69,12 +69,17 @@ async fn request_chat(
     Path(service): Path<String>,
     req: Request,
 ) -> Response {
+    let from = super::request::client_key(req.extensions());
     let p = match params(&api, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     answer(
-        match api.chats.request(&service, p.chat_request(None)).await {
+        match api
+            .chats
+            .request(&service, p.chat_request(None, from))
+            .await
+        {
             Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
             Err(e) => Err(ChatV2Response::error(None, &e)),
         },

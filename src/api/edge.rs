@@ -27,7 +27,7 @@ use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
 
 use super::dos_filter::{Admitted, DosFilter};
 use super::{access, cors, headers, request as req, shape};
-use crate::config::{Access, CorsSettings, HeaderRule, PortRestrictions};
+use crate::config::{Access, CorsSettings, DosSettings, HeaderRule, PortRestrictions};
 
 /// What a listener serves: one boxed stack, cloned per request by hyper.
 pub type Served = BoxCloneSyncService<Request, Response, Infallible>;
@@ -41,6 +41,8 @@ pub struct Edge {
     pub rules: Arc<Vec<HeaderRule>>,
     /// `[dos-filter]`, unless disabled.
     pub dos: Option<Arc<DosFilter>>,
+    /// Who the per-client limits exempt (`[dos-filter] ipWhitelist`).
+    pub clients: Arc<DosSettings>,
     /// Where the Bayeux endpoint is mounted (its connects are held by
     /// design: `maxRequestMs` does not apply to them).
     pub bayeux: &'static [&'static str],
@@ -114,6 +116,10 @@ impl Listener {
             return refused;
         }
         access::identify(&edge.access, &mut request);
+        let key = req::peer(request.extensions())
+            .filter(|ip| !edge.clients.is_whitelisted(*ip))
+            .map(bayeux::client_key);
+        request.extensions_mut().insert(req::ClientKey(key));
         let admitted = match &edge.dos {
             Some(filter) => match filter.admit(req::peer_socket(request.extensions())).await {
                 Ok(admitted) => Some(admitted),

@@ -33,6 +33,16 @@ pub fn peer(extensions: &Extensions) -> Option<IpAddr> {
     peer_socket(extensions).map(|addr| addr.ip())
 }
 
+/// The key the per-client limits count a request's client under (see
+/// `bayeux::client_key`); `None` when the client is exempt
+/// (`[dos-filter] ipWhitelist`) or unknown. Put on every request by the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientKey(pub Option<IpAddr>);
+
+pub fn client_key(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientKey>().and_then(|k| k.0)
+}
+
 /// The client's address and port (port 0 when a trusted proxy named it).
 pub fn peer_socket(extensions: &Extensions) -> Option<SocketAddr> {
     extensions

@@ -315,6 +315,7 @@ impl Hub {
             cors: settings.cors.clone(),
             rules: settings.header_rules.clone(),
             dos: dos_filter.clone(),
+            clients: settings.dos.clone(),
             bayeux: &MOUNTS,
         };
         Ok(Self {

@@ -67,7 +67,15 @@ impl ServiceHandler for ChatV2Comet {
         let (chats, server, session) = (self.chats.clone(), server.clone(), session.clone());
         let pushed = self.pushed.clone();
         tokio::spawn(async move {
-            let response = answer(&chats, &service, &channel, session.id(), &data).await;
+            let response = answer(
+                &chats,
+                &service,
+                &channel,
+                session.id(),
+                session.client_key(),
+                &data,
+            )
+            .await;
             // What an answer carries is not pushed again.
             if let (Some(id), Some(last)) = (&response.chat_id, response.messages.last()) {
                 if response.status_code == 0 && !response.chat_ended {
@@ -84,6 +92,7 @@ async fn answer(
     service: &str,
     channel: &str,
     client_id: &str,
+    from: Option<std::net::IpAddr>,
     data: &Value,
 ) -> ChatV2Response {
     let p = Params::from_json(data);
@@ -96,7 +105,10 @@ async fn answer(
         channel: channel.to_owned(),
     };
     if operation == "requestChat" {
-        return match chats.request(service, p.chat_request(Some(link))).await {
+        return match chats
+            .request(service, p.chat_request(Some(link), from))
+            .await
+        {
             Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),
             Err(e) => fail(None, e),
         };

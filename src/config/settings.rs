@@ -510,6 +510,9 @@ fn chat_services(o: &Options) -> ChatServices {
                 Duration::from_millis(30_000),
             )
             .max(Duration::from_millis(100)),
+        chats_per_minute_per_address: o
+            .value("chat", "max-chats-per-minute-per-address", 30u32)
+            .max(1),
     };
     if services.named.is_empty() && services.catch_all.is_none() {
         services

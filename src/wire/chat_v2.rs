@@ -5,6 +5,7 @@
 //! engine's model, and [`text`](super::text()).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use channels::chat::{
@@ -81,6 +82,8 @@ impl ChatV2Response {
             ChatError::Forbidden(_) => (StatusCode::OK, 2, code::FORBIDDEN, false),
             ChatError::Ended(_) => (StatusCode::OK, 2, code::CHAT_ENDED, true),
             ChatError::TooLarge(_) => (StatusCode::OK, 2, code::TOO_LARGE, false),
+            // Status 1: the customer may try again (later).
+            ChatError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, 1, code::UNAVAILABLE, false),
             ChatError::Store(e) => {
                 tracing::warn!("chat: store: {e}");
                 (StatusCode::OK, 1, code::UNAVAILABLE, false)
@@ -194,7 +197,7 @@ impl Params {
 
     /// A request for a new chat (`requestChat`), its events going to
     /// `comet` when it comes over CometD.
-    pub fn chat_request(&self, comet: Option<CometLink>) -> ChatRequest {
+    pub fn chat_request(&self, comet: Option<CometLink>, from: Option<IpAddr>) -> ChatRequest {
         ChatRequest {
             nickname: self.get("nickname"),
             first_name: self.get("firstName"),
@@ -204,6 +207,7 @@ impl Params {
             user_data: self.user_data.clone(),
             comet,
             v1: None,
+            from,
         }
     }
 

@@ -9,8 +9,12 @@
 //! [`idle`](super::idle) and [`files`](super::files). May use: the store,
 //! the chat model, options, requests, errors and transitions.
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use tokio::sync::mpsc;
 
@@ -57,6 +61,8 @@ pub struct Chats {
     pub(super) sessions: Collection<ChatSession>,
     services: Arc<ChatServices>,
     changes: mpsc::Sender<ChatChange>,
+    /// Chats started per client address.
+    pub(super) started: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 /// How a chat is found: by its customer's key (and v1 service) while it can
@@ -94,8 +100,11 @@ impl Chats {
     /// sending.
     pub fn new(store: Arc<dyn Store>, services: ChatServices) -> (Self, ChatChanges) {
         let (changes, receiver) = mpsc::channel(CHANGE_QUEUE);
+        let per_minute =
+            NonZeroU32::new(services.chats_per_minute_per_address.max(1)).expect("at least one");
         let chats = Self {
             sessions: Collection::new(store, "chat", indexes),
+            started: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             services: Arc::new(services),
             changes,
         };

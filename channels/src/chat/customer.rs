@@ -8,10 +8,14 @@ use super::error::ChatError;
 use super::model::{
     ChatSession, ChatState, CometLink, EventType, Participant, PartyType, CLIENT_ID,
 };
-use super::request::{Action, ChatRequest, Credentials};
-use super::transitions::{apply, check};
+use super::request::{Action, ChatRequest, Credentials, MAX_FIELD};
+use super::transitions::{apply, check, user_data_within};
 use crate::id::token;
 use crate::store::{check_key, now_ms, StoreError};
+
+/// Past this many addresses tracked, those back to a full allowance are
+/// forgotten.
+const RATES_KEPT: usize = 10_000;
 
 impl Chats {
     /// Starts a chat: the customer joins, the chat waits in its queue.
@@ -36,10 +40,26 @@ impl Chats {
                 ))
             }
         };
-        if nickname.len() > 256 {
-            return Err(ChatError::TooLarge(
-                "nickname is longer than 256 bytes".into(),
-            ));
+        for (field, value) in [
+            ("nickname", Some(&nickname)),
+            ("subject", req.subject.as_ref()),
+            ("emailAddress", req.email.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.len() > MAX_FIELD) {
+                return Err(ChatError::TooLarge(format!(
+                    "{field} is longer than {MAX_FIELD} bytes"
+                )));
+            }
+        }
+        user_data_within(&req.user_data, &options)?;
+        if let Some(from) = req.from {
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            self.started
+                .check_key(&from)
+                .map_err(|n| ChatError::TooMany(n.wait_time_from(now)))?;
+            if self.started.len() > RATES_KEPT {
+                self.started.retain_recent();
+            }
         }
         let now = now_ms();
         let mut chat = ChatSession {

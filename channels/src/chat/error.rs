@@ -18,6 +18,9 @@ pub enum ChatError {
     Ended(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The client started too many chats lately: try again after this long.
+    #[error("too many chats started from this address; try again in {} s", .0.as_secs().max(1))]
+    TooMany(std::time::Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

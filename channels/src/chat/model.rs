@@ -216,6 +216,21 @@ impl ChatSession {
             .sum()
     }
 
+    /// What the chat's size limit counts: its transcript's text, and what
+    /// participants put in it besides (user data, nicknames, subject, email).
+    pub fn size(&self) -> usize {
+        let given = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.text_bytes()
+            + user_data_size(&self.user_data)
+            + self
+                .participants
+                .iter()
+                .map(|p| p.nickname.len())
+                .sum::<usize>()
+            + given(&self.subject)
+            + given(&self.email)
+    }
+
     /// Files of the chat still there: (file-id, size), from its transcript.
     pub fn live_files(&self) -> Vec<(String, usize)> {
         let mut files: Vec<(String, usize)> = Vec::new();
@@ -259,4 +274,9 @@ pub struct ChatFile {
     pub uploader: u32,
     #[serde(with = "crate::storage::base64_bytes")]
     pub data: Vec<u8>,
+}
+
+/// The bytes of user data (keys and values) a size limit counts.
+pub fn user_data_size(data: &std::collections::BTreeMap<String, String>) -> usize {
+    data.iter().map(|(k, v)| k.len() + v.len()).sum()
 }

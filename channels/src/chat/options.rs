@@ -46,6 +46,9 @@ pub struct ChatServices {
     /// `[chat] chat_session_request_timeout` (30000 ms): a chat request not
     /// done by then is given up (the customer is told to try again).
     pub request_timeout: Duration,
+    /// `[chat] max-chats-per-minute-per-address` (30): chats one client
+    /// address may start per minute (in bursts of as many).
+    pub chats_per_minute_per_address: u32,
 }
 
 impl Default for ChatServices {
@@ -54,6 +57,7 @@ impl Default for ChatServices {
             named: HashMap::new(),
             catch_all: None,
             request_timeout: Duration::from_millis(30_000),
+            chats_per_minute_per_address: 30,
         }
     }
 }

@@ -3,8 +3,12 @@
 //! customers and agents. May use: the chat model.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use super::model::{CometLink, V1Link};
+
+/// The longest nickname, subject or email address a participant may give.
+pub const MAX_FIELD: usize = 256;
 
 /// What a customer gives to start a chat.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +23,9 @@ pub struct ChatRequest {
     pub comet: Option<CometLink>,
     /// For Chat API v1: the service instance it is requested through.
     pub v1: Option<V1Link>,
+    /// The client address the per-address rate counts it under; `None`
+    /// when it is exempt (or unknown).
+    pub from: Option<IpAddr>,
 }
 
 /// The customer's credentials, checked on every call; `None` is "not

@@ -1,6 +1,7 @@
 //! The engine's behaviour over a store: races for a waiting chat, concurrent
 //! writers, an agent leaving.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
@@ -178,4 +179,98 @@ async fn files_are_kept_while_their_chat_goes_on() {
     tokio::time::sleep(soon * 2).await;
     let kept = chats.download("s", &id, &c, &file_id).await.unwrap();
     assert_eq!(kept.data, b"hello");
+}
+
+/// What a customer controls counts against the chat's limits: fields are
+/// bounded, user data is bounded per request and, merged, by the chat's size.
+#[tokio::test]
+async fn customer_fields_and_user_data_are_bounded() {
+    let chats = chats();
+    let long = "x".repeat(257);
+    for req in [
+        ChatRequest {
+            subject: Some(long.clone()),
+            ..request("c")
+        },
+        ChatRequest {
+            email: Some(long.clone()),
+            ..request("c")
+        },
+        request(&long),
+    ] {
+        assert!(matches!(
+            chats.request("s", req).await,
+            Err(ChatError::TooLarge(_))
+        ));
+    }
+    let big = |n: usize| BTreeMap::from([(format!("k{n}"), "v".repeat(15 * 1024))]);
+    let too_big = BTreeMap::from([("k".to_owned(), "v".repeat(17 * 1024))]);
+    let refused = chats
+        .request(
+            "s",
+            ChatRequest {
+                user_data: too_big.clone(),
+                ..request("c")
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ChatError::TooLarge(_))),
+        "{refused:?}"
+    );
+
+    let (id, chat) = chats
+        .request(
+            "s",
+            ChatRequest {
+                user_data: big(0),
+                ..request("c")
+            },
+        )
+        .await
+        .unwrap();
+    let c = creds(&chat);
+    // 15 KiB per update passes max-message-size, but the merged data
+    // reaches max-transcript-size (1 MiB) after about 68 of them.
+    let mut refused_at = None;
+    for n in 1..100 {
+        match chats.client("s", &id, &c, Action::UpdateData(big(n))).await {
+            Ok(_) => {}
+            Err(ChatError::TooLarge(why)) => {
+                assert!(why.contains("max-transcript-size"), "{why}");
+                refused_at = Some(n);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(matches!(refused_at, Some(60..=70)), "{refused_at:?}");
+    // Replacing a key does not grow the chat.
+    chats
+        .client("s", &id, &c, Action::UpdateData(big(1)))
+        .await
+        .expect("a replaced key costs nothing more");
+}
+
+#[tokio::test]
+async fn chats_started_per_address_are_paced() {
+    let chats = chats();
+    let here: std::net::IpAddr = [192, 0, 2, 1].into();
+    let from = |ip| ChatRequest {
+        from: Some(ip),
+        ..request("c")
+    };
+    for _ in 0..30 {
+        chats.request("s", from(here)).await.unwrap();
+    }
+    match chats.request("s", from(here)).await {
+        Err(ChatError::TooMany(wait)) => assert!(wait.as_secs() <= 2, "{wait:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Another address, and an exempt (unnamed) one, are not affected.
+    chats
+        .request("s", from([192, 0, 2, 2].into()))
+        .await
+        .unwrap();
+    chats.request("s", request("c")).await.unwrap();
 }

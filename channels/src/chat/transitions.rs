@@ -5,9 +5,9 @@
 //! transition directly. May use: the chat model, options, requests, errors.
 
 use super::error::ChatError;
-use super::model::{ChatSession, ChatState, EventType, ALIAS, CLIENT_ID};
+use super::model::{user_data_size, ChatSession, ChatState, EventType, ALIAS, CLIENT_ID};
 use super::options::ChatServiceOptions;
-use super::request::{Action, Credentials};
+use super::request::{Action, Credentials, MAX_FIELD};
 
 /// The chat must be of the service asked for (else it is not found there),
 /// and the customer's credentials must match: `secureKey` always, `userId`
@@ -29,6 +29,20 @@ pub(super) fn check(
     Ok(())
 }
 
+/// One request's user data is at most `max-message-size` bytes.
+pub(super) fn user_data_within(
+    data: &std::collections::BTreeMap<String, String>,
+    options: &ChatServiceOptions,
+) -> Result<(), ChatError> {
+    if user_data_size(data) > options.max_message_size {
+        return Err(ChatError::TooLarge(format!(
+            "userData is larger than {} bytes (max-message-size)",
+            options.max_message_size
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn bounded(
     text: &str,
     what: &str,
@@ -41,7 +55,7 @@ pub(super) fn bounded(
             options.max_message_size
         )));
     }
-    if chat.text_bytes() + text.len() > options.max_transcript_size {
+    if chat.size() + text.len() > options.max_transcript_size {
         return Err(ChatError::TooLarge(format!(
             "the transcript has reached {} bytes (max-transcript-size)",
             options.max_transcript_size
@@ -102,10 +116,10 @@ pub(super) fn apply(
             if nickname.is_empty() {
                 return Err(ChatError::BadRequest("nickname is required".into()));
             }
-            if nickname.len() > 256 {
-                return Err(ChatError::TooLarge(
-                    "nickname is longer than 256 bytes".into(),
-                ));
+            if nickname.len() > MAX_FIELD {
+                return Err(ChatError::TooLarge(format!(
+                    "nickname is longer than {MAX_FIELD} bytes"
+                )));
             }
             if let Some(p) = chat.participant_mut(who) {
                 p.nickname = nickname.to_owned();
@@ -118,11 +132,17 @@ pub(super) fn apply(
             );
         }
         Action::UpdateData(data) => {
-            let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-            if size > options.max_message_size {
+            user_data_within(data, options)?;
+            // What the chat holds once merged counts against its limit.
+            let replaced: usize = data
+                .keys()
+                .filter_map(|k| chat.user_data.get_key_value(k))
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            if chat.size() - replaced + user_data_size(data) > options.max_transcript_size {
                 return Err(ChatError::TooLarge(format!(
-                    "userData is larger than {} bytes (max-message-size)",
-                    options.max_message_size
+                    "the chat has reached {} bytes (max-transcript-size)",
+                    options.max_transcript_size
                 )));
             }
             chat.user_data.extend(data.clone());
@@ -316,12 +336,13 @@ mod tests {
 
     #[test]
     fn messages_and_transcripts_are_bounded() {
+        let mut chat = connected();
+        // The participants' nicknames count too: 25 bytes more than them.
         let options = ChatServiceOptions {
             max_message_size: 10,
-            max_transcript_size: 25,
+            max_transcript_size: chat.size() + 25,
             ..ChatServiceOptions::default()
         };
-        let mut chat = connected();
         assert!(matches!(
             apply(&mut chat, CLIENT_ID, &send(""), &options, 1),
             Err(ChatError::BadRequest(_))
