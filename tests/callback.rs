@@ -920,3 +920,51 @@ async fn a_callback_scheduled_on_a_node_that_dies_fires_once_on_another() {
     .await;
     assert_eq!(seen[0]["_callback_state"], "QUEUED");
 }
+
+#[tokio::test]
+async fn a_callback_cannot_be_booked_or_moved_beyond_the_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir, &[("GMSHUB__CALLBACK__BOOKING_HORIZON", "86400")]);
+    let at = |hours: i64| {
+        (chrono::Utc::now() + chrono::Duration::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    for far in ["9999-12-31T10:00:00.000Z".to_owned(), at(25)] {
+        let (status, body) = call(
+            &s,
+            "POST",
+            "/genesys/1/service/callback/cb",
+            Some(json!({"_customer_number": NUMBER, "_desired_time": far})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("booking-horizon"),
+            "{body}"
+        );
+    }
+    let id = book(
+        &s,
+        "cb",
+        json!({"_customer_number": NUMBER, "_desired_time": at(23)}),
+    )
+    .await;
+    let (status, body) = call(
+        &s,
+        "PUT",
+        &format!("/genesys/1/service/callback/cb/{id}"),
+        Some(json!({"_desired_time": at(30)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("booking-horizon"),
+        "{body}"
+    );
+}

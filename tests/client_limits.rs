@@ -265,3 +265,36 @@ async fn chats_started_per_address_are_paced_in_each_apis_shape() {
     let other = start(Browser::from_address(&server, [127, 0, 0, 2])).await;
     assert_eq!(other.json["statusCode"], 0, "{}", other.text);
 }
+
+#[tokio::test]
+async fn callbacks_booked_per_address_are_paced() {
+    let server = Server::start(&with(&[(
+        "GMSHUB__CALLBACK__MAX_BOOKINGS_PER_MINUTE_PER_ADDRESS",
+        "2",
+    )]));
+    // A number each: one number's waiting callbacks are limited otherwise.
+    let book = |b: Browser, n: u32| async move {
+        b.post_raw(
+            "/genesys/1/service/callback/default",
+            "application/json",
+            json!({"_customer_number": format!("+1 650 253 000{n}")}).to_string(),
+        )
+        .await
+    };
+    for n in 0..2 {
+        let a = book(Browser::new(&server), n).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let refused = book(Browser::new(&server), 2).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(refused.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many callbacks"));
+    assert!(refused.json["exception"]
+        .as_str()
+        .unwrap()
+        .ends_with("CallbackExceptionServiceUnavailable"));
+    let other = book(Browser::from_address(&server, [127, 0, 0, 2]), 3).await;
+    assert_eq!(other.status, 200, "{}", other.text);
+}

@@ -94,6 +94,10 @@ impl From<CallbackError> for ApiError {
                 StatusCode::NOT_FOUND,
                 exception!("CallbackExceptionNotFound"),
             ),
+            CallbackError::TooMany(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                exception!("CallbackExceptionServiceUnavailable"),
+            ),
             CallbackError::QueueFull(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 exception!("CallbackExceptionServiceUnavailable"),
@@ -183,6 +187,7 @@ async fn create(
     Path(service): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
+    callbacks.admit_booking(super::request::client_key(req.extensions()))?;
     let request = params(req).await?;
     let (_, dialog) = callbacks.create(&service, request).await?;
     Ok(Json(Value::Object(dialog)))

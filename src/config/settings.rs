@@ -403,6 +403,14 @@ fn callback_settings(o: &Options) -> CallbackSettings {
             .max(Duration::from_millis(10)),
         lookback: o.seconds("callback", "scheduler-lookback", d.lookback),
         retention: o.seconds("callback", "completed-retention", d.retention),
+        horizon: o.seconds("callback", "booking-horizon", d.horizon),
+        bookings_per_minute_per_address: o
+            .value(
+                "callback",
+                "max-bookings-per-minute-per-address",
+                d.bookings_per_minute_per_address,
+            )
+            .max(1),
         external_url_base: o
             .get("server", "external_url_base")
             .filter(|v| !v.is_empty())

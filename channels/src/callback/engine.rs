@@ -5,8 +5,13 @@
 //! customer's app.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use push::{Dispatcher, Notification, PushType};
 use serde_json::{json, Map, Value};
@@ -42,6 +47,9 @@ pub enum CallbackError {
     /// `CallbackExceptionServiceUnavailable`.
     #[error("Limit of queued callbacks for {0} is reached.")]
     QueueFull(String),
+    /// The client booked too many callbacks lately: retry after this long.
+    #[error("too many callbacks booked from this address; try again in {} s", .0.as_secs().max(1))]
+    TooMany(std::time::Duration),
     /// The time asked for cannot be booked: closed, or its bucket is full.
     #[error("{0}")]
     Unavailable(String),
@@ -98,8 +106,14 @@ pub struct Callbacks {
     inner: Arc<Inner>,
 }
 
+/// Past this many addresses tracked, those back to a full allowance are
+/// forgotten.
+const RATES_KEPT: usize = 10_000;
+
 struct Inner {
     records: Collection<Callback>,
+    /// Bookings per client address.
+    booked: DefaultKeyedRateLimiter<IpAddr>,
     settings: CallbackSettings,
     urls: Urls,
     dispatcher: Arc<Dispatcher>,
@@ -116,6 +130,10 @@ impl Callbacks {
         Self {
             inner: Arc::new(Inner {
                 records: Collection::new(store, "callback", indexes),
+                booked: RateLimiter::keyed(Quota::per_minute(
+                    NonZeroU32::new(settings.bookings_per_minute_per_address.max(1))
+                        .expect("at least one"),
+                )),
                 urls: Urls::new(settings.external_url_base.as_deref()),
                 settings,
                 dispatcher,
@@ -126,6 +144,33 @@ impl Callbacks {
 
     pub fn settings(&self) -> &CallbackSettings {
         &self.inner.settings
+    }
+
+    /// Counts a booking from the client address `from` (a key; `None` when
+    /// exempt): `TooMany` past `max-bookings-per-minute-per-address`.
+    pub fn admit_booking(&self, from: Option<IpAddr>) -> Result<()> {
+        let Some(from) = from else { return Ok(()) };
+        let booked = &self.inner.booked;
+        if booked.len() > RATES_KEPT {
+            booked.retain_recent();
+        }
+        let now = DefaultClock::default().now();
+        booked
+            .check_key(&from)
+            .map_err(|n| CallbackError::TooMany(n.wait_time_from(now)))
+    }
+
+    /// A time more than `booking-horizon` ahead cannot be booked.
+    fn within_horizon(&self, desired: u64, now: u64) -> Result<()> {
+        let horizon = self.inner.settings.horizon;
+        if desired > now.saturating_add(horizon.as_millis() as u64) {
+            return Err(CallbackError::BadRequest(format!(
+                "_desired_time {} is more than {} days ahead ([callback] booking-horizon)",
+                iso(desired),
+                horizon.as_secs() / 86_400
+            )));
+        }
+        Ok(())
     }
 
     pub fn urls(&self) -> &Urls {
@@ -230,6 +275,9 @@ impl Callbacks {
             Some(t) if t > now => Some(t),
             _ => None,
         };
+        if let Some(t) = scheduled {
+            self.within_horizon(t, now)?;
+        }
         match scheduled {
             Some(t) if !self.open_at(&options, t)? => {
                 return Err(CallbackError::Unavailable(format!(
@@ -493,6 +541,7 @@ impl Callbacks {
                 iso(desired)
             )));
         }
+        self.within_horizon(desired, now)?;
         if !self.open_at(&options, desired)? {
             return Err(CallbackError::Unavailable(format!(
                 "{} is outside office hours",

@@ -45,6 +45,12 @@ pub struct CallbackSettings {
     /// its `_device_os` (default: all but `httpcb` and `orscb`, whose device
     /// id is a URL or session the request would choose).
     pub allowed_device_os: Vec<PushType>,
+    /// `[callback] booking-horizon` (s, 30 days): how far ahead a callback
+    /// may be booked or rescheduled.
+    pub horizon: Duration,
+    /// `[callback] max-bookings-per-minute-per-address` (30): bookings one
+    /// client address may make per minute (in bursts of as many).
+    pub bookings_per_minute_per_address: u32,
 }
 
 /// The push types whose device id names a phone, a session or a configured
@@ -76,6 +82,8 @@ impl Default for CallbackSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             external_url_base: None,
             allowed_device_os: SAFE_DEVICE_OS.to_vec(),
+            horizon: Duration::from_secs(30 * 24 * 3600),
+            bookings_per_minute_per_address: 30,
         }
     }
 }
