@@ -31,7 +31,7 @@ const CRATES: [(&str, &[&str]); 4] = [
             "transport",
         ],
     ),
-    ("push/src", &["format", "providers", "dispatcher"]),
+    ("push/src", &["format", "target", "providers", "dispatcher"]),
     (
         "channels/src",
         &[

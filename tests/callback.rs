@@ -73,6 +73,8 @@ impl App {
 const CONFIG: &str = "\
 [push]
 pushEnabled = comet,httpcb
+# The app that hears the callback's events listens on loopback.
+httpcb.allowed-urls = http://127.0.0.1:*
 [callback]
 scheduler-interval = 100
 allowed-device-os = comet,httpcb

@@ -28,7 +28,7 @@ struct Got {
 
 /// An HTTP receiver standing in for a customhttp server and httpcb URLs:
 /// `/cb/flaky` answers 503 twice then 200, `/cb/bad` 400, `/cb/gone` 410,
-/// anything else 200.
+/// `/cb/redirect` 307 to `/cb/redirected`, anything else 200.
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
@@ -39,7 +39,8 @@ async fn receive(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let h = |name: &str| {
         headers
             .get(name)
@@ -58,14 +59,22 @@ async fn receive(
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     let tries = got.iter().filter(|g| g.path == path).count();
-    match path.as_str() {
+    let status = match path.as_str() {
         "/cb/flaky" if tries <= 2 => StatusCode::SERVICE_UNAVAILABLE,
         "/cb/bad" => StatusCode::BAD_REQUEST,
         "/cb/gone" => StatusCode::GONE,
         "/cb/created" => StatusCode::CREATED,
+        "/cb/redirect" => {
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", "/cb/redirected")],
+            )
+                .into_response()
+        }
         p if p.starts_with("/ors/scxml/session/ended/") => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
-    }
+    };
+    status.into_response()
 }
 
 impl Receiver {
@@ -105,7 +114,7 @@ impl Receiver {
 /// provider `acme`), httpcb and comet on.
 fn server(base: &str, dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Server {
     let config = format!(
-        "[push]\npushEnabled = comet,customhttp,httpcb,orscb\ncustomhttp.url = {base}/custom\norscb.url = {base}/ors\n\
+        "[push]\npushEnabled = comet,customhttp,httpcb,orscb\ncustomhttp.url = {base}/custom\norscb.url = {base}/ors\nhttpcb.allowed-urls = {base}/*\n\
          debug.customhttp.url = {base}/custom-debug\n\
          [push.provider.acme]\ncustomhttp.url = {base}/acme\n"
     );
@@ -224,7 +233,6 @@ async fn httpcb_retries_only_what_may_succeed_and_drops_dead_urls() {
     subscribe(&s, tag, "httpcb", &format!("{base}/cb/bad"), json!({})).await;
     subscribe(&s, tag, "httpcb", &format!("{base}/cb/created"), json!({})).await;
     let gone = subscribe(&s, tag, "httpcb", &format!("{base}/cb/gone"), json!({})).await;
-    let not_a_url = subscribe(&s, tag, "httpcb", "mailto:someone", json!({})).await;
 
     publish(&s, tag, json!("it is time")).await;
     let ok = r.wait("/cb/ok", 1).await;
@@ -239,17 +247,83 @@ async fn httpcb_retries_only_what_may_succeed_and_drops_dead_urls() {
         "201 is not 200, and not retried"
     );
     assert_eq!(r.at("/cb/gone").len(), 1);
-    // The dead targets lost their subscriptions.
-    for id in [&gone, &not_a_url] {
-        let (status, body) = call(
-            &s,
-            "GET",
-            &format!("/genesys/1/notification/subscription/{id}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The dead target lost its subscription.
+    let (status, body) = call(
+        &s,
+        "GET",
+        &format!("/genesys/1/notification/subscription/{gone}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+/// Subscribes `device` as an httpcb target of `tag`: the status and body.
+async fn try_subscribe(s: &Server, tag: &str, device: &str) -> (StatusCode, Value) {
+    let body = json!({"subscriberId": "x", "filter": tag,
+                      "notificationDetails": {"deviceId": device, "type": "httpcb"}});
+    call(
+        s,
+        "POST",
+        "/genesys/1/notification/subscription",
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn httpcb_targets_cannot_reach_what_only_gmshub_reaches() {
+    let (r, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Patterns set ({base}/*): only they may be reached.
+    let s = server(&base, &dir, &[]);
+    for url in [
+        "mailto:someone",
+        "http://127.0.0.1:1/other",
+        "http://169.254.169.254/latest/meta-data",
+        "https://example.com/x",
+    ] {
+        let (status, body) = try_subscribe(&s, "t1", url).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
     }
+    // A redirect is not followed.
+    subscribe(
+        &s,
+        "t2",
+        "httpcb",
+        &format!("{base}/cb/redirect"),
+        json!({}),
+    )
+    .await;
+    publish(&s, "t2", json!("x")).await;
+    r.wait("/cb/redirect", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(r.at("/cb/redirected").is_empty(), "redirect followed");
+
+    // No patterns: public URLs only, by the address a name resolves to.
+    let dir = tempfile::tempdir().unwrap();
+    let open = common::with_config(&dir, "[push]\npushEnabled = httpcb\n", &[]);
+    let port = base.rsplit(':').next().unwrap();
+    let (status, body) =
+        try_subscribe(&open, "t3", &format!("http://127.0.0.1:{port}/cb/literal")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) =
+        try_subscribe(&open, "t3", &format!("http://localhost:{port}/cb/by-name")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a name is checked when it is resolved: {body}"
+    );
+    let id = body["id"].as_str().unwrap().to_owned();
+    publish(&open, "t3", json!("x")).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(r.at("/cb/by-name").is_empty(), "localhost reached");
+    // Unreachable for good: the subscription is gone, not retried.
+    let path = format!("/genesys/1/notification/subscription/{id}");
+    assert_eq!(
+        call(&open, "GET", &path, None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ async fn wns_with_client_credentials() {
         &config,
         format!(
             "[push]\npushEnabled = comet,wns\nwns.sid = ms-app://s-1-15-2-test\nwns.clientSecret = wns-secret\n\
-             wns.tokenUrl = {base}/token\nwns.notificationType = wns/toast\n\
+             wns.tokenUrl = {base}/token\nwns.notificationType = wns/toast\nwns.allowed-hosts = 127.0.0.1\n\
              wns.xmlTemplate = <toast><visual><binding template=\"ToastText01\"><text id=\"1\">bodyText</text></binding></visual></toast>\n"
         ),
     )
@@ -145,4 +145,26 @@ async fn wns_with_client_credentials() {
         "an expired channel loses its subscription"
     );
     assert_eq!(status(&ids["ok"]).await.unwrap().status(), 200);
+
+    // A channel URI off the WNS hosts would receive the access token: refused.
+    for elsewhere in [
+        "https://attacker.example/wns",
+        "https://127.0.0.1.attacker.example/",
+    ] {
+        let r = client
+            .post(s.url("/genesys/1/notification/subscription"))
+            .json(&json!({"subscriberId": "w", "filter": "win", "notificationDetails": {"deviceId": elsewhere, "type": "wns"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{elsewhere}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("wns.allowed-hosts"),
+            "{body}"
+        );
+    }
 }

@@ -184,6 +184,12 @@ impl Notifications {
                 sub.kind.name()
             )));
         }
+        if let Err(why) =
+            self.dispatcher
+                .check_device(sub.kind, &sub.provider_name, sub.debug(), &sub.device_id)
+        {
+            return Err(NotificationError::BadRequest(format!("deviceId: {why}")));
+        }
         Ok(self
             .subscriptions
             .create_fresh(&sub, Some(expire), crate::id::uuid)

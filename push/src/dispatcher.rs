@@ -8,7 +8,7 @@
 //! and a drain for a graceful stop. Counters per provider and outcome say
 //! what happened.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,8 +106,8 @@ pub enum SubmitError {
 pub struct Dispatcher {
     /// One queue per worker, per push type.
     queues: HashMap<PushType, Vec<mpsc::Sender<Job>>>,
-    /// The providers configured: type, name (`""` for `[push]`'s), debug.
-    configured: HashSet<(PushType, String, bool)>,
+    /// The providers configured, by type, name (`""` for `[push]`'s), debug.
+    providers: Arc<Providers>,
     counters: Arc<Counters>,
     /// Notifications accepted and not yet settled (delivered, gone, failed
     /// or given up), retries included.
@@ -117,7 +117,6 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts workers for every push type that has a provider.
     pub fn start(providers: Providers, config: DispatcherConfig, gone: GoneListener) -> Arc<Self> {
-        let configured = providers.keys().cloned().collect();
         let providers = Arc::new(providers);
         let counters = Arc::new(Counters::default());
         let pending = Arc::new(AtomicUsize::new(0));
@@ -145,7 +144,7 @@ impl Dispatcher {
         }
         Arc::new(Self {
             queues,
-            configured,
+            providers,
             counters,
             pending,
         })
@@ -182,7 +181,22 @@ impl Dispatcher {
     /// Whether `name` (`""`: `[push]`'s own) is a provider of `kind`, in
     /// its debug or production form.
     pub fn has_provider(&self, kind: PushType, name: &str, debug: bool) -> bool {
-        self.configured.contains(&(kind, name.to_owned(), debug))
+        self.providers.contains_key(&(kind, name.to_owned(), debug))
+    }
+
+    /// Whether that provider may send to `device_id` (an `httpcb` URL, a
+    /// WNS channel URI); the reason when not.
+    pub fn check_device(
+        &self,
+        kind: PushType,
+        name: &str,
+        debug: bool,
+        device_id: &str,
+    ) -> Result<(), String> {
+        match self.providers.get(&(kind, name.to_owned(), debug)) {
+            Some(provider) => provider.check_device(device_id),
+            None => Ok(()),
+        }
     }
 
     /// Queues one notification; refuses when its type is off or its queue full.

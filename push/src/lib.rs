@@ -2,12 +2,14 @@
 //! provider interface every delivery channel implements (CometD, APNs, FCM,
 //! custom HTTP, HTTP callback, ORS callback, WNS), and the dispatcher that
 //! queues notifications (bounded), hands them to per-type workers, retries
-//! what may succeed later and reports devices that are gone. It knows
-//! nothing of where notifications come from.
+//! what may succeed later and reports devices that are gone; and where a
+//! target a subscriber chose may be (`target`). It knows nothing of where
+//! notifications come from.
 
 pub mod dispatcher;
 pub mod format;
 pub mod providers;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -172,6 +174,13 @@ pub enum Outcome {
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     async fn send(&self, n: &Notification) -> Outcome;
+
+    /// Whether `device_id` is a target this provider may send to (checked
+    /// when a subscription or registration names it, before anything is
+    /// sent); the reason when not.
+    fn check_device(&self, _device_id: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Shows a device token or key in logs without giving it away.

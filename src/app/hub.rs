@@ -260,7 +260,11 @@ impl Hub {
             reach,
             agents: agents.clone(),
             users,
-            push: BackgroundPush::new(dispatcher.clone(), &settings.push),
+            push: BackgroundPush::new(
+                dispatcher.clone(),
+                &settings.push,
+                settings.callbacks.allowed_device_os.clone(),
+            ),
             pushed,
             format: settings.v1.format,
         };

@@ -123,14 +123,22 @@ pub struct BackgroundPush {
     /// `[chat] push_notification_include_payload`: the event itself, as
     /// JSON, instead of a line of text.
     pub include_payload: bool,
+    /// `[callback] allowed-device-os`: the push types a customer's own
+    /// registration may name (as for a callback's `_device_os`).
+    pub allowed: Vec<push::PushType>,
 }
 
 impl BackgroundPush {
-    pub fn new(dispatcher: Arc<push::Dispatcher>, settings: &PushSettings) -> Self {
+    pub fn new(
+        dispatcher: Arc<push::Dispatcher>,
+        settings: &PushSettings,
+        allowed: Vec<push::PushType>,
+    ) -> Self {
         Self {
             dispatcher,
             filtered: settings.filtered_chat_events.clone(),
             include_payload: settings.chat_payload,
+            allowed,
         }
     }
 }
@@ -270,6 +278,31 @@ impl ChatNotifier {
         ) else {
             return;
         };
+        // The registration is the customer's: it passes the checks a
+        // callback's `_device_os` and a subscription's target pass.
+        let provider = data
+            .get("push_notification_provider")
+            .map_or("", String::as_str);
+        let debug = data
+            .get("push_notification_debug")
+            .is_some_and(|d| d.eq_ignore_ascii_case("true"));
+        let refused = if !push.allowed.contains(&kind) {
+            Some(format!(
+                "{} is not in [callback] allowed-device-os",
+                kind.name()
+            ))
+        } else {
+            push.dispatcher
+                .check_device(kind, provider, debug, device)
+                .err()
+        };
+        if let Some(why) = refused {
+            tracing::debug!(
+                chat = chat_id,
+                "background push registration ignored: {why}"
+            );
+            return;
+        }
         for event in chat.since(from) {
             if event.from.kind == PartyType::Client {
                 continue;
@@ -296,13 +329,8 @@ impl ChatNotifier {
             let n = push::Notification {
                 subscription_id: String::new(),
                 kind,
-                provider: data
-                    .get("push_notification_provider")
-                    .cloned()
-                    .unwrap_or_default(),
-                debug: data
-                    .get("push_notification_debug")
-                    .is_some_and(|d| d.eq_ignore_ascii_case("true")),
+                provider: provider.to_owned(),
+                debug,
                 device_id: device.clone(),
                 authorization: None,
                 tag: tag.into(),

@@ -141,7 +141,9 @@ fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
         let per_route = o
             .value::<usize>("push", "httpcb.connection_max_connections_per_route", 20)
             .max(2);
-        Arc::new(HttpCallback::new(timeout, per_route).expect("an HTTP client"))
+        let allowed =
+            push::target::UrlPatterns::parse(o.get("push", "httpcb.allowed-urls").unwrap_or(""));
+        Arc::new(HttpCallback::new(timeout, per_route, allowed).expect("an HTTP client"))
             as Arc<dyn Provider>
     });
     for (name, section) in &sections {
@@ -224,6 +226,12 @@ fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
                                     notification_type: text("wns.notificationType")
                                         .unwrap_or_else(|| "wns/toast".into()),
                                     template: text("wns.xmlTemplate"),
+                                    allowed_hosts: text("wns.allowed-hosts")
+                                        .unwrap_or_else(|| push::providers::wns::HOSTS.into())
+                                        .split(',')
+                                        .map(|h| h.trim().to_owned())
+                                        .filter(|h| !h.is_empty())
+                                        .collect(),
                                 };
                                 match Wns::new(config) {
                                     Ok(p) => {

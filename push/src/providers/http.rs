@@ -4,11 +4,13 @@
 //! its device id; only 200 is success) and `orscb` (an event into an ORS
 //! session).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
 
+use crate::target::{check_callback_url, Guarded, NotPublic, UrlPatterns};
 use crate::{Notification, Outcome, Provider};
 
 /// How an HTTP answer or error reads as an outcome.
@@ -31,6 +33,8 @@ fn outcome(
                 Outcome::Failed(format!("HTTP {s}"))
             }
         }
+        // A name with no address the target may have: unreachable for good.
+        Err(e) if NotPublic::caused(&e) => Outcome::Gone(e.without_url().to_string()),
         // Could not connect, or no answer in time: the receiver may be back.
         Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
             Outcome::Retry(e.without_url().to_string())
@@ -53,6 +57,7 @@ impl CustomHttp {
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self { url, client })
@@ -73,30 +78,38 @@ impl Provider for CustomHttp {
 
 pub struct HttpCallback {
     client: reqwest::Client,
+    allowed: UrlPatterns,
 }
 
 impl HttpCallback {
-    /// `httpcb.connection_timeout` (s) and
-    /// `httpcb.connection_max_connections_per_route`.
-    pub fn new(connect_timeout: Duration, per_route: usize) -> Result<Self, String> {
+    /// `httpcb.connection_timeout` (s),
+    /// `httpcb.connection_max_connections_per_route` and
+    /// `httpcb.allowed-urls` (see `target`).
+    pub fn new(
+        connect_timeout: Duration,
+        per_route: usize,
+        allowed: UrlPatterns,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(connect_timeout * 6)
             .pool_max_idle_per_host(per_route)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(Guarded::new(&allowed)))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { client })
+        Ok(Self { client, allowed })
     }
 }
 
 #[async_trait]
 impl Provider for HttpCallback {
     async fn send(&self, n: &Notification) -> Outcome {
-        // The device id is the URL; one that is not an HTTP URL makes the
+        // The device id is the URL; one that may not be reached makes the
         // target unreachable, and its subscription goes.
-        let url = match reqwest::Url::parse(&n.device_id) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            _ => return Outcome::Gone("the deviceId is not an HTTP URL".into()),
+        let url = match check_callback_url(&n.device_id, &self.allowed) {
+            Ok(url) => url,
+            Err(why) => return Outcome::Gone(why),
         };
         let req = self
             .client
@@ -104,6 +117,10 @@ impl Provider for HttpCallback {
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(n.message.to_string());
         outcome(req.send().await, |s| s == StatusCode::OK)
+    }
+
+    fn check_device(&self, device_id: &str) -> Result<(), String> {
+        check_callback_url(device_id, &self.allowed).map(drop)
     }
 }
 
@@ -127,6 +144,7 @@ impl OrsCallback {
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {

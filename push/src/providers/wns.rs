@@ -6,6 +6,9 @@
 //! (`wns.notificationType`, default `wns/toast`) and the XML of
 //! `wns.xmlTemplate`, where `bodyText` (as in GMS's sample toast) becomes
 //! the event's message, escaped for XML. The token endpoint is configurable.
+//! Channel URIs are accepted only on the WNS hosts (`wns.allowed-hosts`,
+//! `notify.windows.com` by default): the access token goes with every
+//! notification, so a URI elsewhere would hand it to whoever named it.
 
 use std::time::{Duration, Instant};
 
@@ -14,9 +17,12 @@ use parking_lot::Mutex;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::target::check_wns_url;
 use crate::{Notification, Outcome, Provider};
 
 pub const TOKEN_URL: &str = "https://login.live.com/accesstoken.srf";
+/// Where WNS channel URIs live.
+pub const HOSTS: &str = "notify.windows.com";
 const DEFAULT_TEMPLATE: &str = r#"<toast><visual><binding template="ToastText01"><text id="1">bodyText</text></binding></visual></toast>"#;
 
 #[derive(Debug, Clone)]
@@ -26,6 +32,8 @@ pub struct WnsConfig {
     pub token_url: String,
     pub notification_type: String,
     pub template: Option<String>,
+    /// Host suffixes channel URIs must be on (`wns.allowed-hosts`).
+    pub allowed_hosts: Vec<String>,
 }
 
 pub struct Wns {
@@ -47,6 +55,7 @@ impl Wns {
     pub fn new(config: WnsConfig) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -113,9 +122,9 @@ impl Wns {
 #[async_trait]
 impl Provider for Wns {
     async fn send(&self, n: &Notification) -> Outcome {
-        let url = match reqwest::Url::parse(&n.device_id) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => u,
-            _ => return Outcome::Gone("the deviceId is not a channel URI".into()),
+        let url = match check_wns_url(&n.device_id, &self.config.allowed_hosts) {
+            Ok(url) => url,
+            Err(why) => return Outcome::Gone(why),
         };
         let token = match self.access_token().await {
             Ok(t) => t,
@@ -151,6 +160,10 @@ impl Provider for Wns {
             }
             s => Outcome::Failed(format!("WNS {s}")),
         }
+    }
+
+    fn check_device(&self, device_id: &str) -> Result<(), String> {
+        check_wns_url(device_id, &self.config.allowed_hosts).map(drop)
     }
 }
 
