@@ -88,7 +88,12 @@ async fn chat(s: &Server, path: &str, form: &[(&str, &str)]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_clearly_damages_nothing_and_recovers() {
     let disk = SmallDisk::mount("4m");
-    let mut server = Server::start_with_data(disk.path(), &[]);
+    // A chat request whose user data needs room (more than one request
+    // may carry as shipped).
+    let mut server = Server::start_with_data(
+        disk.path(),
+        &[("GMSHUB__CHAT__MAX_MESSAGE_SIZE", "1048576")],
+    );
 
     // Stored before the disk fills.
     let (status, kept) = store(&server, "kept").await;

@@ -180,7 +180,12 @@ async fn subscriptions_made_on_a_node_that_dies_are_served_by_the_survivor() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gmshub.ini");
-    std::fs::write(&config, "[push]\npushEnabled = httpcb\n").unwrap();
+    // The devices listen on loopback, which a pattern must allow.
+    std::fs::write(
+        &config,
+        "[push]\npushEnabled = httpcb\nhttpcb.allowed-urls = http://127.0.0.1:*\n",
+    )
+    .unwrap();
     let config = config.to_string_lossy().into_owned();
     let extra = [("GMSHUB_CONFIG", config.as_str())];
     let (first, second) = (node(&redis, "na", &extra), node(&redis, "nb", &extra));

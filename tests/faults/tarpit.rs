@@ -126,7 +126,8 @@ async fn a_tarpit_endpoint_does_not_slow_healthy_devices() {
     // One worker: every device shares it, the worst case for a tarpit.
     let s = with_config(
         &dir,
-        "[push]\npushEnabled = httpcb\nworkers = 1\nhttpcb.connection_timeout = 5\n",
+        "[push]\npushEnabled = httpcb\nworkers = 1\nhttpcb.connection_timeout = 5\n\
+         httpcb.allowed-urls = http://127.0.0.1:*\n",
         &[],
     );
     for device in 0..HEALTHY {
