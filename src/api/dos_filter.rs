@@ -240,18 +240,22 @@ mod tests {
         assert_eq!(f.admit(from([192, 0, 2, 2], 1)).await.unwrap().mark, None);
     }
 
+    /// A request from 192.0.2.1 that `f` refuses.
+    async fn refused(f: &DosFilter) -> Response {
+        f.admit(from([192, 0, 2, 1], 1))
+            .await
+            .err()
+            .expect("refused")
+    }
+
     #[tokio::test]
     async fn refused_with_delay_minus_one_and_after_the_throttle_wait() {
         let f = filter("[dos-filter]\nmaxRequestsPerSec = 1\ndelayMs = -1\n");
         assert!(f.admit(from([192, 0, 2, 1], 1)).await.is_ok());
-        let refused = f
-            .admit(from([192, 0, 2, 1], 1))
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(refused.status(), 429);
-        assert_eq!(refused.headers()[HEADER], "unavailable");
-        assert_eq!(refused.headers()["retry-after"], "1");
+        let answer = refused(&f).await;
+        assert_eq!(answer.status(), 429);
+        assert_eq!(answer.headers()[HEADER], "unavailable");
+        assert_eq!(answer.headers()["retry-after"], "1");
 
         let f = filter(
             "[dos-filter]\nmaxRequestsPerSec = 1\ndelayMs = 0\nthrottledRequests = 1\nmaxWaitMs = 10\nthrottleMs = 30\n",
@@ -261,12 +265,7 @@ mod tests {
         assert!(holding.pass.is_some());
         // The one pass is taken: the next over-limit request waits, then
         // is refused.
-        let refused = f
-            .admit(from([192, 0, 2, 1], 1))
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(refused.status(), 429);
+        assert_eq!(refused(&f).await.status(), 429);
         drop(holding);
         assert!(f.admit(from([192, 0, 2, 1], 1)).await.is_ok());
     }
