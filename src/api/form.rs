@@ -104,8 +104,8 @@ pub async fn items(
 
 /// The pairs of a URL-encoded form, refused (400) unless every name and
 /// value decodes to UTF-8: `form_urlencoded` would put U+FFFD in their
-/// place and store what the client never sent.
-fn utf8_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+/// place and store what the client never sent. Public for the fuzz target.
+pub fn utf8_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     let decode = |part: &[u8]| {
         let spaced: Vec<u8> = part
             .iter()
