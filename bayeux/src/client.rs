@@ -21,6 +21,43 @@ use crate::config::ClientLimits;
 /// (a key at full allowance is the same as a key never seen).
 const KEPT: usize = 10_000;
 
+/// A rate per key (governor's keyed GCRA), for every per-client limit of
+/// gmshub: keys back at their full allowance are forgotten once more than
+/// a few thousand are tracked, so a flood of keys costs no memory for long.
+pub struct KeyedRate<K: std::hash::Hash + Eq + Clone>(DefaultKeyedRateLimiter<K>);
+
+impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
+    pub fn new(quota: Quota) -> Self {
+        Self(RateLimiter::keyed(quota))
+    }
+
+    /// `n` a minute, in bursts of as many.
+    pub fn per_minute(n: u32) -> Self {
+        Self::new(Quota::per_minute(
+            NonZeroU32::new(n.max(1)).expect("at least one"),
+        ))
+    }
+
+    /// Counts one for `key`; `Err(wait)` (nothing counted) when over.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        if self.0.len() > KEPT {
+            self.forget_quiet();
+        }
+        let now = DefaultClock::default().now();
+        self.0.check_key(key).map_err(|n| n.wait_time_from(now))
+    }
+
+    /// How many keys are tracked.
+    pub fn tracked(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Forgets the keys back at their full allowance.
+    pub fn forget_quiet(&self) {
+        self.0.retain_recent();
+    }
+}
+
 /// The key per-client limits count `ip` under: an IPv4 address (an
 /// IPv4-mapped IPv6 one included) as itself, an IPv6 one by its /64.
 pub fn client_key(ip: IpAddr) -> IpAddr {
@@ -59,8 +96,8 @@ pub(crate) struct Census {
     limits: ClientLimits,
     by_address: DashMap<IpAddr, usize>,
     by_browser: DashMap<Box<str>, usize>,
-    address_rate: DefaultKeyedRateLimiter<IpAddr>,
-    browser_rate: DefaultKeyedRateLimiter<Box<str>>,
+    address_rate: KeyedRate<IpAddr>,
+    browser_rate: KeyedRate<Box<str>>,
 }
 
 impl Census {
@@ -74,8 +111,8 @@ impl Census {
             limits,
             by_address: DashMap::new(),
             by_browser: DashMap::new(),
-            address_rate: RateLimiter::keyed(quota),
-            browser_rate: RateLimiter::keyed(quota),
+            address_rate: KeyedRate::new(quota),
+            browser_rate: KeyedRate::new(quota),
         }
     }
 
@@ -90,19 +127,13 @@ impl Census {
     /// Counts a handshake from `address` (a key from [`Self::key_of`]) and
     /// `browser`, and a new live session for both, unless a limit says no.
     pub(crate) fn admit(&self, address: IpAddr, browser: Option<&str>) -> Result<(), Refusal> {
-        let now = DefaultClock::default().now();
-        let too_fast = |n: governor::NotUntil<_>| Refusal::TooFast(n.wait_time_from(now));
-        if self.address_rate.len() > KEPT {
-            self.address_rate.retain_recent();
-        }
-        if self.browser_rate.len() > KEPT {
-            self.browser_rate.retain_recent();
-        }
-        self.address_rate.check_key(&address).map_err(too_fast)?;
+        self.address_rate
+            .check(&address)
+            .map_err(Refusal::TooFast)?;
         if let Some(browser) = browser {
             self.browser_rate
-                .check_key(&Box::from(browser))
-                .map_err(too_fast)?;
+                .check(&Box::from(browser))
+                .map_err(Refusal::TooFast)?;
         }
         if !add(&self.by_address, address, self.limits.sessions_per_address) {
             return Err(Refusal::TooMany);

@@ -42,7 +42,7 @@ mod subscriptions;
 pub mod transport;
 
 pub use channel::ChannelName;
-pub use client::{client_key, Pacer};
+pub use client::{client_key, KeyedRate, Pacer};
 pub use config::{BayeuxConfig, ClientLimits, QueueFullPolicy};
 pub use relay::Relay;
 pub use request::{RequestContext, Transport};

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use bayeux::KeyedRate;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -44,7 +44,7 @@ enum Tracked {
 
 pub struct DosFilter {
     settings: Arc<DosSettings>,
-    rates: DefaultKeyedRateLimiter<Tracked>,
+    rates: KeyedRate<Tracked>,
     alerts: DefaultKeyedRateLimiter<Tracked>,
     passes: Arc<Semaphore>,
 }
@@ -84,7 +84,7 @@ impl DosFilter {
         }
         let rate = NonZeroU32::new(settings.max_requests_per_sec).expect("at least one");
         let filter = Arc::new(Self {
-            rates: RateLimiter::keyed(Quota::per_second(rate)),
+            rates: KeyedRate::new(Quota::per_second(rate)),
             alerts: RateLimiter::keyed(
                 Quota::with_period(ALERT_EVERY)
                     .expect("a period")
@@ -101,7 +101,7 @@ impl DosFilter {
             loop {
                 tick.tick().await;
                 let Some(filter) = weak.upgrade() else { break };
-                filter.rates.retain_recent();
+                filter.rates.forget_quiet();
                 filter.alerts.retain_recent();
             }
         });
@@ -125,10 +125,7 @@ impl DosFilter {
 
     /// Counts one request of `tracked`: `Err(wait)` when it is over the rate.
     fn count(&self, tracked: &Tracked) -> Result<(), Duration> {
-        let now = DefaultClock::default().now();
-        self.rates
-            .check_key(tracked)
-            .map_err(|n| n.wait_time_from(now))
+        self.rates.check(tracked)
     }
 
     fn alert(&self, tracked: &Tracked, what: &str) {

@@ -4,30 +4,25 @@
 //! mistypes once or twice never notices.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use bayeux::KeyedRate;
 
 /// Attempts per account: 5 at once, then one every 12 s.
 const PER_ACCOUNT: u32 = 5;
 /// Attempts per address: 20 at once, then one every 3 s.
 const PER_ADDRESS: u32 = 20;
-/// Past this many tracked keys, those back to a full allowance are dropped.
-const KEPT: usize = 10_000;
 
 pub struct LoginThrottle {
-    by_account: DefaultKeyedRateLimiter<String>,
-    by_address: DefaultKeyedRateLimiter<IpAddr>,
+    by_account: KeyedRate<String>,
+    by_address: KeyedRate<IpAddr>,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("not zero"));
         Self {
-            by_account: RateLimiter::keyed(per_minute(PER_ACCOUNT)),
-            by_address: RateLimiter::keyed(per_minute(PER_ADDRESS)),
+            by_account: KeyedRate::per_minute(PER_ACCOUNT),
+            by_address: KeyedRate::per_minute(PER_ADDRESS),
         }
     }
 }
@@ -36,23 +31,11 @@ impl LoginThrottle {
     /// Counts one attempt (against `account` when it is one); how long to
     /// wait instead when either allowance is spent.
     pub fn attempt(&self, account: Option<&str>, address: Option<IpAddr>) -> Result<(), Duration> {
-        if self.by_account.len() > KEPT {
-            self.by_account.retain_recent();
-        }
-        if self.by_address.len() > KEPT {
-            self.by_address.retain_recent();
-        }
-        let now = DefaultClock::default().now();
         if let Some(address) = address {
-            self.by_address
-                .check_key(&address)
-                .map_err(|n| n.wait_time_from(now))?;
+            self.by_address.check(&address)?;
         }
         match account {
-            Some(account) => self
-                .by_account
-                .check_key(&account.to_owned())
-                .map_err(|n| n.wait_time_from(now)),
+            Some(account) => self.by_account.check(&account.to_owned()),
             None => Ok(()),
         }
     }
@@ -91,7 +74,7 @@ mod tests {
         }
         assert!(t.attempt(None, Some(other)).is_err());
         assert_eq!(
-            t.by_account.len(),
+            t.by_account.tracked(),
             PER_ADDRESS as usize - PER_ACCOUNT as usize + 1
         );
     }

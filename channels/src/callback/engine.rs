@@ -6,12 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use bayeux::KeyedRate;
 
 use push::{Dispatcher, Notification, PushType};
 use serde_json::{json, Map, Value};
@@ -106,14 +104,10 @@ pub struct Callbacks {
     inner: Arc<Inner>,
 }
 
-/// Past this many addresses tracked, those back to a full allowance are
-/// forgotten.
-const RATES_KEPT: usize = 10_000;
-
 struct Inner {
     records: Collection<Callback>,
     /// Bookings per client address.
-    booked: DefaultKeyedRateLimiter<IpAddr>,
+    booked: KeyedRate<IpAddr>,
     settings: CallbackSettings,
     urls: Urls,
     dispatcher: Arc<Dispatcher>,
@@ -130,10 +124,7 @@ impl Callbacks {
         Self {
             inner: Arc::new(Inner {
                 records: Collection::new(store, "callback", indexes),
-                booked: RateLimiter::keyed(Quota::per_minute(
-                    NonZeroU32::new(settings.bookings_per_minute_per_address.max(1))
-                        .expect("at least one"),
-                )),
+                booked: KeyedRate::per_minute(settings.bookings_per_minute_per_address),
                 urls: Urls::new(settings.external_url_base.as_deref()),
                 settings,
                 dispatcher,
@@ -150,14 +141,10 @@ impl Callbacks {
     /// exempt): `TooMany` past `max-bookings-per-minute-per-address`.
     pub fn admit_booking(&self, from: Option<IpAddr>) -> Result<()> {
         let Some(from) = from else { return Ok(()) };
-        let booked = &self.inner.booked;
-        if booked.len() > RATES_KEPT {
-            booked.retain_recent();
-        }
-        let now = DefaultClock::default().now();
-        booked
-            .check_key(&from)
-            .map_err(|n| CallbackError::TooMany(n.wait_time_from(now)))
+        self.inner
+            .booked
+            .check(&from)
+            .map_err(CallbackError::TooMany)
     }
 
     /// A time more than `booking-horizon` ahead cannot be booked.

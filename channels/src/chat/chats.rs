@@ -10,11 +10,10 @@
 //! the chat model, options, requests, errors and transitions.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use bayeux::KeyedRate;
 
 use tokio::sync::mpsc;
 
@@ -62,7 +61,7 @@ pub struct Chats {
     services: Arc<ChatServices>,
     changes: mpsc::Sender<ChatChange>,
     /// Chats started per client address.
-    pub(super) started: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub(super) started: Arc<KeyedRate<IpAddr>>,
 }
 
 /// How a chat is found: by its customer's key (and v1 service) while it can
@@ -100,11 +99,9 @@ impl Chats {
     /// sending.
     pub fn new(store: Arc<dyn Store>, services: ChatServices) -> (Self, ChatChanges) {
         let (changes, receiver) = mpsc::channel(CHANGE_QUEUE);
-        let per_minute =
-            NonZeroU32::new(services.chats_per_minute_per_address.max(1)).expect("at least one");
         let chats = Self {
             sessions: Collection::new(store, "chat", indexes),
-            started: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            started: Arc::new(KeyedRate::per_minute(services.chats_per_minute_per_address)),
             services: Arc::new(services),
             changes,
         };

@@ -13,10 +13,6 @@ use super::transitions::{apply, check, user_data_within};
 use crate::id::token;
 use crate::store::{check_key, now_ms, StoreError};
 
-/// Past this many addresses tracked, those back to a full allowance are
-/// forgotten.
-const RATES_KEPT: usize = 10_000;
-
 impl Chats {
     /// Starts a chat: the customer joins, the chat waits in its queue.
     pub async fn request(
@@ -53,13 +49,7 @@ impl Chats {
         }
         user_data_within(&req.user_data, &options)?;
         if let Some(from) = req.from {
-            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-            self.started
-                .check_key(&from)
-                .map_err(|n| ChatError::TooMany(n.wait_time_from(now)))?;
-            if self.started.len() > RATES_KEPT {
-                self.started.retain_recent();
-            }
+            self.started.check(&from).map_err(ChatError::TooMany)?;
         }
         let now = now_ms();
         let mut chat = ChatSession {
