@@ -223,6 +223,12 @@ impl Session {
         self.expires_at.store(at, Ordering::Release);
     }
 
+    /// Moves expiry to `at` if that is later; a held connect (`u64::MAX`)
+    /// stays held.
+    pub(crate) fn delay_expiry(&self, at: u64) {
+        self.expires_at.fetch_max(at, Ordering::AcqRel);
+    }
+
     /// Queues one encoded message.
     pub(crate) fn enqueue(&self, message: Bytes, max: usize, policy: QueueFullPolicy) -> Enqueued {
         if self.is_removed() {

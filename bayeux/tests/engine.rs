@@ -369,3 +369,25 @@ async fn a_batch_carries_at_most_max_batch_publishes() {
         .filter(|m| m["channel"] == "/a" && m["successful"] == true);
     assert_eq!(accepted.count(), 3);
 }
+
+/// As in CometD, any message of a session other than a connect keeps it
+/// alive for another `maxInterval`: a session that only publishes over its
+/// socket (connects answered and never renewed) is not swept while it talks.
+#[tokio::test]
+async fn a_session_that_talks_without_connecting_lives_on() {
+    let server = Bayeux::new(BayeuxConfig {
+        max_interval: std::time::Duration::from_millis(300),
+        ..BayeuxConfig::default()
+    });
+    let id = session(&server);
+    let publish = json!([{"channel": "/talk", "clientId": id, "data": {}}]);
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert_eq!(run(&server, publish.clone())[0]["successful"], true);
+        server.sweep();
+    }
+    assert!(server.session(&id).is_some(), "swept while it published");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    server.sweep();
+    assert!(server.session(&id).is_none(), "silent, it expires");
+}

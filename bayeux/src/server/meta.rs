@@ -82,6 +82,14 @@ impl Bayeux {
         out: &mut Outcome,
     ) {
         let session = self.lookup(message.client_id.as_deref(), ctx);
+        // As in CometD, every message but a connect (which holds expiry
+        // itself) keeps a session alive for another maxInterval: a client
+        // that publishes over its socket between connects is not swept.
+        if let Some(s) = &session {
+            if message.channel.as_deref() != Some(META_CONNECT) {
+                s.delay_expiry(now_ms() + self.config.max_interval.as_millis() as u64);
+            }
+        }
         // Extensions are registered at startup; reading them under the
         // lock costs nothing and spares a clone per message.
         let deleted = self
