@@ -140,15 +140,17 @@ impl Drop for Honest {
     }
 }
 
-fn rss(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+/// A process's resident memory in bytes (VmRSS), if it still runs.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
-    kb << 10
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb << 10)
 }
 
 /// Runs `attack` while the widget works, and checks what the widget, the
@@ -161,19 +163,14 @@ async fn under_attack<T>(
     let mut honest = Honest::start(server);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = honest.report();
-    let rss_before = rss(server);
+    let rss_before = rss(server.pid()).expect("the server runs");
     let peak = Arc::new(AtomicU64::new(rss_before));
     let sampling = {
         let (peak, pid) = (peak.clone(), server.pid());
         tokio::spawn(async move {
             loop {
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
-                if let Some(kb) = status.ok().and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                }) {
-                    peak.fetch_max(kb << 10, Ordering::Relaxed);
+                if let Some(bytes) = rss(pid) {
+                    peak.fetch_max(bytes, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -220,8 +217,9 @@ async fn under_attack<T>(
     outcome
 }
 
-/// A long-polling handshake from `from` with a browser of its own; the
-/// reply's `error`, or "" when it succeeded. HTTP refusals read as `HTTP n`.
+/// A long-polling handshake (with a browser of its own when `http` keeps no
+/// cookies); the reply's `error`, or "" when it succeeded. HTTP refusals
+/// read as `HTTP n`.
 async fn handshake(http: &reqwest::Client, server: &Server) -> String {
     let r = http
         .post(server.url("/genesys/cometd"))
@@ -249,6 +247,22 @@ fn cookieless(ip: [u8; 4]) -> reqwest::Client {
         .unwrap()
 }
 
+/// `count` handshakes from the attacker, `at_once` at a time: how many got
+/// each answer.
+async fn handshake_flood(
+    server: &Server,
+    count: usize,
+    at_once: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let http = cookieless(ATTACKER);
+    let answers = stream::iter(0..count)
+        .map(|_| handshake(&http, server))
+        .buffer_unordered(at_once)
+        .collect::<Vec<_>>()
+        .await;
+    tally(answers)
+}
+
 /// Counts each distinct answer.
 fn tally(answers: Vec<String>) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
@@ -265,16 +279,7 @@ async fn a_session_flood_stops_at_the_sessions_per_address() {
         NO_RATE,
         ("GMSHUB__COMETD__MAXHANDSHAKESPERSECOND", "1000000"),
     ]));
-    let counts = under_attack("session flood", &server, async {
-        let http = cookieless(ATTACKER);
-        let answers = stream::iter(0..1500)
-            .map(|_| handshake(&http, &server))
-            .buffer_unordered(32)
-            .collect::<Vec<_>>()
-            .await;
-        tally(answers)
-    })
-    .await;
+    let counts = under_attack("session flood", &server, handshake_flood(&server, 1500, 32)).await;
     eprintln!("session flood: {counts:?}");
     assert_eq!(
         counts.get(""),
@@ -295,15 +300,11 @@ async fn a_handshake_flood_is_paced_as_shipped() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = Server::start(&env(&[]));
     let started = Instant::now();
-    let counts = under_attack("handshake flood", &server, async {
-        let http = cookieless(ATTACKER);
-        let answers = stream::iter(0..2000)
-            .map(|_| handshake(&http, &server))
-            .buffer_unordered(64)
-            .collect::<Vec<_>>()
-            .await;
-        tally(answers)
-    })
+    let counts = under_attack(
+        "handshake flood",
+        &server,
+        handshake_flood(&server, 2000, 64),
+    )
     .await;
     let seconds = started.elapsed().as_secs() + 1;
     eprintln!("handshake flood: {counts:?} in {seconds} s");
