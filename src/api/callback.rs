@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::access::{BackOffice, CALLBACK_QUERY};
 use super::error::ApiError;
-use super::form::{self, BodyLimit};
+use super::form::{self, BodyLimit, Utf8Query};
 use crate::wire::text_or_json;
 
 /// GMS's exception name for a callback error.
@@ -225,7 +225,7 @@ async fn reschedule(
 async fn query(
     State(callbacks): State<Callbacks>,
     back_office: Option<Extension<BackOffice>>,
-    Query(q): Query<Vec<(String, String)>>,
+    Utf8Query(q): Utf8Query,
 ) -> Result<Json<Value>, ApiError> {
     let back_office = back_office.is_some_and(|Extension(BackOffice(b))| b);
     Ok(Json(Value::Array(callbacks.query(&q, back_office).await?)))
@@ -234,8 +234,9 @@ async fn query(
 async fn availability(
     State(callbacks): State<Callbacks>,
     Path(service): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: Utf8Query,
 ) -> Result<Json<Value>, ApiError> {
+    let q = q.by_name();
     let start = match time_param(&q, "start")? {
         Some(t) => Some(t),
         None => time_param(&q, "timestamp")?,
@@ -278,8 +279,9 @@ async fn continue_dialog(
 
 async fn admin_queues(
     State(callbacks): State<Callbacks>,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: Utf8Query,
 ) -> Result<Json<Value>, ApiError> {
+    let q = q.by_name();
     let now = now_ms();
     let start = time_param(&q, "start_time")?.unwrap_or(now.saturating_sub(15 * 60 * 1000));
     let end = time_param(&q, "end_time")?.unwrap_or(now + 24 * 3600 * 1000);
@@ -306,8 +308,9 @@ async fn admin_queues(
 
 async fn watermarks(
     State(callbacks): State<Callbacks>,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: Utf8Query,
 ) -> Result<Json<Value>, ApiError> {
+    let q = q.by_name();
     let service = q.get("service_name").filter(|s| !s.is_empty());
     Ok(Json(Value::Object(
         callbacks.watermarks(service.map(String::as_str)).await?,

@@ -16,7 +16,9 @@ use axum::{Json, Router};
 use channels::chat::{Action, ChatError, Chats};
 use channels::storage::Item;
 
+use super::error::ApiError;
 use super::form::{self, BodyLimit};
+use super::shape;
 use crate::wire::chat_v2::{action, code, ChatV2Response, Params};
 
 impl IntoResponse for ChatV2Response {
@@ -54,7 +56,13 @@ async fn params(api: &Api, req: Request) -> Result<Params, Response> {
     form::items(req, BodyLimit::max_file_upload(api.max_upload))
         .await
         .map(Params::from_items)
-        .map_err(IntoResponse::into_response)
+        .map_err(in_v2_shape)
+}
+
+/// A form the classic reader refused (not UTF-8, a type that is not a
+/// form, over its limit), in the Digital Channels shape.
+fn in_v2_shape(e: ApiError) -> Response {
+    shape::chat_v2(e.status, e.message)
 }
 
 fn answer(result: Result<ChatV2Response, (StatusCode, ChatV2Response)>) -> Response {
@@ -164,9 +172,7 @@ async fn with_file(
         bytes: largest + FORM_OVERHEAD,
         option: "upload-max-file-size, and the form around the file",
     };
-    let mut items = form::items(req, limit)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let mut items = form::items(req, limit).await.map_err(in_v2_shape)?;
     let file = match items.remove("file") {
         Some(Item::File {
             file_name,

@@ -131,6 +131,30 @@ pub fn utf8_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
         .collect()
 }
 
+/// A query string's pairs, refused (400) unless they decode to UTF-8, as a
+/// form's are (axum's `Query` would put U+FFFD where a byte was not).
+#[derive(Debug)]
+pub struct Utf8Query(pub Vec<(String, String)>);
+
+impl Utf8Query {
+    /// The pairs by name; a name given twice keeps its last value.
+    pub fn by_name(self) -> BTreeMap<String, String> {
+        self.0.into_iter().collect()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Utf8Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        utf8_pairs(query.as_bytes()).map(Utf8Query)
+    }
+}
+
 fn too_large(limit: BodyLimit) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,

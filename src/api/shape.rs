@@ -66,19 +66,7 @@ pub async fn errors(family: Family, response: Response) -> Response {
         (true, _) => status.canonical_reason().unwrap_or("error").to_owned(),
     };
     let mut shaped = match family {
-        Family::ChatV2 => {
-            let code = match status {
-                StatusCode::NOT_FOUND => code::CHAT_NOT_FOUND,
-                StatusCode::PAYLOAD_TOO_LARGE => code::TOO_LARGE,
-                StatusCode::FORBIDDEN => code::FORBIDDEN,
-                StatusCode::TOO_MANY_REQUESTS => code::UNAVAILABLE,
-                s if s.is_server_error() => code::UNAVAILABLE,
-                _ => code::BAD_REQUEST,
-            };
-            let mut r = axum::Json(ChatV2Response::bad(None, code, message)).into_response();
-            *r.status_mut() = status;
-            r
-        }
+        Family::ChatV2 => chat_v2(status, message),
         _ => ApiError::new(status, exception(status), message).into_response(),
     };
     // Keep what the answer said besides its body (Allow, Retry-After, ...).
@@ -88,6 +76,20 @@ pub async fn errors(family: Family, response: Response) -> Response {
         }
     }
     shaped
+}
+
+/// A Chat API v2 error answer: the Digital Channels response with the error
+/// code that goes with `status`, under that status.
+pub fn chat_v2(status: StatusCode, advice: String) -> Response {
+    let code = match status {
+        StatusCode::NOT_FOUND => code::CHAT_NOT_FOUND,
+        StatusCode::PAYLOAD_TOO_LARGE => code::TOO_LARGE,
+        StatusCode::FORBIDDEN => code::FORBIDDEN,
+        StatusCode::TOO_MANY_REQUESTS => code::UNAVAILABLE,
+        s if s.is_server_error() => code::UNAVAILABLE,
+        _ => code::BAD_REQUEST,
+    };
+    (status, axum::Json(ChatV2Response::bad(None, code, advice))).into_response()
 }
 
 fn exception(status: StatusCode) -> &'static str {
