@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::reach::Reach;
@@ -17,26 +19,56 @@ use crate::wire::envelope::{envelope, GENESYS};
 pub struct CometPush {
     reach: Reach,
     users: Arc<GenesysUsers>,
+    /// The last event encoded, by the identity of its tag and message: the
+    /// notifications of one publish share them, so its envelope is encoded
+    /// once however many subscriptions it reaches.
+    last: Mutex<Option<Encoded>>,
+}
+
+struct Encoded {
+    tag: Arc<str>,
+    message: Arc<str>,
+    envelope: Arc<RawValue>,
 }
 
 impl CometPush {
     pub fn new(reach: Reach, users: Arc<GenesysUsers>) -> Self {
-        Self { reach, users }
+        Self {
+            reach,
+            users,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The event in GMS's envelope: a message that is JSON travels as JSON,
+    /// anything else as text.
+    fn envelope(&self, n: &push::Notification) -> Option<Arc<RawValue>> {
+        if let Some(last) = &*self.last.lock() {
+            if Arc::ptr_eq(&last.tag, &n.tag) && Arc::ptr_eq(&last.message, &n.message) {
+                return Some(last.envelope.clone());
+            }
+        }
+        let message: Value = serde_json::from_str(&n.message)
+            .ok()
+            .filter(|v: &Value| v.is_object() || v.is_array())
+            .unwrap_or_else(|| Value::String(n.message.to_string()));
+        let envelope: Arc<RawValue> = serde_json::value::to_raw_value(&envelope(message, &n.tag))
+            .ok()?
+            .into();
+        *self.last.lock() = Some(Encoded {
+            tag: n.tag.clone(),
+            message: n.message.clone(),
+            envelope: envelope.clone(),
+        });
+        Some(envelope)
     }
 }
 
 #[async_trait::async_trait]
 impl push::Provider for CometPush {
     async fn send(&self, n: &push::Notification) -> push::Outcome {
-        // A message that is JSON travels as JSON, anything else as text.
-        let message: Value = serde_json::from_str(&n.message)
-            .ok()
-            .filter(|v: &Value| v.is_object() || v.is_array())
-            .unwrap_or_else(|| Value::String(n.message.to_string()));
-        let Ok(raw) = serde_json::value::to_raw_value(&envelope(message, &n.tag)) else {
-            return push::Outcome::Failed("cannot encode".into());
-        };
-        // A clientId, or a gms_user: the session it listens on.
+        // A clientId, or a gms_user: the session it listens on (found
+        // first: a subscription nobody listens for costs no encoding).
         let client_id = match node_of(&n.device_id) {
             Some(_) => n.device_id.clone(),
             None => match self.users.lookup(&n.device_id).await {
@@ -48,6 +80,9 @@ impl push::Provider for CometPush {
                 }
                 Err(e) => return push::Outcome::Retry(format!("store: {e}")),
             },
+        };
+        let Some(raw) = self.envelope(n) else {
+            return push::Outcome::Failed("cannot encode".into());
         };
         match self
             .reach
@@ -72,7 +107,7 @@ mod tests {
 
     use super::*;
 
-    /// A store that is down.
+    /// A store shared between nodes that is down.
     struct Down;
 
     fn down<T>() -> Result<T> {
@@ -88,7 +123,7 @@ mod tests {
             "test"
         }
         fn shared(&self) -> bool {
-            false
+            true
         }
         async fn create(&self, _: &str, _: &str, _: Write<'_>) -> Result<Option<Version>> {
             down()
@@ -145,5 +180,25 @@ mod tests {
         // A clientId needs no store: a session that is not there is gone.
         let ghost = format!("node.{}", "ab".repeat(20));
         assert!(matches!(comet.send(&to(&ghost)).await, Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn the_notifications_of_one_publish_share_one_envelope() {
+        let bayeux = bayeux::Bayeux::new(bayeux::BayeuxConfig::default());
+        let comet = CometPush::new(Reach::new(&bayeux, None), GenesysUsers::new(Arc::new(Down)));
+        let (first, mut second) = (to("a"), to("b"));
+        second.tag = first.tag.clone();
+        second.message = first.message.clone();
+        let once = comet.envelope(&first).unwrap();
+        assert!(Arc::ptr_eq(&once, &comet.envelope(&second).unwrap()));
+        // Another publish of the same text is another event, with its own id.
+        let other = comet.envelope(&to("c")).unwrap();
+        let parse = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
+        let (once, other) = (parse(&once), parse(&other));
+        assert_eq!(
+            (&once["tag"], &once["message"]),
+            (&other["tag"], &other["message"])
+        );
+        assert_ne!(once["id"], other["id"]);
     }
 }

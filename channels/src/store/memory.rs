@@ -12,6 +12,19 @@ use super::{check_key, now_ms, IndexEntry, Record, Result, Store, Version, Write
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Says it is shared between nodes, for tests of what a node does
+    /// differently then.
+    shared: bool,
+}
+
+impl MemoryStore {
+    /// A store that says it is shared between nodes.
+    pub fn as_if_shared() -> Self {
+        Self {
+            shared: true,
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -71,7 +84,7 @@ impl Store for MemoryStore {
     }
 
     fn shared(&self) -> bool {
-        false
+        self.shared
     }
 
     async fn create(
