@@ -607,13 +607,13 @@ async fn thousand_chat_batches_create_at_most_the_chats_per_minute() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds a gap, open in issue 14: 20 publishes to 3000 dead comet subscriptions \
-            raise the widget's p99 from 4 to 179 ms and the server's memory by 74 MiB"]
 async fn a_publish_to_a_tag_of_many_dead_subscriptions_is_shared_and_logged_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = Server::start(&env(&[NO_RATE, ("RUST_LOG", "info")]));
     const SUBSCRIPTIONS: usize = 3000;
     const PUBLISHES: usize = 20;
+    // What the server says from here on.
+    let start_of_attack = server.output().len();
     let outcome = under_attack("fan-out amplification", &server, async {
         let http = cookieless(ATTACKER);
         let made = stream::iter(0..SUBSCRIPTIONS)
@@ -653,12 +653,15 @@ async fn a_publish_to_a_tag_of_many_dead_subscriptions_is_shared_and_logged_once
     })
     .await;
     assert_eq!(outcome, SUBSCRIPTIONS);
-    let log = server.output();
+    let log = server.output().split_off(start_of_attack);
     let settled = log.matches("publish settled with failures").count();
-    let warnings = log.lines().filter(|l| l.contains("WARN")).count();
-    eprintln!("fan-out: {settled} settled lines, {warnings} warnings");
+    let others: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && !l.contains("publish settled with failures"))
+        .collect();
+    eprintln!("fan-out: {settled} settled lines, other warnings: {others:#?}");
     assert_eq!(settled, PUBLISHES, "one line per publish");
-    assert!(warnings <= PUBLISHES, "{warnings} warnings");
+    assert!(others.is_empty(), "nothing else to say");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
