@@ -412,6 +412,26 @@ async fn agents_log_in_with_hashes_are_throttled_and_idle_tokens_expire() {
 }
 
 #[tokio::test]
+async fn a_token_in_use_still_ends_at_its_lifetime() {
+    let config = "[agent]\nsession-idle-timeout = 2\nsession-max-lifetime = 4\n\
+                  [agent.bob]\npassword = builder\n";
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_config(&dir, config, &[]);
+    let (_, me, _) = login(&s, "bob", "builder").await;
+    let token = me["token"].as_str().unwrap().to_owned();
+    // Used every half second, it is renewed past its idle time...
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(offers(&s, &token).await, StatusCode::OK);
+    }
+    // ... but not past four seconds from the login.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(offers(&s, &token).await, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&s, "bob", "builder").await;
+    assert_eq!(status, StatusCode::OK, "a new login works");
+}
+
+#[tokio::test]
 async fn cors_answers_preflights_for_listed_origins_and_refuses_others() {
     let env = [
         (

@@ -212,7 +212,7 @@ impl Hub {
             store.clone(),
             settings.agent_accounts(),
             chats.clone(),
-            settings.agent_idle,
+            settings.agent_tokens,
         );
 
         // `/_genesys` and the comet push type reach sessions by gms_user.
@@ -335,6 +335,12 @@ impl Hub {
             shutdown_timeout: settings.shutdown_timeout,
             _tasks: tasks,
         })
+    }
+
+    /// Every route of the hub without the edge (no DoS filter, access
+    /// groups or connection limits): what the REST fuzz target drives.
+    pub fn routes(&self) -> Router {
+        self.router.clone()
     }
 
     /// Serves on `listener` until `stop` resolves, then stops gracefully:

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bayeux::{BayeuxConfig, ClientLimits, QueueFullPolicy};
 use channels::callback::{CallbackSettings, OfficeHours};
 use channels::chat::{
-    AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType, SESSION_IDLE,
+    AgentAccount, ChatServiceOptions, ChatServices, FileLimits, PartyType, TokenLifetime,
+    SESSION_IDLE, SESSION_MAX,
 };
 use channels::notification::NotificationSettings;
 use channels::password::Password;
@@ -112,8 +113,8 @@ pub struct Settings {
     /// `[pages] frame-ancestors` (default `'self'`): who may frame the pages.
     pub frame_ancestors: String,
     /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
-    /// lives unused.
-    pub agent_idle: Duration,
+    /// lives unused; `session-max-lifetime` (s, 43200): how long at most.
+    pub agent_tokens: TokenLifetime,
     pub v1: V1Settings,
     pub notifications: NotificationSettings,
     pub push: PushSettings,
@@ -238,9 +239,14 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .unwrap_or("'self'")
                 .to_owned(),
-            agent_idle: o
-                .seconds("agent", "session-idle-timeout", SESSION_IDLE)
-                .max(Duration::from_secs(1)),
+            agent_tokens: TokenLifetime {
+                idle: o
+                    .seconds("agent", "session-idle-timeout", SESSION_IDLE)
+                    .max(Duration::from_secs(1)),
+                most: o
+                    .seconds("agent", "session-max-lifetime", SESSION_MAX)
+                    .max(Duration::from_secs(1)),
+            },
             chat,
             v1: V1Settings {
                 format: TranscriptFormat {

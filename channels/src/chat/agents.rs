@@ -73,10 +73,13 @@ pub enum AgentError {
     Store(#[from] StoreError),
 }
 
-/// How long an agent's token lives without use.
 /// How long an agent's token lives unused, by default (`[agent]
 /// session-idle-timeout`); each use renews it.
 pub const SESSION_IDLE: Duration = Duration::from_secs(3600);
+/// How long a token lives at most, however much it is used, by default
+/// (`[agent] session-max-lifetime`): a work shift, after which the desk
+/// logs in again (a stolen token does not live for ever).
+pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
 /// How long an agent's presence and desk session are remembered.
 const STATE_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most chats an agent may take at once.
@@ -85,26 +88,51 @@ pub const MAX_CAPACITY: u32 = 100;
 #[derive(Clone)]
 pub struct Agents {
     accounts: Arc<HashMap<String, AgentAccount>>,
-    tokens: Collection<String>,
+    tokens: Collection<Token>,
     presence: Collection<Presence>,
     comet: Collection<String>,
     chats: Chats,
-    idle: Duration,
+    lifetime: TokenLifetime,
 }
 
-/// Equal strings, compared in time that does not depend on where they differ.
+/// How long an agent's bearer token lives.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetime {
+    /// Unused (each use renews it).
+    pub idle: Duration,
+    /// At most, from the login.
+    pub most: Duration,
+}
+
+/// A bearer token's record: whose it is and when it was issued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Token {
+    login: String,
+    /// Milliseconds since the epoch.
+    issued: u64,
+}
+
+impl Token {
+    /// How long it may live from `now`: its idle time, within its lifetime.
+    fn ttl(&self, lifetime: TokenLifetime, now: u64) -> Duration {
+        let end = self.issued + lifetime.most.as_millis() as u64;
+        lifetime
+            .idle
+            .min(Duration::from_millis(end.saturating_sub(now)))
+    }
+}
+
 impl Agents {
-    /// `idle`: how long a token lives unused.
     pub fn new(
         store: Arc<dyn Store>,
         accounts: Vec<AgentAccount>,
         chats: Chats,
-        idle: Duration,
+        lifetime: TokenLifetime,
     ) -> Self {
         Self {
-            idle,
+            lifetime,
             accounts: Arc::new(accounts.into_iter().map(|a| (a.login.clone(), a)).collect()),
-            tokens: Collection::by_id(store.clone(), "agent-session"),
+            tokens: Collection::by_id(store.clone(), "agent-token"),
             presence: Collection::by_id(store.clone(), "agent-presence"),
             comet: Collection::by_id(store, "agent-comet"),
             chats,
@@ -150,9 +178,13 @@ impl Agents {
             return Err(AgentError::BadLogin);
         }
         let token = crate::id::secret();
-        self.tokens
-            .put(&token, &account.login, Some(self.idle))
-            .await?;
+        let now = crate::store::now_ms();
+        let record = Token {
+            login: account.login.clone(),
+            issued: now,
+        };
+        let ttl = record.ttl(self.lifetime, now);
+        self.tokens.put(&token, &record, Some(ttl)).await?;
         Ok((token, account))
     }
 
@@ -166,17 +198,16 @@ impl Agents {
             .get(token)
             .await?
             .ok_or(AgentError::NotLoggedIn)?;
-        // Renewed once half its time is gone, not on every call.
-        let left = session
-            .expires_at
-            .map_or(0, |at| at.saturating_sub(crate::store::now_ms()));
-        if left < self.idle.as_millis() as u64 / 2 {
-            self.tokens
-                .put(token, &session.value, Some(self.idle))
-                .await?;
+        // Renewed once half its idle time is gone, not on every call, and
+        // never past its lifetime (the store's TTL ends it there).
+        let now = crate::store::now_ms();
+        let left = session.expires_at.map_or(0, |at| at.saturating_sub(now));
+        let ttl = session.value.ttl(self.lifetime, now);
+        if left < self.lifetime.idle.as_millis() as u64 / 2 && ttl.as_millis() as u64 > left {
+            self.tokens.put(token, &session.value, Some(ttl)).await?;
         }
         self.accounts
-            .get(&session.value)
+            .get(&session.value.login)
             .ok_or(AgentError::NotLoggedIn)
     }
 

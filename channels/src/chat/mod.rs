@@ -26,7 +26,9 @@ pub mod routing;
 mod tests;
 pub mod transitions;
 
-pub use agents::{AgentAccount, AgentError, Agents, Offer, Presence, SESSION_IDLE};
+pub use agents::{
+    AgentAccount, AgentError, Agents, Offer, Presence, TokenLifetime, SESSION_IDLE, SESSION_MAX,
+};
 pub use chats::{ChatChange, ChatChanges, Chats, CHANGE_QUEUE, ENDED_RETENTION};
 pub use error::ChatError;
 pub use model::{
