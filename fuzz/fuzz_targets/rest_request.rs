@@ -142,6 +142,9 @@ fn request(input: &Input<'_>) -> Option<Request<Body>> {
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     routes: axum::Router,
+    /// Kept (not forgotten, which the leak checker would report): its
+    /// background tasks live as long as the process.
+    _hub: std::sync::Mutex<Hub>,
     _data: tempfile::TempDir,
 }
 
@@ -161,12 +164,10 @@ fn fixture() -> &'static Fixture {
         let hub = runtime
             .block_on(Hub::build(settings, "127.0.0.1:0".parse().unwrap()))
             .expect("a hub");
-        let routes = hub.routes();
-        // The hub's background tasks live as long as the process.
-        std::mem::forget(hub);
         Fixture {
             runtime,
-            routes,
+            routes: hub.routes(),
+            _hub: std::sync::Mutex::new(hub),
             _data: data,
         }
     })
