@@ -299,4 +299,37 @@ mod tests {
         tokio::time::sleep(hold).await;
         assert_eq!(f.hold_frame(peer), None, "counted once it is let through");
     }
+
+    #[tokio::test]
+    async fn without_insert_headers_nothing_is_marked() {
+        let f = filter("[dos-filter]\nmaxRequestsPerSec = 1\ndelayMs = 1\ninsertHeaders = false\n");
+        assert!(f.admit(from([192, 0, 2, 1], 1)).await.is_ok());
+        let delayed = f.admit(from([192, 0, 2, 1], 1)).await.unwrap();
+        let mut response = Response::default();
+        delayed.mark(&mut response);
+        assert!(response.headers().get(HEADER).is_none());
+        let f =
+            filter("[dos-filter]\nmaxRequestsPerSec = 1\ndelayMs = -1\ninsertHeaders = false\n");
+        assert!(f.admit(from([192, 0, 2, 1], 1)).await.is_ok());
+        let answer = refused(&f).await;
+        assert_eq!(answer.status(), 429);
+        assert!(answer.headers().get(HEADER).is_none());
+    }
+
+    #[tokio::test]
+    async fn quiet_clients_are_forgotten_every_max_idle_tracker_ms() {
+        // 1 s, the shortest period the option takes.
+        let f = filter("[dos-filter]\nmaxRequestsPerSec = 100\nmaxIdleTrackerMs = 1000\n");
+        for i in 0..10 {
+            assert!(f.admit(from([192, 0, 2, i], 1)).await.is_ok());
+        }
+        assert_eq!(f.rates.tracked(), 10);
+        // One request refills in 10 ms; the tracker looks after a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            f.rates.tracked(),
+            0,
+            "forgotten once back at their allowance"
+        );
+    }
 }

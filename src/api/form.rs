@@ -151,7 +151,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Utf8Query {
         _: &S,
     ) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        utf8_pairs(query.as_bytes()).map(Utf8Query)
+        utf8_pairs(query.as_bytes())
+            .map(Utf8Query)
+            .map_err(|e| ApiError {
+                message: "the query string is not UTF-8 (its names and values must be)".into(),
+                ..e
+            })
     }
 }
 
