@@ -690,9 +690,15 @@ async fn uploads_are_bounded_by_the_services_file_size() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["statusCode"], 0, "a 3 MiB file within a 4 MiB limit: {v}");
 
+    // Too large: 413, in Chat API v2's own shape.
     let r = upload(5 << 20).await.unwrap();
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.unwrap();
-    let message = v["message"].as_str().unwrap_or_default();
-    assert!(message.contains("upload-max-file-size"), "{v}");
+    assert_eq!(
+        (&v["statusCode"], &v["errors"][0]["code"]),
+        (&json!(2), &json!(105)),
+        "{v}"
+    );
+    let advice = v["errors"][0]["advice"].as_str().unwrap_or_default();
+    assert!(advice.contains("upload-max-file-size"), "{v}");
 }
