@@ -1,7 +1,8 @@
 //! The deploy files (`Dockerfile`, `deploy/`) work as written: the systemd
 //! unit verifies and is hardened, the HAProxy sample keeps a long-polling
-//! client on the node that holds its session, and the container image
-//! builds and answers its health check. Each test needs a tool that a
+//! client on the node that holds its session and moves it to another when
+//! its node stops gracefully, and the container image builds and answers
+//! its health check. Each test needs a tool that a
 //! machine may not have (`systemd-analyze`, `haproxy`, a container engine):
 //! without it the test says so and passes.
 
@@ -108,10 +109,64 @@ impl Drop for Haproxy {
     }
 }
 
-async fn bayeux(http: &reqwest::Client, url: &str, message: Value) -> Value {
-    let answer = http.post(url).json(&json!([message])).send().await.unwrap();
-    let replies: Value = answer.json().await.unwrap();
-    replies[0].clone()
+/// A long-polling client through HAProxy on the sample configuration.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    /// HAProxy on `port`, once it answers the node check.
+    async fn through(port: u16) -> Client {
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let up = http.get(format!("{base}/genesys/1/node")).send().await;
+            if up.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "haproxy never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let url = format!("{base}/genesys/cometd");
+        Client { http, url }
+    }
+
+    async fn send(&self, message: Value) -> Value {
+        let answer = self
+            .http
+            .post(&self.url)
+            .json(&json!([message]))
+            .send()
+            .await
+            .unwrap();
+        let replies: Value = answer.json().await.unwrap();
+        replies[0].clone()
+    }
+
+    async fn handshake(&self) -> String {
+        let hello = self
+            .send(json!({"channel": "/meta/handshake", "version": "1.0",
+                         "supportedConnectionTypes": ["long-polling"]}))
+            .await;
+        assert_eq!(hello["successful"], true, "{hello}");
+        hello["clientId"].as_str().unwrap().to_owned()
+    }
+
+    /// A connect that is answered at once.
+    async fn connect(&self, client_id: &str) -> Value {
+        self.send(json!({"channel": "/meta/connect", "clientId": client_id,
+                         "connectionType": "long-polling", "advice": {"timeout": 0}}))
+            .await
+    }
 }
 
 #[tokio::test]
@@ -123,47 +178,84 @@ async fn the_haproxy_sample_keeps_a_long_polling_client_on_its_node() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _haproxy = Haproxy::start(&[&one, &two], port, dir.path());
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    // Up when the node check answers through it.
-    let started = Instant::now();
-    loop {
-        let up = http.get(format!("{base}/genesys/1/node")).send().await;
-        if up.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "haproxy never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = format!("{base}/genesys/cometd");
-    let hello = bayeux(
-        &http,
-        &url,
-        json!({"channel": "/meta/handshake", "version": "1.0",
-               "supportedConnectionTypes": ["long-polling"]}),
-    )
-    .await;
-    assert_eq!(hello["successful"], true, "{hello}");
-    let client_id = hello["clientId"].as_str().unwrap();
+    let client = Client::through(port).await;
+    let client_id = client.handshake().await;
     // Round robin alone would send every other connect to the node that
     // does not know the session (402::session_unknown).
     for i in 0..6 {
-        let connect = bayeux(
-            &http,
-            &url,
-            json!({"channel": "/meta/connect", "clientId": client_id,
-                   "connectionType": "long-polling", "advice": {"timeout": 0}}),
-        )
-        .await;
+        let connect = client.connect(&client_id).await;
         assert_eq!(connect["successful"], true, "connect {i}: {connect}");
     }
+}
+
+/// Each node's id (`/genesys/1/node`), which begins the clientIds it makes.
+async fn ids(nodes: &[Server]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for node in nodes {
+        let me: Value = reqwest::get(node.url("/genesys/1/node"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(format!("{}.", me["id"].as_str().unwrap()));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_node_that_stops_leaves_haproxy_and_its_clients_handshake_on_the_other() {
+    if !have("haproxy", &["-v"]) {
+        return;
+    }
+    let env = [("GMSHUB__SML__SUSPENDING_WAIT_TIMEOUT", "10")];
+    let mut nodes = [Server::start(&env), Server::start(&env)];
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _haproxy = Haproxy::start(&[&nodes[0], &nodes[1]], port, dir.path());
+    let client = Client::through(port).await;
+    let mut client_id = client.handshake().await;
+    let ids = ids(&nodes).await;
+    let holder = |client_id: &str| ids.iter().position(|id| client_id.starts_with(id));
+    let stopping = holder(&client_id).expect("a node's clientId");
+    let started = Instant::now();
+    nodes[stopping].signal("TERM");
+    // OFFLINE at once: the check HAProxy polls answers 503.
+    let check = reqwest::get(nodes[stopping].url("/genesys/1/node")).await;
+    assert_eq!(check.unwrap().status(), 503);
+    // The client long-polls on as a CometD client does: connects that
+    // succeed, then one `402::session_unknown` with `reconnect:
+    // handshake`, and a handshake that HAProxy takes to the other node.
+    let mut answered = 0;
+    while holder(&client_id) == Some(stopping) {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "still on the stopping node"
+        );
+        let connect = client.connect(&client_id).await;
+        if connect["successful"] == true {
+            answered += 1;
+        } else {
+            assert_eq!(connect["advice"]["reconnect"], "handshake", "{connect}");
+            client_id = client.handshake().await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Served on while OFFLINE, until HAProxy's check took the node out (or
+    // the node moved its clients, half the wait after the signal).
+    assert!(
+        answered >= 1,
+        "served on while OFFLINE: {answered} connects"
+    );
+    eprintln!(
+        "moved after {answered} connects on the stopping node, {:?} after the signal",
+        started.elapsed()
+    );
+    let connect = client.connect(&client_id).await;
+    assert_eq!(connect["successful"], true, "on the other node: {connect}");
+    let exited = nodes[stopping].wait(Duration::from_secs(12));
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(started.elapsed() < Duration::from_secs(12));
 }
 
 #[test]

@@ -198,8 +198,11 @@ async fn ack_extension_over_websocket_survives_a_dropped_socket() {
     }
 }
 
+/// GMS's graceful stop: OFFLINE first (the node check answers 503) while
+/// the node serves on for half of `[sml] suspending-wait-timeout`, then the
+/// clients are told to handshake elsewhere, and the process exits in time.
 #[tokio::test]
-async fn graceful_shutdown_tells_clients_to_handshake_elsewhere_and_exits_in_time() {
+async fn graceful_shutdown_goes_offline_then_tells_clients_to_handshake_elsewhere() {
     let mut env = FAST.to_vec();
     env.extend([
         ("GMSHUB__COMETD__TIMEOUT", "20000"),
@@ -220,13 +223,25 @@ async fn graceful_shutdown_tells_clients_to_handshake_elsewhere_and_exits_in_tim
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
+    let late = Browser::new(&server);
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate(Duration::from_secs(8));
         (status, server)
     });
+    // OFFLINE at once, and still serving: a client that arrives now (the
+    // load balancer has not seen the 503 yet) gets a session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(late.get("/genesys/1/node").await.status, 503);
+    let newcomer = late.handshake().await;
+    assert!(!newcomer.is_empty());
     let got = ws
-        .until(Duration::from_secs(3), |m| m["channel"] == "/meta/connect")
+        .until(Duration::from_secs(4), |m| m["channel"] == "/meta/connect")
         .await;
+    let moved = started.elapsed();
+    assert!(
+        moved >= Duration::from_millis(2400),
+        "held connects are answered after half the wait, not at once: {moved:?}"
+    );
     let c = reply(&got, "/meta/connect");
     assert_eq!(c["error"], "402::session_unknown");
     assert_eq!(c["advice"]["reconnect"], "handshake");

@@ -391,3 +391,30 @@ async fn a_session_that_talks_without_connecting_lives_on() {
     server.sweep();
     assert!(server.session(&id).is_none(), "silent, it expires");
 }
+
+#[tokio::test]
+async fn a_spread_shutdown_ends_sessions_in_slices_and_refuses_handshakes_at_once() {
+    let server = Bayeux::new(BayeuxConfig::default());
+    let ids: Vec<String> = (0..20).map(|_| session(&server)).collect();
+    let left = |server: &Arc<Bayeux>| ids.iter().filter(|id| server.session(id).is_some()).count();
+    let stopping = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            server
+                .shutdown_over(std::time::Duration::from_millis(500))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let hello = json!([{"channel": "/meta/handshake", "version": "1.0",
+                        "supportedConnectionTypes": ["long-polling"]}]);
+    assert_eq!(
+        run(&server, hello)[0]["successful"],
+        false,
+        "refused from the start"
+    );
+    let midway = left(&server);
+    assert!(midway > 0 && midway < 20, "{midway} of 20 left midway");
+    stopping.await.unwrap();
+    assert_eq!(left(&server), 0);
+}

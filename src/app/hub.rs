@@ -46,6 +46,10 @@ use crate::{api, pages};
 /// Where Bayeux is mounted: the GMS path, and CometD's usual one.
 pub const MOUNTS: [&str; 2] = ["/genesys/cometd", "/cometd"];
 
+/// Over how long a stopping node ends its sessions, so that their clients'
+/// handshakes reach the other nodes spread out rather than at once.
+const MOVE_SPREAD: Duration = Duration::from_secs(1);
+
 /// Why the hub could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -402,13 +406,24 @@ impl Hub {
         }
 
         stop.await;
-        tracing::info!("shutting down: telling clients to reconnect elsewhere");
+        // GMS's graceful stop, within `[sml] suspending-wait-timeout`: OFFLINE
+        // first, serving on for half the wait while the load balancer's
+        // check moves new clients away; then the clients still here are
+        // told to handshake elsewhere (spread over a second), the listeners
+        // close, and what is queued for push and the bus goes out.
         let begun = Instant::now();
         self.status.set_online(false);
-        self.bayeux.shutdown();
+        let offline = self.shutdown_timeout / 2;
+        tracing::info!(
+            seconds = offline.as_secs_f32(),
+            "stopping: OFFLINE, serving on while the load balancer moves new clients"
+        );
+        tokio::time::sleep(offline).await;
+        tracing::info!("stopping: telling clients to reconnect elsewhere");
+        self.bayeux.shutdown_over(MOVE_SPREAD).await;
         let _ = stop_all.send(true);
         if tokio::time::timeout(
-            self.shutdown_timeout,
+            self.shutdown_timeout.saturating_sub(begun.elapsed()),
             futures_util::future::join_all(serving),
         )
         .await

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -179,10 +180,32 @@ impl Bayeux {
     /// and new handshakes are refused.
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
-        let all: Vec<Arc<Session>> = self.sessions.iter().map(|s| s.clone()).collect();
-        for session in all {
+        for session in self.all_sessions() {
             self.remove_session(&session, RemoveReason::Shutdown);
         }
+    }
+
+    /// Like [`shutdown`](Self::shutdown), with the sessions ended in ten
+    /// slices over `spread`, so that their clients' new handshakes do not
+    /// reach the other nodes all at once. New handshakes are refused from
+    /// the start.
+    pub async fn shutdown_over(&self, spread: Duration) {
+        const SLICES: u32 = 10;
+        self.shutdown.send_replace(true);
+        let all = self.all_sessions();
+        let per_slice = all.len().div_ceil(SLICES as usize).max(1);
+        for (i, slice) in all.chunks(per_slice).enumerate() {
+            if i > 0 {
+                tokio::time::sleep(spread / SLICES).await;
+            }
+            for session in slice {
+                self.remove_session(session, RemoveReason::Shutdown);
+            }
+        }
+    }
+
+    fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.iter().map(|s| s.clone()).collect()
     }
 
     pub fn is_shutting_down(&self) -> bool {
