@@ -177,22 +177,13 @@ impl Bayeux {
 
     /// Tells every client to go elsewhere: held connects are answered with
     /// `402::session_unknown` and `reconnect: handshake`, WebSockets close,
-    /// and new handshakes are refused.
-    pub fn shutdown(&self) {
-        self.shutdown.send_replace(true);
-        for session in self.all_sessions() {
-            self.remove_session(&session, RemoveReason::Shutdown);
-        }
-    }
-
-    /// Like [`shutdown`](Self::shutdown), with the sessions ended in ten
-    /// slices over `spread`, so that their clients' new handshakes do not
-    /// reach the other nodes all at once. New handshakes are refused from
-    /// the start.
+    /// and new handshakes are refused from the start. The sessions end in
+    /// ten slices over `spread`, so that their clients' new handshakes do
+    /// not reach the other nodes all at once.
     pub async fn shutdown_over(&self, spread: Duration) {
         const SLICES: u32 = 10;
         self.shutdown.send_replace(true);
-        let all = self.all_sessions();
+        let all: Vec<Arc<Session>> = self.sessions.iter().map(|s| s.clone()).collect();
         let per_slice = all.len().div_ceil(SLICES as usize).max(1);
         for (i, slice) in all.chunks(per_slice).enumerate() {
             if i > 0 {
@@ -202,10 +193,6 @@ impl Bayeux {
                 self.remove_session(session, RemoveReason::Shutdown);
             }
         }
-    }
-
-    fn all_sessions(&self) -> Vec<Arc<Session>> {
-        self.sessions.iter().map(|s| s.clone()).collect()
     }
 
     pub fn is_shutting_down(&self) -> bool {
