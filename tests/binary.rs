@@ -174,3 +174,18 @@ fn an_unreachable_store_stops_the_start_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn options_nothing_reads_are_reported_with_the_nearest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[chat]\n_client_timout = 60\n[cometd]\nmaxIntervall = 5000\n[chta]\nx = 1\n";
+    let server = common::with_config(&dir, config, &[]);
+    let said = server.output();
+    for line in [
+        "[chat] _client_timout: not an option gmshub reads here (ignored); did you mean _client_timeout?",
+        "[cometd] maxIntervall: not an option gmshub reads here (ignored); did you mean maxInterval?",
+        "[chta]: gmshub reads no option of this section (ignored); did you mean [chat]?",
+    ] {
+        assert!(said.contains(line), "{line} not in:\n{said}");
+    }
+}

@@ -326,6 +326,8 @@ impl Hub {
             clients: settings.dos.clone(),
             bayeux: &MOUNTS,
         };
+        // Every option has been read by now (the push providers last).
+        settings.unread.log();
         Ok(Self {
             router,
             edge,

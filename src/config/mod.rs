@@ -20,7 +20,7 @@ pub use channels::ChannelRules;
 pub use cors::CorsSettings;
 pub use dos::{DosSettings, OverLimit};
 pub use headers::HeaderRule;
-pub use options::{ConfigError, Options};
+pub use options::{ConfigError, Options, Unread, UnreadReport};
 pub use ports::PortRestrictions;
 pub use push::PushSettings;
 pub use settings::{cassandra_config, ConnectionLimits, Settings, StorageSettings, V1Settings};

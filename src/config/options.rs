@@ -7,10 +7,16 @@
 //! `GMSHUB__COMETD__MAXINTERVAL=5000` or `GMSHUB__SERVER__LISTEN=0.0.0.0:8080`.
 //!
 //! As in GMS, a value that cannot be read falls back to the option's default
-//! with a warning; it does not stop the server.
+//! with a warning; it does not stop the server. What the settings read is
+//! recorded, so that what the file has and nothing reads (a misspelt option
+//! or section) can be reported with the nearest name that is read
+//! ([`Options::unread`]): the reading code is the table of known options.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,6 +46,104 @@ pub struct Options {
     sections: HashMap<String, HashMap<String, String>>,
     /// Environment overrides, keyed by their normalised variable name.
     env: HashMap<String, String>,
+    /// What has been read (shared by clones).
+    read: Arc<Mutex<Read>>,
+}
+
+#[derive(Default)]
+struct Read {
+    /// (section, option) asked for, present or not.
+    options: BTreeSet<(String, String)>,
+    /// Sections taken whole (their options are the reader's to judge).
+    whole: BTreeSet<String>,
+}
+
+/// Something the file has that nothing read, with the nearest name that is
+/// read, if one is near.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    Section {
+        section: String,
+        nearest: Option<String>,
+    },
+    Option {
+        section: String,
+        option: String,
+        nearest: Option<String>,
+    },
+}
+
+impl Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Section { section, nearest } => {
+                write!(
+                    f,
+                    "[{section}]: gmshub reads no option of this section (ignored)"
+                )?;
+                if let Some(n) = nearest {
+                    write!(f, "; did you mean [{n}]?")?;
+                }
+            }
+            Unread::Option {
+                section,
+                option,
+                nearest,
+            } => {
+                write!(
+                    f,
+                    "[{section}] {option}: not an option gmshub reads here (ignored)"
+                )?;
+                if let Some(n) = nearest {
+                    write!(f, "; did you mean {n}?")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reports what a configuration had that nothing read, once every reader
+/// has run (the push providers read theirs when the hub is built). Shares
+/// the record of what was read with the options it was made from.
+#[derive(Clone)]
+pub struct UnreadReport(Options);
+
+impl UnreadReport {
+    pub fn of(options: &Options) -> Self {
+        Self(options.clone())
+    }
+
+    /// One warning per section or option that nothing read.
+    pub fn log(&self) {
+        for unread in self.0.unread() {
+            tracing::warn!("{unread}");
+        }
+    }
+}
+
+impl std::fmt::Debug for UnreadReport {
+    /// Without the options: they hold keys and passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnreadReport")
+    }
+}
+
+/// The candidate nearest to `name` (case aside), if it is near enough to be
+/// a misspelling of it: one edit (a letter added, dropped, changed or two
+/// swapped) per five letters, at least one.
+fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    candidates
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&name, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, c)| *d > 0 && *d <= (name.len().max(c.len()) / 5).max(1))
+        .min()
+        .map(|(_, c)| c.to_owned())
 }
 
 fn env_key(section: &str, option: &str) -> String {
@@ -87,7 +191,11 @@ impl Options {
         let env = std::env::vars()
             .filter(|(k, _)| k.starts_with("GMSHUB__"))
             .collect();
-        Ok(Self { sections, env })
+        Ok(Self {
+            sections,
+            env,
+            read: Arc::default(),
+        })
     }
 
     /// Builds options from literal text and the given overrides (tests,
@@ -102,11 +210,16 @@ impl Options {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            read: Arc::default(),
         })
     }
 
     /// The raw value of an option: the environment wins over the file.
     pub fn get(&self, section: &str, option: &str) -> Option<&str> {
+        self.read
+            .lock()
+            .options
+            .insert((section.to_owned(), option.to_owned()));
         self.env
             .get(&env_key(section, option))
             .or_else(|| self.sections.get(section)?.get(option))
@@ -151,7 +264,54 @@ impl Options {
     /// A section's options as the file has them (without environment
     /// overrides, which cannot name new options).
     pub fn section(&self, name: &str) -> Option<&HashMap<String, String>> {
+        self.read.lock().whole.insert(name.to_owned());
         self.sections.get(name)
+    }
+
+    /// What the file has that nothing has read so far, sections first,
+    /// each with the nearest name that was read.
+    pub fn unread(&self) -> Vec<Unread> {
+        let read = self.read.lock();
+        let mut names: Vec<&String> = self.sections.keys().collect();
+        names.sort();
+        let read_sections: BTreeSet<&str> = read
+            .options
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .chain(read.whole.iter().map(String::as_str))
+            .collect();
+        let mut out = Vec::new();
+        for section in names {
+            // An empty section (the INI reader's general one) says nothing.
+            if read.whole.contains(section) || self.sections[section].is_empty() {
+                continue;
+            }
+            if !read_sections.contains(section.as_str()) {
+                out.push(Unread::Section {
+                    section: section.clone(),
+                    nearest: nearest(section, read_sections.iter().copied()),
+                });
+                continue;
+            }
+            let known = || {
+                read.options
+                    .iter()
+                    .filter(|(s, _)| s == section)
+                    .map(|(_, o)| o.as_str())
+            };
+            let mut options: Vec<&String> = self.sections[section].keys().collect();
+            options.sort();
+            for option in options {
+                if !read.options.contains(&(section.clone(), option.clone())) {
+                    out.push(Unread::Option {
+                        section: section.clone(),
+                        option: option.clone(),
+                        nearest: nearest(option, known()),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The sections the configuration file has.
@@ -207,6 +367,33 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn what_nothing_reads_is_reported_with_the_nearest_name() {
+        let o = Options::from_ini(
+            "[chat]\n_client_timout = 5\n_client_timeout = 6\n[chta]\nx = 1\n\
+             [cometd]\nmaxInterval = 5\nzzzz = 1\n[port_restrictions]\n/a = 8080\n",
+            &[],
+        )
+        .unwrap();
+        for (section, option) in [
+            ("chat", "_client_timeout"),
+            ("cometd", "maxInterval"),
+            ("cometd", "timeout"),
+        ] {
+            o.get(section, option);
+        }
+        o.section("port_restrictions");
+        let unread: Vec<String> = o.unread().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            unread,
+            [
+                "[chat] _client_timout: not an option gmshub reads here (ignored); did you mean _client_timeout?",
+                "[chta]: gmshub reads no option of this section (ignored); did you mean [chat]?",
+                "[cometd] zzzz: not an option gmshub reads here (ignored)",
+            ]
+        );
+    }
 
     #[test]
     fn file_values_and_environment_overrides() {

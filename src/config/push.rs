@@ -104,8 +104,10 @@ fn enabled(o: &Options) -> BTreeSet<PushType> {
 
 fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
     let enabled = enabled(o);
+    // Only the event sections: a section read is a section known.
     let formats = push::Formats::new(
         o.section_names()
+            .filter(|name| name.starts_with("push.provider.") && name.contains("event"))
             .filter_map(|name| o.section(name).map(|options| (name, options.clone()))),
     )
     .with_localized(localized(o));

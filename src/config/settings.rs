@@ -22,7 +22,7 @@ use super::channels::ChannelRules;
 use super::cors::CorsSettings;
 use super::dos::DosSettings;
 use super::headers::{header_rules, HeaderRule};
-use super::options::Options;
+use super::options::{Options, UnreadReport};
 use super::ports::PortRestrictions;
 use super::push::PushSettings;
 use super::tls::TlsSettings;
@@ -58,6 +58,9 @@ pub struct V1Settings {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What the configuration had that nothing read, logged once the hub
+    /// is built (every reader has run by then).
+    pub unread: UnreadReport,
     /// `[server] listen`: the addresses the plain HTTP listeners bind
     /// (`127.0.0.1:8080`), or why they cannot be read.
     pub listen: Result<Vec<SocketAddr>, String>,
@@ -203,6 +206,7 @@ impl Settings {
         let chat = chat_services(o);
         Self {
             store: store_config(o),
+            unread: UnreadReport::of(o),
             storage: StorageSettings {
                 max_upload: positive_in(o, "server", "max-file-upload", 5_000_000),
                 allowed_mime_types,
