@@ -268,7 +268,7 @@ impl Options {
         self.sections.get(name)
     }
 
-    /// What the file has that nothing has read so far, sections first,
+    /// What the file has that nothing has read so far, by section name,
     /// each with the nearest name that was read.
     pub fn unread(&self) -> Vec<Unread> {
         let read = self.read.lock();
