@@ -189,3 +189,22 @@ fn options_nothing_reads_are_reported_with_the_nearest_name() {
         assert!(said.contains(line), "{line} not in:\n{said}");
     }
 }
+
+#[test]
+fn an_unknown_store_type_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gmshub.ini");
+    std::fs::write(&config, "[store]\ntype = reddis\n").unwrap();
+    let out = gmshub()
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("GMSHUB__SQLITE__PATH", dir.path().join("gmshub.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "it ran on another store");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("[store] type = reddis: not a store gmshub has (sqlite, redis or cassandra)"),
+        "{said}"
+    );
+}

@@ -182,7 +182,11 @@ impl Hub {
         }
         tracing::info!("{}", settings.cors.summary());
         tracing::info!("{}", settings.channel_rules.summary());
-        let store = crate::store::open(&settings.store).await?;
+        let store_config = settings
+            .store
+            .as_ref()
+            .map_err(|e| StartError::Settings(e.clone()))?;
+        let store = crate::store::open(store_config).await?;
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
         }
@@ -505,10 +509,12 @@ where
 
 /// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.
 async fn join_bus(settings: &Settings, bayeux: &Arc<Bayeux>) -> Result<Arc<RedisBus>, StartError> {
-    let (url, prefix) = match (&settings.bus_url, &settings.store) {
-        (Some(url), StoreConfig::Redis { key_prefix, .. }) => (url.clone(), key_prefix.clone()),
+    let (url, prefix) = match (&settings.bus_url, settings.store.as_ref().ok()) {
+        (Some(url), Some(StoreConfig::Redis { key_prefix, .. })) => {
+            (url.clone(), key_prefix.clone())
+        }
         (Some(url), _) => (url.clone(), "gmshub".to_owned()),
-        (None, StoreConfig::Redis { url, key_prefix }) => (url.clone(), key_prefix.clone()),
+        (None, Some(StoreConfig::Redis { url, key_prefix })) => (url.clone(), key_prefix.clone()),
         (None, _) => return Err(StartError::NoBus),
     };
     let bus = RedisBus::start(&url, &prefix, &settings.node_id, bayeux, settings.bus_queue).await?;

@@ -73,8 +73,9 @@ pub struct Settings {
     /// in-flight requests may take to finish before the process exits.
     pub shutdown_timeout: Duration,
     pub bayeux: BayeuxConfig,
-    /// `[store] type` and the chosen backend's section.
-    pub store: StoreConfig,
+    /// `[store] type` and the chosen backend's section, or why not: a type
+    /// gmshub does not have stops the start rather than run on another.
+    pub store: Result<StoreConfig, String>,
     pub storage: StorageSettings,
     /// `[cluster] enabled`: run as one node of several (needs a shared store).
     pub clustered: bool,
@@ -125,39 +126,42 @@ pub struct Settings {
 }
 
 /// Reads `[store] type` and the options of the backend it names.
-fn store_config(o: &Options) -> StoreConfig {
-    match o
-        .get("store", "type")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("") | Some("sqlite") => StoreConfig::Sqlite {
-            path: o
-                .get("sqlite", "path")
-                .filter(|p| !p.is_empty())
-                .unwrap_or("data/gmshub.db")
-                .into(),
+fn store_config(o: &Options) -> Result<StoreConfig, String> {
+    Ok(
+        match o
+            .get("store", "type")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") | Some("sqlite") => StoreConfig::Sqlite {
+                path: o
+                    .get("sqlite", "path")
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("data/gmshub.db")
+                    .into(),
+            },
+            Some("redis") => StoreConfig::Redis {
+                url: o
+                    .get("redis", "url")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("redis://127.0.0.1:6379/")
+                    .to_owned(),
+                key_prefix: o
+                    .get("redis", "key-prefix")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("gmshub")
+                    .to_owned(),
+            },
+            Some("cassandra") | Some("scylla") | Some("scylladb") => {
+                StoreConfig::Cassandra(cassandra_config(o))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "[store] type = {other}: not a store gmshub has (sqlite, redis or cassandra)"
+                ))
+            }
         },
-        Some("redis") => StoreConfig::Redis {
-            url: o
-                .get("redis", "url")
-                .filter(|v| !v.is_empty())
-                .unwrap_or("redis://127.0.0.1:6379/")
-                .to_owned(),
-            key_prefix: o
-                .get("redis", "key-prefix")
-                .filter(|v| !v.is_empty())
-                .unwrap_or("gmshub")
-                .to_owned(),
-        },
-        Some("cassandra") | Some("scylla") | Some("scylladb") => {
-            StoreConfig::Cassandra(cassandra_config(o))
-        }
-        Some(other) => {
-            tracing::warn!(value = other, "[store] type: unknown store, using sqlite");
-            StoreConfig::default()
-        }
-    }
+    )
 }
 
 impl Settings {
