@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Server};
+use common::{free_port, json_of, reply, Browser, Server};
 use serde_json::{json, Value};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -109,64 +109,32 @@ impl Drop for Haproxy {
     }
 }
 
-/// A long-polling client through HAProxy on the sample configuration.
-struct Client {
-    http: reqwest::Client,
-    url: String,
+/// A browser through HAProxy on `port`, once HAProxy answers the node check.
+async fn through(port: u16) -> Browser {
+    let browser = Browser::at(&format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    loop {
+        let check = browser
+            .http
+            .get(format!("http://127.0.0.1:{port}/genesys/1/node"));
+        if check.send().await.is_ok_and(|r| r.status() == 200) {
+            return browser;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "haproxy never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
-impl Client {
-    /// HAProxy on `port`, once it answers the node check.
-    async fn through(port: u16) -> Client {
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let started = Instant::now();
-        loop {
-            let up = http.get(format!("{base}/genesys/1/node")).send().await;
-            if up.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "haproxy never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let url = format!("{base}/genesys/cometd");
-        Client { http, url }
-    }
-
-    async fn send(&self, message: Value) -> Value {
-        let answer = self
-            .http
-            .post(&self.url)
-            .json(&json!([message]))
-            .send()
-            .await
-            .unwrap();
-        let replies: Value = answer.json().await.unwrap();
-        replies[0].clone()
-    }
-
-    async fn handshake(&self) -> String {
-        let hello = self
-            .send(json!({"channel": "/meta/handshake", "version": "1.0",
-                         "supportedConnectionTypes": ["long-polling"]}))
-            .await;
-        assert_eq!(hello["successful"], true, "{hello}");
-        hello["clientId"].as_str().unwrap().to_owned()
-    }
-
-    /// A connect that is answered at once.
-    async fn connect(&self, client_id: &str) -> Value {
-        self.send(json!({"channel": "/meta/connect", "clientId": client_id,
-                         "connectionType": "long-polling", "advice": {"timeout": 0}}))
-            .await
-    }
+/// A connect that is answered at once: its reply.
+async fn connect_now(browser: &Browser, client_id: &str) -> Value {
+    let replies = browser
+        .send(json!([{"channel": "/meta/connect", "clientId": client_id,
+                      "connectionType": "long-polling", "advice": {"timeout": 0}}]))
+        .await;
+    reply(&replies, "/meta/connect").clone()
 }
 
 #[tokio::test]
@@ -178,12 +146,12 @@ async fn the_haproxy_sample_keeps_a_long_polling_client_on_its_node() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _haproxy = Haproxy::start(&[&one, &two], port, dir.path());
-    let client = Client::through(port).await;
+    let client = through(port).await;
     let client_id = client.handshake().await;
     // Round robin alone would send every other connect to the node that
     // does not know the session (402::session_unknown).
     for i in 0..6 {
-        let connect = client.connect(&client_id).await;
+        let connect = connect_now(&client, &client_id).await;
         assert_eq!(connect["successful"], true, "connect {i}: {connect}");
     }
 }
@@ -192,12 +160,7 @@ async fn the_haproxy_sample_keeps_a_long_polling_client_on_its_node() {
 async fn ids(nodes: &[Server]) -> Vec<String> {
     let mut ids = Vec::new();
     for node in nodes {
-        let me: Value = reqwest::get(node.url("/genesys/1/node"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = json_of(reqwest::Client::new().get(node.url("/genesys/1/node"))).await;
         ids.push(format!("{}.", me["id"].as_str().unwrap()));
     }
     ids
@@ -213,7 +176,7 @@ async fn a_node_that_stops_leaves_haproxy_and_its_clients_handshake_on_the_other
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _haproxy = Haproxy::start(&[&nodes[0], &nodes[1]], port, dir.path());
-    let client = Client::through(port).await;
+    let client = through(port).await;
     let mut client_id = client.handshake().await;
     let ids = ids(&nodes).await;
     let holder = |client_id: &str| ids.iter().position(|id| client_id.starts_with(id));
@@ -232,7 +195,7 @@ async fn a_node_that_stops_leaves_haproxy_and_its_clients_handshake_on_the_other
             started.elapsed() < Duration::from_secs(12),
             "still on the stopping node"
         );
-        let connect = client.connect(&client_id).await;
+        let connect = connect_now(&client, &client_id).await;
         if connect["successful"] == true {
             answered += 1;
         } else {
@@ -251,7 +214,7 @@ async fn a_node_that_stops_leaves_haproxy_and_its_clients_handshake_on_the_other
         "moved after {answered} connects on the stopping node, {:?} after the signal",
         started.elapsed()
     );
-    let connect = client.connect(&client_id).await;
+    let connect = connect_now(&client, &client_id).await;
     assert_eq!(connect["successful"], true, "on the other node: {connect}");
     let exited = nodes[stopping].wait(Duration::from_secs(12));
     assert!(exited.is_some_and(|s| s.success()), "{exited:?}");

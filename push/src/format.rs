@@ -18,12 +18,17 @@ pub struct Formats {
 }
 
 impl Formats {
+    /// Whether a configuration section named `name` is an event format's.
+    pub fn is_event_section(name: &str) -> bool {
+        name.starts_with("push.provider.") && name.contains("event")
+    }
+
     /// Keeps the event sections among `sections` (name → options).
     pub fn new<'a>(sections: impl IntoIterator<Item = (&'a str, HashMap<String, String>)>) -> Self {
         Self {
             sections: sections
                 .into_iter()
-                .filter(|(name, _)| name.starts_with("push.provider.") && name.contains("event"))
+                .filter(|(name, _)| Self::is_event_section(name))
                 .map(|(name, options)| (name.to_owned(), options))
                 .collect(),
             localized: HashMap::new(),

@@ -107,7 +107,7 @@ fn providers(o: &Options, comet: Arc<dyn Provider>) -> Providers {
     // Only the event sections: a section read is a section known.
     let formats = push::Formats::new(
         o.section_names()
-            .filter(|name| name.starts_with("push.provider.") && name.contains("event"))
+            .filter(|name| push::Formats::is_event_section(name))
             .filter_map(|name| o.section(name).map(|options| (name, options.clone()))),
     )
     .with_localized(localized(o));

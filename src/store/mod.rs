@@ -20,14 +20,6 @@ pub enum StoreConfig {
     Cassandra(cassandra::CassandraConfig),
 }
 
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self::Sqlite {
-            path: PathBuf::from("data/gmshub.db"),
-        }
-    }
-}
-
 /// Opens the configured store, failing clearly when it cannot be used.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {

@@ -266,17 +266,23 @@ impl Browser {
 
     /// A browser that sends these headers on every request (`gms_user`).
     pub fn with_headers(server: &Server, headers: &[(&'static str, &str)]) -> Browser {
-        Self::build(server, headers, None)
+        Self::build(server.url(""), headers, None)
+    }
+
+    /// A browser whose requests go to `base` (a load balancer in front of
+    /// servers), as `http://host:port`.
+    pub fn at(base: &str) -> Browser {
+        Self::build(base.to_owned(), &[], None)
     }
 
     /// A browser whose requests come from `ip` (a loopback address other
     /// than 127.0.0.1 stands for another client).
     pub fn from_address(server: &Server, ip: [u8; 4]) -> Browser {
-        Self::build(server, &[], Some(ip.into()))
+        Self::build(server.url(""), &[], Some(ip.into()))
     }
 
     fn build(
-        server: &Server,
+        base: String,
         headers: &[(&'static str, &str)],
         from: Option<std::net::IpAddr>,
     ) -> Browser {
@@ -292,7 +298,7 @@ impl Browser {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
-            base: server.url(""),
+            base,
         }
     }
 
