@@ -8,6 +8,7 @@
 //! - [`store`]: the store backends (SQLite, Redis, Cassandra).
 //! - [`cluster`]: membership and the bus between nodes.
 //! - [`config`]: the INI options and the typed settings.
+//! - [`observe`]: metrics, and the request counts and access log.
 //! - [`comet`]: the CometD side of the services (`/service/**`,
 //!   `/_genesys`, the `comet` push type, the chat notifier).
 //! - [`api`]: the REST handlers.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod cluster;
 pub mod comet;
 pub mod config;
+pub mod observe;
 pub mod pages;
 pub mod store;
 pub mod wire;

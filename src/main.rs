@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gmshub::app::{self, Signals};
-use gmshub::config::{Options, Settings};
+use gmshub::config::{LogSettings, Options, Settings};
 
 /// mimalloc rather than glibc's malloc: under many threads glibc's arenas
 /// are locked on every allocation of a request's short-lived futures and
@@ -22,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Options are read from the INI file given with --config, using GMS section
 /// and option names; any option can be overridden by an environment variable
 /// GMSHUB__<SECTION>__<OPTION> (upper case, other characters as '_').
-/// Logging follows RUST_LOG (default: info).
+/// Logging follows [log] (RUST_LOG, when set, wins).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -60,7 +60,6 @@ enum SchemaStore {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    app::init_logging();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -86,6 +85,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     let signals = Signals::install()?;
     let options = Options::load(cli.config.as_deref())?;
+    // Before anything else reads the options, so that what they report is
+    // logged where the operator asked.
+    let _log = gmshub::observe::log::init(&LogSettings::from_options(&options))?;
     if let Some(Command::Schema {
         store: SchemaStore::Cassandra,
         apply,

@@ -22,6 +22,7 @@ const CRATES: [(&str, &[&str]); 4] = [
             "message",
             "session",
             "request",
+            "stats",
             "client",
             "subscriptions",
             "security",
@@ -48,7 +49,7 @@ const CRATES: [(&str, &[&str]); 4] = [
     (
         "src",
         &[
-            "wire", "store", "cluster", "config", "comet", "api", "pages", "app",
+            "wire", "store", "cluster", "config", "observe", "comet", "api", "pages", "app",
         ],
     ),
 ];

@@ -9,6 +9,7 @@
 //! - `subscriptions`: the index answering "who gets a message on this channel".
 //! - [`request`]: what a batch's request was (transport, browser, user,
 //!   client address).
+//! - [`stats`]: the engine's counters, read by whoever exports them.
 //! - [`client`]: per-client limits (sessions and handshakes per address and
 //!   per browser) and the pacing of a WebSocket's frames.
 //! - [`server`]: the registry and server-side API, the meta channels, held
@@ -21,7 +22,7 @@
 //!   axum router.
 //!
 //! Each module may use only those before it in this order: clock, id,
-//! channel, error, config, message, session, request, client, subscriptions,
+//! channel, error, config, message, session, request, stats, client, subscriptions,
 //! security, ext, relay, server, transport (checked by
 //! `tests/architecture.rs` in the workspace root).
 
@@ -38,6 +39,7 @@ pub mod request;
 pub mod security;
 pub mod server;
 pub mod session;
+pub mod stats;
 mod subscriptions;
 pub mod transport;
 
@@ -48,6 +50,7 @@ pub use relay::Relay;
 pub use request::{RequestContext, Transport};
 pub use server::{Bayeux, HeldConnect, Outcome, ServiceHandler, ServiceRequest};
 pub use session::{RemoveReason, Session};
+pub use stats::{Kind, Stats};
 
 /// The protocol version spoken and required.
 pub const VERSION: &str = "1.0";

@@ -10,12 +10,18 @@ use crate::session::Session;
 /// The transport a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    WebSocket,
-    LongPolling,
-    CallbackPolling,
+    WebSocket = 0,
+    LongPolling = 1,
+    CallbackPolling = 2,
 }
 
 impl Transport {
+    pub const ALL: [Transport; 3] = [
+        Transport::WebSocket,
+        Transport::LongPolling,
+        Transport::CallbackPolling,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Transport::WebSocket => "websocket",

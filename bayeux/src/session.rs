@@ -45,6 +45,17 @@ impl RemoveReason {
             _ => return None,
         })
     }
+
+    /// The reason as the metrics name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Expired => "expired",
+            Self::QueueFull => "queue-full",
+            Self::Shutdown => "shutdown",
+            Self::Server => "server",
+        }
+    }
 }
 
 /// Outcome of putting a message on a session's queue.
@@ -105,6 +116,9 @@ pub struct Session {
     /// otherwise.
     room: Notify,
     room_wanted: AtomicUsize,
+    /// The transport of the latest connect, as `Transport`'s code (the
+    /// request module, above this one, names them); long-polling until then.
+    transport: AtomicU8,
 }
 
 impl Session {
@@ -135,6 +149,7 @@ impl Session {
             removed: AtomicU8::new(0),
             room: Notify::new(),
             room_wanted: AtomicUsize::new(0),
+            transport: AtomicU8::new(1),
         }
     }
 
@@ -213,6 +228,19 @@ impl Session {
 
     pub(crate) fn connect_gen(&self) -> u64 {
         self.connect_gen.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_transport_code(&self, code: u8) {
+        self.transport.store(code, Ordering::Relaxed);
+    }
+
+    pub(crate) fn transport_code(&self) -> u8 {
+        self.transport.load(Ordering::Relaxed)
+    }
+
+    /// Whether a `/meta/connect` of this session is held open now.
+    pub(crate) fn holds_connect(&self) -> bool {
+        self.expires_at() == u64::MAX
     }
 
     pub(crate) fn expires_at(&self) -> u64 {
@@ -349,19 +377,20 @@ impl Session {
     }
 
     /// Ack extension: returns every unacknowledged message (resent, in
-    /// order) followed by the pending ones, which join a new batch whose id
-    /// is returned.
-    pub(crate) fn drain_acked(&self, out: &mut Vec<Bytes>) -> u64 {
+    /// order) followed by the pending ones, which join a new batch; returns
+    /// the batch's id and how many messages were resent.
+    pub(crate) fn drain_acked(&self, out: &mut Vec<Bytes>) -> (u64, usize) {
         let mut q = self.queues.lock();
         let batch = q.next_batch;
         q.next_batch += 1;
+        let resent = q.unacked.len();
         out.extend(q.unacked.iter().map(|(_, m)| m.clone()));
         let pending = std::mem::take(&mut q.pending);
         for m in pending {
             out.push(m.clone());
             q.unacked.push_back((batch, m));
         }
-        batch
+        (batch, resent)
     }
 
     /// Bytes currently queued or awaiting acknowledgement.
@@ -563,15 +592,16 @@ mod tests {
         }
         let mut out = Vec::new();
         s.acknowledge(0);
-        let b1 = s.drain_acked(&mut out);
-        assert_eq!(out.len(), 2);
+        let (b1, resent) = s.drain_acked(&mut out);
+        assert_eq!((out.len(), resent), (2, 0));
         s.enqueue(Bytes::from_static(b"3"), 100, QueueFullPolicy::Disconnect);
         // The reply carrying batch b1 was lost: the client still acks 0.
         s.acknowledge(0);
         assert!(s.has_pending());
         out.clear();
-        let b2 = s.drain_acked(&mut out);
+        let (b2, resent) = s.drain_acked(&mut out);
         assert!(b2 > b1);
+        assert_eq!(resent, 2);
         assert_eq!(out, vec![&b"1"[..], b"2", b"3"]);
         s.acknowledge(b2);
         assert!(!s.has_pending());

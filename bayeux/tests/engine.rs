@@ -244,6 +244,18 @@ async fn server_side_api_publish_deliver_lookup_and_removal() {
         "the removed session's subscriptions are gone"
     );
     assert_eq!(server.session_count(), 1);
+
+    // Counted: what came in and went out, by kind, and what is left.
+    let stats = server.stats();
+    assert_eq!((stats.handshakes, stats.handshakes_refused), (2, 0));
+    // Two handshakes, a subscribe, two connects; one service request.
+    assert_eq!(stats.messages_in, [5, 0, 1]);
+    // Five meta replies, one broadcast queued, one service answer.
+    assert_eq!(stats.messages_out, [5, 1, 1]);
+    assert_eq!(stats.deliveries, 2);
+    assert_eq!(stats.removed(RemoveReason::Server), 1);
+    assert_eq!(stats.sessions(Transport::LongPolling), 1);
+    assert_eq!(stats.held_connects, 0);
 }
 
 #[tokio::test]

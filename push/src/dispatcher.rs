@@ -57,7 +57,15 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counts one outcome, here by provider and in the process's metrics
+    /// by push type only (a provider is named by its subscriber).
     fn add(&self, n: &Notification, outcome: &'static str) {
+        metrics::counter!(
+            "gmshub_push_notifications_total",
+            "type" => n.kind.name(),
+            "outcome" => outcome
+        )
+        .increment(1);
         let mut label = n.kind.name().to_owned();
         if !n.provider.is_empty() {
             label = format!("{label}/{}", n.provider);
@@ -209,6 +217,7 @@ impl Dispatcher {
         self.pending.fetch_add(1, Ordering::AcqRel);
         queue.try_send(Job { n, attempt: 1 }).map_err(|_| {
             self.pending.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("gmshub_push_queue_full_total", "type" => kind).increment(1);
             SubmitError::Full(kind)
         })
     }
@@ -283,7 +292,11 @@ impl Worker {
         let Some(provider) = self.providers.get(&key) else {
             return self.settle(n, Settled::Failed, "no such push provider configured");
         };
-        match provider.send(n).await {
+        let started = std::time::Instant::now();
+        let outcome = provider.send(n).await;
+        metrics::histogram!("gmshub_push_duration_seconds", "type" => n.kind.name())
+            .record(started.elapsed());
+        match outcome {
             Outcome::Delivered => {
                 self.counters.add(n, "delivered");
                 if let Some(tally) = &n.tally {

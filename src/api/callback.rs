@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use super::access::{BackOffice, CALLBACK_QUERY};
 use super::error::ApiError;
 use super::form::{self, BodyLimit, Utf8Query};
+use crate::observe::log::Asked;
 use crate::wire::text_or_json;
 
 /// GMS's exception name for a callback error.
@@ -145,6 +146,7 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
             })
             .collect());
     }
+    let asked = Asked::of(&req);
     let map = json_object(req).await?;
     let mut out = BTreeMap::new();
     for (k, v) in map {
@@ -153,6 +155,7 @@ async fn params(req: Request<Body>) -> Result<BTreeMap<String, String>, ApiError
             out.insert(k, text_or_json(&v));
         }
     }
+    asked.parameters(out.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Ok(out)
 }
 

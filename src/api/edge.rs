@@ -3,7 +3,7 @@
 //! each made the security layers cost a third of a long-poll's CPU):
 //! `[port_restrictions]`, identity through trusted proxies, the DoS filter
 //! (with `maxRequestMs` on what it admits), the refusal of unlisted
-//! origins; on the way out, errors in their API's shape, `nosniff`,
+//! origins; on the way out, the request counted and logged (`observe::http`), errors in their API's shape, `nosniff`,
 //! the `[header.<name>]` rules
 //! and, on TLS listeners, `Secure` cookies and HSTS; with origins listed,
 //! preflights go to tower-http's `CorsLayer` and other answers get their
@@ -28,6 +28,7 @@ use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
 use super::dos_filter::{Admitted, DosFilter};
 use super::{access, cors, headers, request as req, shape};
 use crate::config::{Access, CorsSettings, DosSettings, HeaderRule, PortRestrictions};
+use crate::observe::http;
 
 /// What a listener serves: one boxed stack, cloned per request by hyper.
 pub type Served = BoxCloneSyncService<Request, Response, Infallible>;
@@ -46,6 +47,8 @@ pub struct Edge {
     /// Where the Bayeux endpoint is mounted (its connects are held by
     /// design: `maxRequestMs` does not apply to them).
     pub bayeux: &'static [&'static str],
+    /// `[log] access-log`: a line per request.
+    pub access_log: bool,
 }
 
 /// What a TLS listener adds to its answers.
@@ -89,12 +92,19 @@ pub fn serve(router: Router, edge: &Edge, port: u16, tls: Option<OverTls>) -> Se
     )
 }
 
-async fn run(State(at): State<Arc<Listener>>, request: Request, next: Next) -> Response {
+async fn run(State(at): State<Arc<Listener>>, mut request: Request, next: Next) -> Response {
     let edge = &at.edge;
+    access::identify(&edge.access, &mut request);
+    let started = http::Started::now(request.method(), req::peer(request.extensions()));
+    let mount = edge
+        .bayeux
+        .iter()
+        .find(|m| request.uri().path().starts_with(*m))
+        .copied();
     // The path is kept only when a rule may need it after the request is gone.
     let path = (!edge.rules.is_empty()).then(|| request.uri().path().to_owned());
     let family = shape::Family::of(request.uri().path());
-    let response = at.answer(request, next).await;
+    let response = at.answer(request, mount.is_some(), next).await;
     let mut response = shape::errors(family, response).await;
     headers::apply(&edge.rules, path.as_deref(), &mut response);
     if let Some(tls) = &at.tls {
@@ -105,17 +115,17 @@ async fn run(State(at): State<Arc<Listener>>, request: Request, next: Next) -> R
                 .insert(axum::http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
     }
+    started.finished(&response, mount, edge.access_log);
     response
 }
 
 impl Listener {
     /// A refusal, a preflight's answer, or the route's.
-    async fn answer(&self, mut request: Request, next: Next) -> Response {
+    async fn answer(&self, mut request: Request, bayeux: bool, next: Next) -> Response {
         let edge = &self.edge;
         if let Some(refused) = access::port_refusal(&edge.ports, self.port, &request) {
             return refused;
         }
-        access::identify(&edge.access, &mut request);
         let key = req::peer(request.extensions())
             .filter(|ip| !edge.clients.is_whitelisted(*ip))
             .map(bayeux::client_key);
@@ -137,7 +147,7 @@ impl Listener {
                 answer
             }
             cors => {
-                let mut response = self.handle(request, admitted, next).await;
+                let mut response = self.handle(request, admitted, bayeux, next).await;
                 if let Some((actual, _)) = cors {
                     actual.apply(origin, &mut response);
                 }
@@ -149,12 +159,17 @@ impl Listener {
     /// Runs the route; with the DoS filter, within `maxRequestMs` (but for
     /// the Bayeux endpoint, whose held connects give their pass back at
     /// once) and marked as the filter touched it.
-    async fn handle(&self, request: Request, admitted: Option<Admitted>, next: Next) -> Response {
+    async fn handle(
+        &self,
+        request: Request,
+        admitted: Option<Admitted>,
+        bayeux: bool,
+        next: Next,
+    ) -> Response {
         let (Some(filter), Some(mut admitted)) = (&self.edge.dos, admitted) else {
             return next.run(request).await;
         };
-        let path = request.uri().path();
-        let mut response = if self.edge.bayeux.iter().any(|m| path.starts_with(m)) {
+        let mut response = if bayeux {
             admitted.release();
             next.run(request).await
         } else {

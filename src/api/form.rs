@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use channels::storage::Item;
 
 use super::error::ApiError;
+use crate::observe::log::Asked;
 
 const EXCEPTION: &str = "com.genesyslab.gsg.services.exceptions.BadRequestException";
 
@@ -45,6 +46,7 @@ pub async fn items(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let asked = Asked::of(&req);
     let mut items = BTreeMap::new();
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let body = axum::body::to_bytes(req.into_body(), limit.bytes)
@@ -99,6 +101,13 @@ pub async fn items(
             "the body must be application/x-www-form-urlencoded or multipart/form-data",
         ));
     }
+    asked.parameters(items.iter().map(|(k, item)| {
+        let shown = match item {
+            Item::Text { value } => value.as_str(),
+            Item::File { .. } => "[a file]",
+        };
+        (k.as_str(), shown)
+    }));
     Ok(items)
 }
 

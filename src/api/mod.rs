@@ -1,8 +1,9 @@
 //! The REST APIs: GMS's under `/genesys/1` and `/genesys/2` (chat), the
 //! agent API under `/gmshub/agent` and the callback router's under
 //! `/gmshub/callback`. Handlers only: they read requests, call the services
-//! of `channels`, and answer in each API's own shape. May use: `wire`,
-//! `config` (the settings they serve by), `cluster` (the Node API).
+//! of `channels`, and answer in each API's own shape; `/metrics`. May use:
+//! `wire`, `config` (the settings they serve by), `cluster` (the Node API),
+//! `observe`.
 
 pub mod access;
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod edge;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod metrics;
 pub mod node;
 pub mod notification;
 pub mod request;
@@ -51,6 +53,7 @@ pub struct Services {
     pub bayeux: Arc<Bayeux>,
     pub bus: Option<Arc<RedisBus>>,
     pub access: Arc<Access>,
+    pub scrape: crate::observe::Scrape,
 }
 
 /// Every REST API, routed.
@@ -75,8 +78,12 @@ pub fn router(services: Services) -> Router {
             services.bayeux,
             services.bus,
         ))
+        .merge(metrics::router(services.scrape))
         .layer(axum::middleware::from_fn_with_state(
             services.access,
             access::check,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::observe::http::remember_route,
         ))
 }

@@ -65,6 +65,7 @@ impl Gate {
             return None;
         }
         *count += 1;
+        metrics::gauge!("gmshub_connections").increment(1.0);
         Some(Permit {
             gate: self.clone(),
             peer,
@@ -72,6 +73,7 @@ impl Gate {
     }
 
     fn refuse(&self, peer: IpAddr, limit: &'static str) {
+        metrics::counter!("gmshub_connections_refused_total").increment(1);
         // One line per thousand, not one per connection of a flood.
         if self.refused.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
             tracing::warn!(%peer, limit, "connection refused ([server] {limit})");
@@ -92,6 +94,7 @@ impl Drop for Permit {
             *count == 0
         });
         self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("gmshub_connections").decrement(1.0);
     }
 }
 

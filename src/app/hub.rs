@@ -40,6 +40,9 @@ use crate::comet::push::CometPush;
 use crate::comet::reach::Reach;
 use crate::comet::users::GenesysUsers;
 use crate::config::Settings;
+use crate::observe::http::remember_route;
+use crate::observe::store::Metered;
+use crate::observe::Scrape;
 use crate::store::StoreConfig;
 use crate::{api, pages};
 
@@ -186,7 +189,15 @@ impl Hub {
             .store
             .as_ref()
             .map_err(|e| StartError::Settings(e.clone()))?;
-        let store = crate::store::open(store_config).await?;
+        // First, so that every counter made from here on is recorded.
+        crate::observe::recorder();
+        crate::observe::log::log_parameters(
+            settings
+                .log
+                .parameters
+                .then(|| settings.log.filters.clone()),
+        );
+        let store: Arc<dyn Store> = Arc::new(Metered(crate::store::open(store_config).await?));
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
         }
@@ -302,19 +313,26 @@ impl Hub {
             storage_settings: settings.storage.clone(),
             notifications,
             chats,
-            agents,
+            agents: agents.clone(),
             callbacks,
             status: status.clone(),
             membership: membership.clone(),
             bayeux: bayeux.clone(),
             bus: bus.clone(),
             access: settings.access.clone(),
+            scrape: Scrape {
+                bayeux: bayeux.clone(),
+                dispatcher: dispatcher.clone(),
+                bus: bus.clone(),
+                agents: agents.clone(),
+            },
         };
         let pages = pages::PageOptions {
             enabled: settings.pages_enabled,
             frame_ancestors: settings.frame_ancestors.clone(),
         };
         let router = pages::router(&pages)
+            .layer(axum::middleware::from_fn(remember_route))
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
         let dos_filter = api::dos_filter::DosFilter::new(settings.dos.clone());
@@ -329,6 +347,7 @@ impl Hub {
             dos: dos_filter.clone(),
             clients: settings.dos.clone(),
             bayeux: &MOUNTS,
+            access_log: settings.log.access_log,
         };
         // Every option has been read by now (the push providers last).
         settings.unread.log();

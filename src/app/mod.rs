@@ -12,17 +12,6 @@ pub use shutdown::Signals;
 
 use crate::config::{cassandra_config, Options};
 
-/// Logs to stdout at the level `RUST_LOG` asks for (default `info`), in
-/// colour on a terminal.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(filter)
-        .init();
-}
-
 /// `gmshub schema cassandra`: prints the CQL the `[cassandra]` options call
 /// for, or (`apply`) runs it on the cluster they name.
 pub async fn cassandra_schema(options: &Options, apply: bool) -> Result<(), StartError> {

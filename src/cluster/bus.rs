@@ -201,6 +201,11 @@ impl RedisBus {
         (self.outbox.dropped(), self.missed.load(Ordering::Relaxed))
     }
 
+    /// Bytes waiting to leave for Redis.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.queued_bytes()
+    }
+
     /// Delivers `data` on `channel` to the session `client_id`, on whichever
     /// node holds it. Returns false when the session is known to be gone
     /// (here) or `client_id` is no clientId.
@@ -275,6 +280,7 @@ impl RedisBus {
         if header.from == self.node_id || !self.first_time(&header, seq) {
             return;
         }
+        metrics::counter!("gmshub_bus_received_total").increment(1);
         if header.leaving {
             self.outbox.listener_left();
             return;
@@ -344,6 +350,8 @@ impl RedisBus {
             Arrival::Again => false,
             Arrival::New { missed } => {
                 if missed > 0 {
+                    metrics::counter!("gmshub_bus_dropped_total", "reason" => "missed")
+                        .increment(missed);
                     let total = self.missed.fetch_add(missed, Ordering::Relaxed) + missed;
                     tracing::warn!(
                         from = header.from,
@@ -429,6 +437,7 @@ async fn receive_loop(
                 bus.receive(msg.get_payload_bytes());
             }
             tracing::warn!("cluster bus: subscription to Redis lost; reconnecting");
+            metrics::counter!("gmshub_bus_reconnects_total").increment(1);
         }
         tokio::time::sleep(backoff).await;
         // Well inside the outbox's wait for listeners, so that a Redis

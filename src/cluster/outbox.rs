@@ -133,6 +133,7 @@ impl Outbox {
         let size = payload.len();
         if self.queued.fetch_add(size, Ordering::Relaxed) + size > self.max_queued {
             self.queued.fetch_sub(size, Ordering::Relaxed);
+            metrics::counter!("gmshub_bus_dropped_total", "reason" => "queue-full").increment(1);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -149,7 +150,14 @@ impl Outbox {
         };
         if self.tx.send(message).is_err() {
             self.queued.fetch_sub(size, Ordering::Relaxed);
+            return;
         }
+        metrics::counter!("gmshub_bus_published_total").increment(1);
+    }
+
+    /// Bytes waiting to leave for Redis.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Messages dropped at the bound since start.

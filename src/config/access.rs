@@ -12,8 +12,8 @@
 //! configuration error, logged at start). A password may be GMS's plain
 //! value or an argon2id hash.
 //!
-//! gmshub's back office (the Node admin API, callback admin, the router API
-//! and publishing notifications) is never open to the world: with no
+//! gmshub's back office (the Node admin API, callback admin, the router API,
+//! `/metrics` and publishing notifications) is never open to the world: with no
 //! credentials for it (`[admin]`, then `[server]`; `[notification]` for
 //! publishing) it answers only to `[server] admin-networks` (default
 //! loopback).
@@ -28,6 +28,9 @@ use ipnet::IpNet;
 use super::options::Options;
 
 /// The realm GMS names in its challenge by default.
+/// Where the Prometheus metrics are served: a back-office path.
+pub const METRICS: &str = "/metrics";
+
 pub const DEFAULT_REALM: &str = "Genesys Application Configuration Needed";
 
 /// One group's user name and password.
@@ -225,7 +228,10 @@ impl Access {
             &self.publish
         } else if rest("/genesys/1/notification").is_some() {
             &self.notification
-        } else if rest("/genesys/1/admin").is_some() || rest("/gmshub/callback").is_some() {
+        } else if rest("/genesys/1/admin").is_some()
+            || rest("/gmshub/callback").is_some()
+            || rest(METRICS).is_some()
+        {
             &self.admin
         } else if let Some(r) = rest("/genesys/1/service/callback") {
             self.services
@@ -288,7 +294,7 @@ impl Access {
         matches!(self.admin, Guard::Networks).then(|| {
             let networks: Vec<String> = self.admin_networks.iter().map(|n| n.to_string()).collect();
             format!(
-                "back office (node and callback admin, router API{}) answers only to {} without \
+                "back office (node and callback admin, router API, metrics{}) answers only to {} without \
                  credentials; set [admin] username and password to open it",
                 if matches!(self.publish, Guard::Networks) {
                     ", notification publish"

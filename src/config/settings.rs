@@ -22,6 +22,7 @@ use super::channels::ChannelRules;
 use super::cors::CorsSettings;
 use super::dos::DosSettings;
 use super::headers::{header_rules, HeaderRule};
+use super::log::LogSettings;
 use super::options::{Options, UnreadReport};
 use super::ports::PortRestrictions;
 use super::push::PushSettings;
@@ -114,6 +115,8 @@ pub struct Settings {
     /// `[lab] enable-sample` (default true): serve the pages (`/`,
     /// `/chat`, `/agent`, `/callback`).
     pub pages_enabled: bool,
+    /// `[log]`, `[log-filter]`, `[log-filter-data]`.
+    pub log: LogSettings,
     /// `[pages] frame-ancestors` (default `'self'`): who may frame the pages.
     pub frame_ancestors: String,
     /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
@@ -242,6 +245,7 @@ impl Settings {
             tls: TlsSettings::from_options(o),
             port_restrictions: Arc::new(PortRestrictions::from_options(o)),
             pages_enabled,
+            log: LogSettings::from_options(o),
             frame_ancestors: o
                 .get("pages", "frame-ancestors")
                 .filter(|v| !v.is_empty())

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod chat;
 pub mod netns;
+pub mod receiver;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};

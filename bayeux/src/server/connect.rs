@@ -74,12 +74,15 @@ impl HeldConnect {
             }
             None => {
                 if self.session.connect_gen() == self.gen {
+                    let before = out.len();
                     if self.session.ack_enabled() {
-                        let batch = self.session.drain_acked(out);
+                        let (batch, resent) = self.session.drain_acked(out);
                         ack::connect_reply(&mut reply.ext, batch);
+                        server.counters.redelivered(resent);
                     } else {
                         self.session.drain(out);
                     }
+                    server.counters.delivered(out.len() - before);
                 }
                 reply = reply.success();
                 reply.advice = Some(self.advice.clone());
@@ -138,6 +141,7 @@ impl Bayeux {
         // A connect this one supersedes is answered now.
         session.wake();
         session.set_expires_at(u64::MAX);
+        session.set_transport_code(ctx.transport as u8);
 
         // CometD answers a session's first connect at once, and never holds
         // a connect that shares its request with other messages.

@@ -6,7 +6,7 @@
 //! publishing ([`publish`](super::publish)) and expiry
 //! ([`sweeper`](super::sweeper)) to the same [`Bayeux`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::relay::Relay;
 use crate::request::RequestContext;
 use crate::security::{AllowAll, SecurityPolicy};
 use crate::session::{Enqueued, RemoveReason, Session};
+use crate::stats::{Counters, Stats};
 use crate::subscriptions::SubscriptionIndex;
 
 /// A message published by a client to a `/service/**` channel.
@@ -66,8 +67,8 @@ pub struct Bayeux {
     pub(super) relay: std::sync::OnceLock<Arc<dyn Relay>>,
     pub(super) next_key: AtomicU64,
     pub(super) shutdown: watch::Sender<bool>,
-    /// Messages dropped from sessions' queues under `drop-oldest`.
-    pub(super) dropped: AtomicU64,
+    /// What the engine has done, for `stats`.
+    pub(crate) counters: Counters,
     /// Live sessions and handshakes per client address and browser.
     pub(super) census: Census,
     pub(super) pacer: std::sync::OnceLock<Arc<dyn Pacer>>,
@@ -89,7 +90,7 @@ impl Bayeux {
             relay: std::sync::OnceLock::new(),
             next_key: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
-            dropped: AtomicU64::new(0),
+            counters: Counters::default(),
         })
     }
 
@@ -158,7 +159,20 @@ impl Bayeux {
     /// the oldest pending ones that made room, and the ones that could not
     /// fit at all.
     pub fn dropped_messages(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counters.dropped_total()
+    }
+
+    /// The engine's counters, with its live sessions by transport and its
+    /// held connects counted now (a walk of the sessions: for a scrape, not
+    /// for a hot path).
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        for session in self.sessions.iter() {
+            let transport = (session.transport_code() as usize).min(2);
+            stats.sessions[transport] += 1;
+            stats.held_connects += u64::from(session.holds_connect());
+        }
+        stats
     }
 
     pub fn session_count(&self) -> usize {
@@ -264,16 +278,14 @@ impl Bayeux {
             self.config.queue_full_policy,
         ) {
             Enqueued::Queued { wake, dropped } => {
-                if dropped > 0 {
-                    self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-                }
+                self.counters.dropped(dropped);
                 if wake {
                     session.wake();
                 }
                 true
             }
             Enqueued::Dropped => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped(1);
                 false
             }
             Enqueued::Overflow => {
@@ -288,6 +300,7 @@ impl Bayeux {
         if !session.mark_removed(reason) {
             return;
         }
+        self.counters.removed(reason);
         if reason == RemoveReason::QueueFull {
             tracing::info!(
                 session = session.key(),

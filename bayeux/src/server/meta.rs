@@ -22,6 +22,7 @@ use crate::id::random_hex;
 use crate::message::{Advice, Incoming, Parsed, Reply};
 use crate::request::RequestContext;
 use crate::session::{RemoveReason, Session};
+use crate::stats::Kind;
 
 /// How long a client whose address or browser has all the live sessions
 /// it may is advised to wait before handshaking again.
@@ -115,6 +116,12 @@ impl Bayeux {
             out.replies.push(reply.encode());
             return;
         }
+        let kind = Kind::of(channel);
+        self.counters.received(kind);
+        if kind == Kind::Meta {
+            // Every meta message is answered once (a held connect later).
+            self.counters.queued(Kind::Meta, 1);
+        }
         match channel {
             META_HANDSHAKE => self.handshake(&message, ctx, out),
             META_CONNECT => match self.connect(message, session, batch_len, ctx) {
@@ -189,6 +196,7 @@ impl Bayeux {
                 }
             })
         });
+        self.counters.handshake(refusal.is_none());
         if let Some((err, advice)) = refusal {
             reply = reply.failure(err);
             reply.advice = Some(advice);

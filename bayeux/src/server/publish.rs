@@ -15,6 +15,7 @@ use crate::error;
 use crate::ext::Broadcast;
 use crate::message::{encode_delivery, encode_service_reply, Incoming, Reply};
 use crate::session::{RemoveReason, Session};
+use crate::stats::Kind;
 use crate::subscriptions::Subscribers;
 
 /// A delivery to one session, encoded: any channel but a meta or wildcard one.
@@ -62,7 +63,9 @@ impl Bayeux {
         channel: &str,
         data: &RawValue,
     ) -> Result<bool, PublishError> {
-        Ok(self.deliver_encoded(session, for_one_session(channel, data)?))
+        let queued = self.deliver_encoded(session, for_one_session(channel, data)?);
+        self.counters.queued(Kind::of(channel), usize::from(queued));
+        Ok(queued)
     }
 
     /// Delivers `data` on `channel` to one session without ever overflowing
@@ -85,6 +88,7 @@ impl Bayeux {
                 if wake {
                     session.wake();
                 }
+                self.counters.queued(Kind::of(channel), 1);
                 Ok(true)
             }
             None => Ok(false),
@@ -101,7 +105,9 @@ impl Bayeux {
         data: &RawValue,
     ) -> bool {
         let message = encode_service_reply(request.channel.as_str(), request.id, data);
-        self.deliver_encoded(session, message)
+        let queued = self.deliver_encoded(session, message);
+        self.counters.queued(Kind::Service, usize::from(queued));
+        queued
     }
 
     pub(super) fn deliver_encoded(&self, session: &Arc<Session>, message: Bytes) -> bool {
@@ -208,6 +214,7 @@ impl Bayeux {
         for session in overflow {
             self.remove_session(&session, RemoveReason::QueueFull);
         }
+        self.counters.queued(Kind::Broadcast, count);
         count
     }
 }

@@ -247,7 +247,9 @@ impl Connection {
             return Some(NORMAL);
         }
         if !session.ack_enabled() && !session.is_removed() {
+            let before = self.out.len();
             session.drain(&mut self.out);
+            self.server.counters.delivered(self.out.len() - before);
         }
         let ready = self
             .held

@@ -766,6 +766,13 @@ impl Callbacks {
 
     /// Sends the customer's app the event for the state the callback is in.
     fn emit(&self, id: &str, cb: &Callback) {
+        // Services are configured names (a booking for another is refused).
+        metrics::counter!(
+            "gmshub_callbacks_total",
+            "service" => cb.service.clone(),
+            "state" => cb.state.name()
+        )
+        .increment(1);
         let (Some(os), Some(device)) = (&cb.device_os, &cb.device_notification_id) else {
             return;
         };

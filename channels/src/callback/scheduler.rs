@@ -63,9 +63,15 @@ impl Callbacks {
     /// Moves those of `found` whose deadline has passed.
     async fn fire(&self, found: Vec<(String, Versioned<Callback>)>) -> Result<Pass, CallbackError> {
         let now = now_ms();
-        let due = found
-            .into_iter()
-            .filter(|(_, v)| v.value.next_deadline().is_some_and(|d| d <= now));
+        let due = found.into_iter().filter(|(_, v)| {
+            let deadline = v.value.next_deadline();
+            if let Some(d) = deadline.filter(|d| *d <= now) {
+                // How late the scheduler moves what came due.
+                metrics::histogram!("gmshub_callback_scheduler_lag_seconds")
+                    .record((now - d) as f64 / 1000.0);
+            }
+            deadline.is_some_and(|d| d <= now)
+        });
         // Several moves at once: each is a store round trip, and a burst of
         // callbacks due together should not wait on each other's.
         let moves = futures_util::stream::iter(due)

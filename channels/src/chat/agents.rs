@@ -239,6 +239,14 @@ impl Agents {
             .unwrap_or_default())
     }
 
+    /// How many agents are ready now: a read per configured account, for
+    /// a scrape, not a hot path.
+    pub async fn ready_count(&self) -> Result<usize, AgentError> {
+        let reads = self.accounts.keys().map(|login| self.presence(login));
+        let presences = futures_util::future::try_join_all(reads).await?;
+        Ok(presences.iter().filter(|p| p.ready).count())
+    }
+
     /// The chats the agent is in and has not left.
     pub async fn active_chats(
         &self,

@@ -247,6 +247,9 @@ impl Chats {
 
     /// Sends the change a write made, if anyone may have to hear of it.
     pub(super) async fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+        if chat.next_position() > from {
+            count_events(chat.since(from));
+        }
         // Nobody reads changes (a test, a tool): nothing to copy or tell.
         let heard = !self.changes.is_closed();
         if heard && (chat.next_position() > from || chat.state == ChatState::Queued) {
@@ -257,5 +260,12 @@ impl Chats {
             };
             let _ = self.changes.send(change).await;
         }
+    }
+}
+
+/// Counts events written, by type, in the process's metrics.
+pub(super) fn count_events(events: &[Event]) {
+    for event in events {
+        metrics::counter!("gmshub_chat_events_total", "type" => event.kind.name()).increment(1);
     }
 }

@@ -3,7 +3,7 @@
 //! it by its key, and send it to the background. May use: the chats, the
 //! model, requests, errors, transitions and options.
 
-use super::chats::Chats;
+use super::chats::{count_events, Chats};
 use super::error::ChatError;
 use super::model::{
     ChatSession, ChatState, CometLink, EventType, Participant, PartyType, CLIENT_ID,
@@ -91,6 +91,8 @@ impl Chats {
                 })
             })??;
         // It waits in its queue; its first event goes back in the answer.
+        // Its first events are counted here: the change tells of none.
+        count_events(&chat.transcript);
         self.changed(&id, &chat, chat.next_position()).await;
         Ok((id, chat))
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::chats::Chats;
 use super::error::ChatError;
-use super::model::EventType;
+use super::model::{ChatState, EventType};
 use super::transitions::end;
 use crate::store::now_ms;
 
@@ -19,7 +19,13 @@ impl Chats {
     pub async fn end_idle(&self) -> Result<usize, ChatError> {
         let now = now_ms();
         let mut ended = 0;
-        for (id, chat) in self.find("open", "1", 100_000).await? {
+        let open = self.find("open", "1", 100_000).await?;
+        // The check reads every open chat anyway: it is the census too.
+        for state in [ChatState::Queued, ChatState::Connected] {
+            let n = open.iter().filter(|(_, c)| c.state == state).count();
+            metrics::gauge!("gmshub_chats", "state" => state.name()).set(n as f64);
+        }
+        for (id, chat) in open {
             let timeout = self
                 .services()
                 .get(&chat.service)

@@ -31,6 +31,25 @@ pub enum EventType {
     Notice,
 }
 
+impl EventType {
+    /// The type as the wire writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ParticipantJoined => "ParticipantJoined",
+            Self::ParticipantLeft => "ParticipantLeft",
+            Self::Message => "Message",
+            Self::PushUrl => "PushUrl",
+            Self::TypingStarted => "TypingStarted",
+            Self::TypingStopped => "TypingStopped",
+            Self::NicknameUpdated => "NicknameUpdated",
+            Self::FileUploaded => "FileUploaded",
+            Self::FileDeleted => "FileDeleted",
+            Self::CustomNotice => "CustomNotice",
+            Self::Notice => "Notice",
+        }
+    }
+}
+
 /// `from` of a transcript event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,6 +98,17 @@ pub enum ChatState {
     /// An agent (or bot) has it.
     Connected,
     Ended,
+}
+
+impl ChatState {
+    /// The state as the record writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Connected => "connected",
+            Self::Ended => "ended",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
