@@ -50,6 +50,24 @@ enum Command {
     /// line), for any `password` option: the configuration then need not
     /// hold the password itself.
     HashPassword,
+    /// Read a configuration file as a start would, without starting: print
+    /// what is wrong with it (errors refuse a start, warnings do not) and
+    /// exit 1 when there is an error.
+    CheckConfig {
+        /// The INI file (environment overrides apply, as at a start).
+        file: PathBuf,
+    },
+    /// Print configuration references.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ConfigCommand {
+    /// Every option with its default, as an annotated INI file.
+    Defaults,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -83,6 +101,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", channels::password::Password::hash(password));
         return Ok(());
     }
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(file),
+        Some(Command::Config {
+            what: ConfigCommand::Defaults,
+        }) => {
+            print!("{}", app::check::defaults_ini());
+            return Ok(());
+        }
+        _ => {}
+    }
     let signals = Signals::install()?;
     let options = Options::load(cli.config.as_deref())?;
     // Before anything else reads the options, so that what they report is
@@ -100,4 +128,21 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         settings.listen = Ok(vec![listen]);
     }
     Ok(app::run(settings, signals.recv()).await?)
+}
+
+/// `check-config FILE`: one line per finding, `error:` or `warning:`;
+/// fails when there is an error.
+fn check_config(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::load(Some(file))?;
+    let findings = app::check::check(&options);
+    for finding in &findings {
+        let kind = if finding.fatal { "error" } else { "warning" };
+        println!("{kind}: {finding}");
+    }
+    let errors = findings.iter().filter(|f| f.fatal).count();
+    if errors > 0 {
+        return Err(format!("{} has {errors} error(s)", file.display()).into());
+    }
+    println!("{}: no errors", file.display());
+    Ok(())
 }

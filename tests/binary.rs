@@ -204,7 +204,105 @@ fn an_unknown_store_type_stops_the_start() {
     assert!(!out.status.success(), "it ran on another store");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("[store] type = reddis: not a store gmshub has (sqlite, redis or cassandra)"),
+        said.contains(&format!(
+            "[store] type = reddis ({} line 2): not one of sqlite, redis, cassandra, scylla, scylladb",
+            config.display()
+        )),
         "{said}"
     );
+}
+
+#[test]
+fn check_config_says_what_is_wrong_and_fails_only_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let run = |path: &std::path::Path| {
+        let out = gmshub().arg("check-config").arg(path).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Warnings only: exit 0, each said.
+    let warned = write(
+        "warned.ini",
+        "[chat]\n_client_timout = 5\n[chta]\nx = 1\n[sml]\nsuspending-wait-timeout = 1000\n\
+         [push]\nworkers = many\n",
+    );
+    let (code, said) = run(&warned);
+    assert_eq!(code, Some(0), "{said}");
+    let shown = warned.display();
+    for line in [
+        format!(
+            "warning: [sml] suspending-wait-timeout = 1000 ({shown} line 6): out of range (5 to 600); \
+             using the default 10"
+        ),
+        format!(
+            "warning: [push] workers = many ({shown} line 8): not a whole number, 0 or more; \
+             using the default 32"
+        ),
+        "warning: [chat] _client_timout: not an option gmshub reads here (ignored); did you mean \
+         _client_timeout?"
+            .to_owned(),
+        "warning: [chta]: gmshub reads no option of this section (ignored); did you mean [chat]?"
+            .to_owned(),
+        format!("{shown}: no errors"),
+    ] {
+        assert!(said.contains(&line), "{line}\nnot in\n{said}");
+    }
+    // An error: exit 1.
+    let wrong = write(
+        "wrong.ini",
+        "[store]\ntype = reddis\n[log]\nverbose = loud\n",
+    );
+    let (code, said) = run(&wrong);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("error: [store] type = reddis"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "error: [log] verbose = loud ({} line 4): not one of none, standard, interaction, trace, debug, all",
+            wrong.display()
+        )),
+        "{said}"
+    );
+    // A file that is not there: exit 1.
+    assert_eq!(run(&dir.path().join("absent.ini")).0, Some(1));
+}
+
+#[tokio::test]
+async fn the_printed_defaults_start_a_hub_with_nothing_to_say() {
+    let out = gmshub().args(["config", "defaults"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[cometd]\n") && text.contains("maxInterval = 10000\n"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("defaults.ini");
+    std::fs::write(&path, &text).unwrap();
+    let check = gmshub().arg("check-config").arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && !said.contains("warning"),
+        "{said}"
+    );
+    // Started from it, the hub serves, and warns of no more than with no
+    // file at all.
+    let warnings = |s: &Server| -> Vec<String> {
+        s.output()
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
+            .collect()
+    };
+    let s = common::with_config(&dir, &text, &[]);
+    let b = Browser::new(&s);
+    assert!(b.session().await.len() > 10);
+    let bare = Server::start(&[]);
+    assert_eq!(warnings(&s), warnings(&bare));
 }

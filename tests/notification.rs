@@ -671,3 +671,25 @@ async fn a_publish_to_many_dead_subscriptions_writes_one_line() {
     assert!(lines[0].contains("failed=40"), "{}", lines[0]);
     assert!(!log.contains("push refused"), "no line per device: {log}");
 }
+
+#[tokio::test]
+async fn a_listed_type_without_its_mandatory_option_is_refused_by_that_options_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::with_config(&dir, "[push]\npushEnabled = comet,ios\n", &[]);
+    let (status, v) = call(
+        &s,
+        "POST",
+        "/genesys/1/notification/subscription",
+        Some(json!({"subscriberId": "app", "filter": "t",
+                    "notificationDetails": {"deviceId": "abc123", "type": "ios"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["message"], "push type ios is off: [push] apple.topicName is not set",
+        "{v}"
+    );
+    assert!(s.output().contains(
+        "[push] pushEnabled lists ios, but [push] apple.topicName is not set: it is off"
+    ));
+}

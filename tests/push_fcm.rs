@@ -286,8 +286,9 @@ async fn a_legacy_api_key_alone_leaves_fcm_off() {
     let s = gmshub(&base, &dir, "fcm.apiKey = AAAA-legacy-server-key\n");
     let (status, v) = subscribe(&s, "fcm", "good-1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        v["message"].as_str().unwrap().contains("not enabled"),
-        "{v}"
+    assert_eq!(
+        v["message"],
+        "push type fcm is off: [push] fcm.serviceAccount is not set ([push] fcm.apiKey is for \
+         FCM's legacy API, which Google shut down in 2024)",
     );
 }

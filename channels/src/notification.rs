@@ -65,6 +65,9 @@ pub struct NotificationSettings {
     pub unsubscribe_delay: Duration,
     /// The most subscriptions one publish reaches.
     pub max_fan_out: usize,
+    /// Why a push type that `pushEnabled` lists has no provider (the
+    /// mandatory option that is not set), for the subscription's refusal.
+    pub unavailable: BTreeMap<PushType, String>,
 }
 
 impl Default for NotificationSettings {
@@ -73,6 +76,7 @@ impl Default for NotificationSettings {
             default_expiration: MIN_EXPIRATION,
             unsubscribe_delay: Duration::ZERO,
             max_fan_out: 100_000,
+            unavailable: Default::default(),
         }
     }
 }
@@ -169,10 +173,15 @@ impl Notifications {
             }
         }
         if !self.dispatcher.serves(sub.kind) {
-            return Err(NotificationError::BadRequest(format!(
-                "push type {} is not enabled ([push] pushEnabled)",
-                sub.kind.name()
-            )));
+            return Err(NotificationError::BadRequest(
+                match self.settings.unavailable.get(&sub.kind) {
+                    Some(why) => format!("push type {} is off: {why}", sub.kind.name()),
+                    None => format!(
+                        "push type {} is not enabled ([push] pushEnabled)",
+                        sub.kind.name()
+                    ),
+                },
+            ));
         }
         if !self
             .dispatcher

@@ -39,7 +39,7 @@ use crate::comet::policy::ChannelPolicy;
 use crate::comet::push::CometPush;
 use crate::comet::reach::Reach;
 use crate::comet::users::GenesysUsers;
-use crate::config::Settings;
+use crate::config::{ConfigReport, Settings};
 use crate::observe::http::remember_route;
 use crate::observe::store::Metered;
 use crate::observe::Scrape;
@@ -115,6 +115,15 @@ pub struct Hub {
     _tasks: Tasks,
 }
 
+/// The configuration's errors, as the start's.
+fn refuse_errors(report: &ConfigReport) -> Result<(), StartError> {
+    let errors = report.errors();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(StartError::Settings(errors.join("; ")))
+}
+
 /// Binds every listener of `settings` (with its backlog), builds the hub and
 /// serves it until `stop` resolves.
 pub async fn run(
@@ -179,16 +188,15 @@ impl Hub {
     /// Builds every part of the hub for a node reached at `address`, and
     /// starts its background tasks.
     pub async fn build(settings: Settings, address: SocketAddr) -> Result<Self, StartError> {
+        // A value outside its option's set stops the start before anything
+        // is opened.
+        refuse_errors(&settings.report)?;
         let mut tasks = Tasks::default();
         if let Some(line) = settings.access.summary() {
             tracing::info!("{line}");
         }
         tracing::info!("{}", settings.cors.summary());
         tracing::info!("{}", settings.channel_rules.summary());
-        let store_config = settings
-            .store
-            .as_ref()
-            .map_err(|e| StartError::Settings(e.clone()))?;
         // First, so that every counter made from here on is recorded.
         crate::observe::recorder();
         crate::observe::log::log_parameters(
@@ -197,7 +205,7 @@ impl Hub {
                 .parameters
                 .then(|| settings.log.filters.clone()),
         );
-        let store: Arc<dyn Store> = Arc::new(Metered(crate::store::open(store_config).await?));
+        let store: Arc<dyn Store> = Arc::new(Metered(crate::store::open(&settings.store).await?));
         if settings.clustered && !store.shared() {
             return Err(StartError::NotShared(store.backend()));
         }
@@ -350,7 +358,8 @@ impl Hub {
             access_log: settings.log.access_log,
         };
         // Every option has been read by now (the push providers last).
-        settings.unread.log();
+        settings.report.log();
+        refuse_errors(&settings.report)?;
         Ok(Self {
             router,
             edge,
@@ -528,7 +537,7 @@ where
 
 /// Starts the cluster bus (Redis pub/sub) and makes it the engine's relay.
 async fn join_bus(settings: &Settings, bayeux: &Arc<Bayeux>) -> Result<Arc<RedisBus>, StartError> {
-    let (url, prefix) = match (&settings.bus_url, settings.store.as_ref().ok()) {
+    let (url, prefix) = match (&settings.bus_url, Some(&settings.store)) {
         (Some(url), Some(StoreConfig::Redis { key_prefix, .. })) => {
             (url.clone(), key_prefix.clone())
         }

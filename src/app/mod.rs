@@ -1,7 +1,9 @@
 //! The top room: the hub assembled from its settings ([`hub`]), served and
-//! stopped ([`shutdown`]), and the store schema command. May use every
+//! stopped ([`shutdown`]), the configuration's check and defaults
+//! ([`check`]), and the store schema command. May use every
 //! other room; none uses it.
 
+pub mod check;
 pub mod connections;
 pub mod hub;
 pub mod shutdown;

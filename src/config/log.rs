@@ -53,8 +53,6 @@ pub struct LogSettings {
     /// logged at debug level, through the filters (default false).
     pub parameters: bool,
     pub filters: LogFilters,
-    /// What could not be read, for the log once it is set up.
-    pub problems: Vec<String>,
 }
 
 /// GMS's extra component logs (`[log] ChatService = true`, ...): each turns
@@ -73,21 +71,19 @@ const COMPONENTS: [(&str, &str); 6] = [
 
 impl LogSettings {
     pub fn from_options(o: &Options) -> Self {
-        let mut problems = Vec::new();
-        let verbose = o.get("log", "verbose").unwrap_or("").to_ascii_lowercase();
-        let level = match verbose.as_str() {
-            "none" | "false" => "off",
-            "standard" => "warn",
-            "" | "trace" | "interaction" => "info",
-            "debug" | "all" => "debug",
-            other => {
-                problems.push(format!(
-                    "[log] verbose: {other:?} is not a level (none, standard, interaction, \
-                     trace, debug, all): using trace"
-                ));
-                "info"
-            }
-        };
+        let level = o.choice(
+            "log",
+            "verbose",
+            &[
+                ("none", "off"),
+                ("standard", "warn"),
+                ("interaction", "info"),
+                ("trace", "info"),
+                ("debug", "debug"),
+                ("all", "debug"),
+            ],
+            "trace",
+        );
         let mut filter = level.to_owned();
         for (option, directive) in COMPONENTS {
             if o.flag("log", option, false) {
@@ -98,8 +94,8 @@ impl LogSettings {
         if o.flag("callback", "log-background-activity", false) {
             filter.push_str(",channels::callback=debug");
         }
-        let output = match o.get("log", "all").unwrap_or("") {
-            "" | "stdout" => Output::Stdout,
+        let output = match o.text("log", "all", "stdout") {
+            "stdout" => Output::Stdout,
             "stderr" => Output::Stderr,
             path => {
                 let path = PathBuf::from(path);
@@ -113,48 +109,25 @@ impl LogSettings {
                 Output::File { dir, prefix }
             }
         };
-        let segment = match o
-            .get("log", "segment")
-            .unwrap_or("")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "day" | "daily" => Segment::Day,
-            "hour" | "hr" | "hourly" => Segment::Hour,
-            "false" | "never" => Segment::Never,
-            other => {
-                problems.push(format!(
-                    "[log] segment: {other:?} is not a segment (day, hour, false): using day"
-                ));
-                Segment::Day
-            }
-        };
-        let json = match o
-            .get("log", "format")
-            .unwrap_or("")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "text" => false,
-            "json" => true,
-            other => {
-                problems.push(format!(
-                    "[log] format: {other:?} is not a format (text, json): using text"
-                ));
-                false
-            }
-        };
-        let filters = LogFilters::from_options(o, &mut problems);
+        let segment = o.choice(
+            "log",
+            "segment",
+            &[
+                ("day", Segment::Day),
+                ("hour", Segment::Hour),
+                ("false", Segment::Never),
+            ],
+            "day",
+        );
         Self {
             filter,
-            json,
+            json: o.choice("log", "format", &[("text", false), ("json", true)], "text"),
             output,
             segment,
             expire: o.value("log", "expire", 10),
             access_log: o.flag("log", "access-log", false),
             parameters: o.flag("log", "request-parameters", false),
-            filters,
-            problems,
+            filters: LogFilters::from_options(o),
         }
     }
 }
@@ -260,13 +233,13 @@ pub struct LogFilters {
 }
 
 impl LogFilters {
-    /// The filters `o` sets; what is not a filter is reported in `problems`
-    /// and hides its values.
-    pub fn from_options(o: &Options, problems: &mut Vec<String>) -> Self {
-        let mut read = |section: &str, option: &str, text: &str| {
+    /// The filters `o` sets; what is not a filter is reported and hides
+    /// its values.
+    pub fn from_options(o: &Options) -> Self {
+        let read = |section: &str, option: &str, text: &str| {
             let filter = Filter::parse(text);
             if filter.is_none() {
-                problems.push(format!(
+                o.report(false, format!(
                     "[{section}] {option}: {text:?} is not a filter (copy, hide, hide-first,N, \
                      hide-last,N, unhide-first,N, unhide-last,N, skip, tag(...)): the value is hidden"
                 ));
@@ -393,7 +366,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let filters = LogFilters::from_options(&o, &mut Vec::new());
+        let filters = LogFilters::from_options(&o);
         let logged = filters.kv_list([
             ("lastName", "Doe"),
             ("firstName", "John"),
@@ -418,7 +391,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let filters = LogFilters::from_options(&o, &mut Vec::new());
+        let filters = LogFilters::from_options(&o);
         let logged = filters.kv_list([
             ("XXX_FilterParam", "gone"),
             ("MMM_MaskParam", "masked"),

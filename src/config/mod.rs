@@ -22,7 +22,7 @@ pub use cors::CorsSettings;
 pub use dos::{DosSettings, OverLimit};
 pub use headers::HeaderRule;
 pub use log::{LogFilters, LogSettings};
-pub use options::{ConfigError, Options, Unread, UnreadReport};
+pub use options::{ConfigError, ConfigReport, Options, Problem, Unread};
 pub use ports::PortRestrictions;
 pub use push::PushSettings;
 pub use settings::{cassandra_config, ConnectionLimits, Settings, StorageSettings, V1Settings};

@@ -6,13 +6,18 @@
 //! every character that is not a letter or digit written `_`: for example
 //! `GMSHUB__COMETD__MAXINTERVAL=5000` or `GMSHUB__SERVER__LISTEN=0.0.0.0:8080`.
 //!
-//! As in GMS, a value that cannot be read falls back to the option's default
-//! with a warning; it does not stop the server. What the settings read is
-//! recorded, so that what the file has and nothing reads (a misspelt option
-//! or section) can be reported with the nearest name that is read
-//! ([`Options::unread`]): the reading code is the table of known options.
+//! As in GMS, a value that cannot be read, or is out of its range, falls
+//! back to the option's default with a warning naming the value, where it
+//! was written (file and line, or the variable) and what was allowed; it
+//! does not stop the server. A value outside an option's fixed set of values
+//! does: running on something else than what was asked would hide the
+//! mistake. What the settings read is recorded with its default, so that
+//! what the file has and nothing reads (a misspelt option or section) can be
+//! reported with the nearest name that is read ([`Options::unread`]), and the
+//! defaults listed ([`Options::defaults`]): the reading code is the table of
+//! known options.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Display;
 use std::sync::Arc;
 
@@ -46,16 +51,71 @@ pub struct Options {
     sections: HashMap<String, HashMap<String, String>>,
     /// Environment overrides, keyed by their normalised variable name.
     env: HashMap<String, String>,
+    /// The file the sections came from, and the line of each option.
+    file: Option<Arc<SourceFile>>,
     /// What has been read (shared by clones).
     read: Arc<Mutex<Read>>,
 }
 
+struct SourceFile {
+    name: String,
+    lines: HashMap<(String, String), usize>,
+}
+
 #[derive(Default)]
 struct Read {
-    /// (section, option) asked for, present or not.
-    options: BTreeSet<(String, String)>,
+    /// (section, option) asked for, present or not, with its default as
+    /// text when the reader gave one.
+    options: BTreeMap<(String, String), Option<String>>,
     /// Sections taken whole (their options are the reader's to judge).
     whole: BTreeSet<String>,
+    /// What reading found wrong, each once, in the order found.
+    problems: Vec<Problem>,
+}
+
+/// Something wrong with a value: a warning (the default was used instead)
+/// or an error (the start is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub fatal: bool,
+    pub text: String,
+}
+
+impl Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The line of each `option = value` of an INI text, by section (a line
+/// index for messages; the values come from the INI reader).
+fn line_index(text: &str) -> HashMap<(String, String), usize> {
+    let mut section = "default".to_owned();
+    let mut lines = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_owned();
+        } else if let Some(end) = line.find(['=', ':']) {
+            lines
+                .entry((section.clone(), line[..end].trim().to_owned()))
+                .or_insert(n + 1);
+        }
+    }
+    lines
+}
+
+/// What a value of type `T` is, for a message.
+fn expected<T>() -> &'static str {
+    match std::any::type_name::<T>() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        _ => "a value of this option",
+    }
 }
 
 /// Something the file has that nothing read, with the nearest name that is
@@ -103,29 +163,54 @@ impl Display for Unread {
     }
 }
 
-/// Reports what a configuration had that nothing read, once every reader
-/// has run (the push providers read theirs when the hub is built). Shares
-/// the record of what was read with the options it was made from.
+/// What reading a configuration found, once every reader has run (the push
+/// providers read theirs when the hub is built): problems with values, in
+/// the order found, then what the file has and nothing read. Shares the
+/// record of what was read with the options it was made from.
 #[derive(Clone)]
-pub struct UnreadReport(Options);
+pub struct ConfigReport(Options);
 
-impl UnreadReport {
+impl ConfigReport {
     pub fn of(options: &Options) -> Self {
         Self(options.clone())
     }
 
-    /// One warning per section or option that nothing read.
+    /// Every finding; what nothing read is a warning.
+    pub fn findings(&self) -> Vec<Problem> {
+        let mut all = self.0.problems();
+        all.extend(self.0.unread().into_iter().map(|u| Problem {
+            fatal: false,
+            text: u.to_string(),
+        }));
+        all
+    }
+
+    /// The findings that refuse the start.
+    pub fn errors(&self) -> Vec<String> {
+        self.0
+            .problems()
+            .into_iter()
+            .filter(|p| p.fatal)
+            .map(|p| p.text)
+            .collect()
+    }
+
+    /// One log line per finding.
     pub fn log(&self) {
-        for unread in self.0.unread() {
-            tracing::warn!("{unread}");
+        for finding in self.findings() {
+            if finding.fatal {
+                tracing::error!("{finding}");
+            } else {
+                tracing::warn!("{finding}");
+            }
         }
     }
 }
 
-impl std::fmt::Debug for UnreadReport {
+impl std::fmt::Debug for ConfigReport {
     /// Without the options: they hold keys and passwords.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UnreadReport")
+        f.write_str("ConfigReport")
     }
 }
 
@@ -177,16 +262,24 @@ fn sections_of(ini: &ini::Ini) -> HashMap<String, HashMap<String, String>> {
 impl Options {
     /// Reads `path` (if given) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let sections = match path {
+        let (sections, file) = match path {
             Some(path) => {
-                sections_of(&ini::Ini::load_from_file_opt(path, RAW).map_err(|source| {
+                let name = path.display().to_string();
+                let ini = ini::Ini::load_from_file_opt(path, RAW).map_err(|source| {
                     ConfigError::Read {
-                        path: path.display().to_string(),
+                        path: name.clone(),
                         source,
                     }
-                })?)
+                })?;
+                let lines = std::fs::read_to_string(path)
+                    .map(|text| line_index(&text))
+                    .unwrap_or_default();
+                (
+                    sections_of(&ini),
+                    Some(Arc::new(SourceFile { name, lines })),
+                )
             }
-            None => HashMap::new(),
+            None => (HashMap::new(), None),
         };
         let env = std::env::vars()
             .filter(|(k, _)| k.starts_with("GMSHUB__"))
@@ -194,6 +287,7 @@ impl Options {
         Ok(Self {
             sections,
             env,
+            file,
             read: Arc::default(),
         })
     }
@@ -210,16 +304,77 @@ impl Options {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            file: Some(Arc::new(SourceFile {
+                name: "the configuration".into(),
+                lines: line_index(text),
+            })),
             read: Arc::default(),
         })
     }
 
+    /// Where the value of an option was written, for a message:
+    /// ` (FILE line N)` or ` (environment VARIABLE)`.
+    fn origin(&self, section: &str, option: &str) -> String {
+        let key = env_key(section, option);
+        if self.env.contains_key(&key) {
+            return format!(" (environment {key})");
+        }
+        self.file
+            .as_ref()
+            .and_then(|f| {
+                let line = f.lines.get(&(section.to_owned(), option.to_owned()))?;
+                Some(format!(" ({} line {line})", f.name))
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records a problem with the value of `section`/`option` (once).
+    fn problem(&self, fatal: bool, section: &str, option: &str, value: &str, what: &str) {
+        let text = format!(
+            "[{section}] {option} = {value}{}: {what}",
+            self.origin(section, option)
+        );
+        self.report(fatal, text);
+    }
+
+    /// Records a problem a reader found that is not one value's (a provider
+    /// that cannot start, say), once.
+    pub fn report(&self, fatal: bool, text: String) {
+        let mut read = self.read.lock();
+        if !read.problems.iter().any(|p| p.text == text) {
+            read.problems.push(Problem { fatal, text });
+        }
+    }
+
+    /// What reading has found wrong so far.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.read.lock().problems.clone()
+    }
+
+    /// Every option read so far, with its default as text when it has a
+    /// literal one, by section and option.
+    pub fn defaults(&self) -> BTreeMap<(String, String), Option<String>> {
+        self.read.lock().options.clone()
+    }
+
+    fn record(&self, section: &str, option: &str, default: Option<String>) {
+        let mut read = self.read.lock();
+        let entry = read
+            .options
+            .entry((section.to_owned(), option.to_owned()))
+            .or_default();
+        if entry.is_none() {
+            *entry = default;
+        }
+    }
+
     /// The raw value of an option: the environment wins over the file.
     pub fn get(&self, section: &str, option: &str) -> Option<&str> {
-        self.read
-            .lock()
-            .options
-            .insert((section.to_owned(), option.to_owned()));
+        self.record(section, option, None);
+        self.raw(section, option)
+    }
+
+    fn raw(&self, section: &str, option: &str) -> Option<&str> {
         self.env
             .get(&env_key(section, option))
             .or_else(|| self.sections.get(section)?.get(option))
@@ -229,19 +384,104 @@ impl Options {
     /// An option parsed as `T`, or `default` (with a warning) when it is
     /// absent or unreadable.
     pub fn value<T: FromStr + Display>(&self, section: &str, option: &str, default: T) -> T {
-        match self.get(section, option) {
+        self.record(section, option, Some(default.to_string()));
+        match self.raw(section, option) {
             None | Some("") => default,
             Some(text) => text.parse().unwrap_or_else(|_| {
-                tracing::warn!(section, option, value = text, %default, "wrong value, using the default");
+                let what = format!("not {}; using the default {default}", expected::<T>());
+                self.problem(false, section, option, text, &what);
                 default
             }),
         }
     }
 
+    /// A number within `min..=max`, or `default` with a warning saying the
+    /// range when it is out of it (or not a number).
+    pub fn ranged<T: FromStr + Display + PartialOrd + Copy>(
+        &self,
+        section: &str,
+        option: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> T {
+        self.bounded(section, option, default, min, Some(max))
+    }
+
+    /// A number of at least `min`, or `default` with a warning.
+    pub fn at_least<T: FromStr + Display + PartialOrd + Copy>(
+        &self,
+        section: &str,
+        option: &str,
+        default: T,
+        min: T,
+    ) -> T {
+        self.bounded(section, option, default, min, None)
+    }
+
+    fn bounded<T: FromStr + Display + PartialOrd + Copy>(
+        &self,
+        section: &str,
+        option: &str,
+        default: T,
+        min: T,
+        max: Option<T>,
+    ) -> T {
+        let value = self.value(section, option, default);
+        if value < min || max.is_some_and(|max| value > max) {
+            let range = match max {
+                Some(max) => format!("{min} to {max}"),
+                None => format!("at least {min}"),
+            };
+            let what = format!("out of range ({range}); using the default {default}");
+            self.problem(false, section, option, &value.to_string(), &what);
+            return default;
+        }
+        value
+    }
+
+    /// One of a fixed set of values (by name, case aside), or `default`
+    /// when the option is not set. A name outside the set is an error that
+    /// refuses the start (see [`problems`](Self::problems)).
+    pub fn choice<T: Copy>(
+        &self,
+        section: &str,
+        option: &str,
+        choices: &[(&str, T)],
+        default: &str,
+    ) -> T {
+        self.record(section, option, Some(default.to_owned()));
+        let named = |name: &str| {
+            choices
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        let fallback = named(default).expect("the default is one of the choices");
+        match self.raw(section, option) {
+            None | Some("") => fallback,
+            Some(text) => named(text).unwrap_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                let what = format!("not one of {}", names.join(", "));
+                self.problem(true, section, option, text, &what);
+                fallback
+            }),
+        }
+    }
+
+    /// A text option, or `default` when it is absent or empty.
+    pub fn text<'a>(&'a self, section: &str, option: &str, default: &'a str) -> &'a str {
+        self.record(section, option, Some(default.to_owned()));
+        self.raw(section, option)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(default)
+    }
+
     /// A boolean option; GMS writes them `true`/`false`, some exports `1`/`0`.
     pub fn flag(&self, section: &str, option: &str, default: bool) -> bool {
+        self.record(section, option, Some(default.to_string()));
         match self
-            .get(section, option)
+            .raw(section, option)
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
@@ -249,13 +489,8 @@ impl Options {
             Some("true" | "1" | "yes" | "on") => true,
             Some("false" | "0" | "no" | "off") => false,
             Some(other) => {
-                tracing::warn!(
-                    section,
-                    option,
-                    value = other,
-                    default,
-                    "wrong value, using the default"
-                );
+                let what = format!("not true or false; using the default {default}");
+                self.problem(false, section, option, other, &what);
                 default
             }
         }
@@ -276,7 +511,7 @@ impl Options {
         names.sort();
         let read_sections: BTreeSet<&str> = read
             .options
-            .iter()
+            .keys()
             .map(|(s, _)| s.as_str())
             .chain(read.whole.iter().map(String::as_str))
             .collect();
@@ -295,14 +530,17 @@ impl Options {
             }
             let known = || {
                 read.options
-                    .iter()
+                    .keys()
                     .filter(|(s, _)| s == section)
                     .map(|(_, o)| o.as_str())
             };
             let mut options: Vec<&String> = self.sections[section].keys().collect();
             options.sort();
             for option in options {
-                if !read.options.contains(&(section.clone(), option.clone())) {
+                if !read
+                    .options
+                    .contains_key(&(section.clone(), option.clone()))
+                {
                     out.push(Unread::Option {
                         section: section.clone(),
                         option: option.clone(),

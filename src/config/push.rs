@@ -6,7 +6,7 @@
 //! when all of a type's mandatory `debug.*` options are set, a debug one.
 //! May use: the options.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,9 +56,9 @@ impl std::fmt::Debug for PushSettings {
 impl PushSettings {
     pub fn from_options(o: &Options) -> Self {
         Self {
-            workers: o.value::<usize>("push", "workers", 32).clamp(1, 1000),
-            queue: o.value::<usize>("push", "queue", 100_000).max(1),
-            in_flight: o.value::<usize>("push", "in-flight", 16).clamp(1, 1000),
+            workers: o.ranged("push", "workers", 32, 1, 1000),
+            queue: o.at_least("push", "queue", 100_000, 1),
+            in_flight: o.ranged("push", "in-flight", 16, 1, 1000),
             filtered_chat_events: o
                 .get("push", "filtering_chat_events")
                 .unwrap_or("Notice.TypingStarted,Notice.TypingStopped")
@@ -76,6 +76,57 @@ impl PushSettings {
     pub fn providers(&self, comet: Arc<dyn Provider>) -> Providers {
         providers(&self.options, comet)
     }
+}
+
+/// The options a push type's `[push]` provider cannot start without, in
+/// the order they are looked for (`|` separates alternatives).
+const MANDATORY: [(PushType, &[&str]); 5] = [
+    (
+        PushType::Ios,
+        &["apple.topicName", "apple.authKey|apple.keystore"],
+    ),
+    (PushType::Fcm, &["fcm.serviceAccount"]),
+    (PushType::Customhttp, &["customhttp.url"]),
+    (PushType::Orscb, &["orscb.url"]),
+    (PushType::Wns, &["wns.sid", "wns.clientSecret"]),
+];
+
+/// For each type `pushEnabled` lists whose `[push]` provider lacks a
+/// mandatory option: the option, as a subscription's refusal and the
+/// report say it.
+pub fn unavailable(o: &Options) -> BTreeMap<PushType, String> {
+    let enabled = enabled(o);
+    let set = |name: &str| o.get("push", name).is_some_and(|v| !v.is_empty());
+    let mut out = BTreeMap::new();
+    for (kind, options) in MANDATORY {
+        if !enabled.contains(&kind) {
+            continue;
+        }
+        let missing = options
+            .iter()
+            .find(|alternatives| !alternatives.split('|').any(set));
+        if let Some(missing) = missing {
+            let named = match missing.split_once('|') {
+                Some((one, other)) => format!("{one} (or {other})"),
+                None => missing.to_string(),
+            };
+            let mut why = format!("[push] {named} is not set");
+            if kind == PushType::Fcm && set("fcm.apiKey") {
+                why.push_str(
+                    " ([push] fcm.apiKey is for FCM's legacy API, which Google shut down in 2024)",
+                );
+            }
+            o.report(
+                false,
+                format!(
+                    "[push] pushEnabled lists {}, but {why}: it is off",
+                    kind.name()
+                ),
+            );
+            out.insert(kind, why);
+        }
+    }
+    out
 }
 
 /// `[push] pushEnabled`: the types that are on (default `comet`); unknown
@@ -482,14 +533,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dispatcher_bounds_are_read_and_clamped() {
+    fn dispatcher_bounds_out_of_range_give_the_defaults() {
         let read = |ini: &str| PushSettings::from_options(&Options::from_ini(ini, &[]).unwrap());
         let d = read("");
         assert_eq!((d.workers, d.queue, d.in_flight), (32, 100_000, 16));
         let low = read("[push]\nworkers = 0\nqueue = 0\nin-flight = 0\n");
-        assert_eq!((low.workers, low.queue, low.in_flight), (1, 1, 1));
-        let high = read("[push]\nworkers = 5000\nin-flight = 5000\n");
-        assert_eq!((high.workers, high.in_flight), (1000, 1000));
+        assert_eq!((low.workers, low.queue, low.in_flight), (32, 100_000, 16));
+        let high = read("[push]\nworkers = 5000\nin-flight = 1000\n");
+        assert_eq!((high.workers, high.in_flight), (32, 1000));
         assert!(
             !format!("{d:?}").contains("options"),
             "no option values in Debug"

@@ -23,7 +23,7 @@ use super::cors::CorsSettings;
 use super::dos::DosSettings;
 use super::headers::{header_rules, HeaderRule};
 use super::log::LogSettings;
-use super::options::{Options, UnreadReport};
+use super::options::{ConfigReport, Options};
 use super::ports::PortRestrictions;
 use super::push::PushSettings;
 use super::tls::TlsSettings;
@@ -59,9 +59,10 @@ pub struct V1Settings {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// What the configuration had that nothing read, logged once the hub
-    /// is built (every reader has run by then).
-    pub unread: UnreadReport,
+    /// What reading the configuration found (wrong values, what nothing
+    /// read), logged once the hub is built (every reader has run by then);
+    /// an error in it refuses the start.
+    pub report: ConfigReport,
     /// `[server] listen`: the addresses the plain HTTP listeners bind
     /// (`127.0.0.1:8080`), or why they cannot be read.
     pub listen: Result<Vec<SocketAddr>, String>,
@@ -74,9 +75,10 @@ pub struct Settings {
     /// in-flight requests may take to finish before the process exits.
     pub shutdown_timeout: Duration,
     pub bayeux: BayeuxConfig,
-    /// `[store] type` and the chosen backend's section, or why not: a type
-    /// gmshub does not have stops the start rather than run on another.
-    pub store: Result<StoreConfig, String>,
+    /// `[store] type` and the chosen backend's section (a type gmshub
+    /// does not have is an error of the report: the start stops rather
+    /// than run on another store).
+    pub store: StoreConfig,
     pub storage: StorageSettings,
     /// `[cluster] enabled`: run as one node of several (needs a shared store).
     pub clustered: bool,
@@ -128,43 +130,33 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
 }
 
+/// The stores `[store] type` names.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Redis,
+    Cassandra,
+}
+
 /// Reads `[store] type` and the options of the backend it names.
-fn store_config(o: &Options) -> Result<StoreConfig, String> {
-    Ok(
-        match o
-            .get("store", "type")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("") | Some("sqlite") => StoreConfig::Sqlite {
-                path: o
-                    .get("sqlite", "path")
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or("data/gmshub.db")
-                    .into(),
-            },
-            Some("redis") => StoreConfig::Redis {
-                url: o
-                    .get("redis", "url")
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or("redis://127.0.0.1:6379/")
-                    .to_owned(),
-                key_prefix: o
-                    .get("redis", "key-prefix")
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or("gmshub")
-                    .to_owned(),
-            },
-            Some("cassandra") | Some("scylla") | Some("scylladb") => {
-                StoreConfig::Cassandra(cassandra_config(o))
-            }
-            Some(other) => {
-                return Err(format!(
-                    "[store] type = {other}: not a store gmshub has (sqlite, redis or cassandra)"
-                ))
-            }
+fn store_config(o: &Options) -> StoreConfig {
+    let backends = [
+        ("sqlite", Backend::Sqlite),
+        ("redis", Backend::Redis),
+        ("cassandra", Backend::Cassandra),
+        ("scylla", Backend::Cassandra),
+        ("scylladb", Backend::Cassandra),
+    ];
+    match o.choice("store", "type", &backends, "sqlite") {
+        Backend::Sqlite => StoreConfig::Sqlite {
+            path: o.text("sqlite", "path", "data/gmshub.db").into(),
         },
-    )
+        Backend::Redis => StoreConfig::Redis {
+            url: o.text("redis", "url", "redis://127.0.0.1:6379/").to_owned(),
+            key_prefix: o.text("redis", "key-prefix", "gmshub").to_owned(),
+        },
+        Backend::Cassandra => StoreConfig::Cassandra(cassandra_config(o)),
+    }
 }
 
 impl Settings {
@@ -179,22 +171,19 @@ impl Settings {
                 .collect(),
             _ => d.allowed_transports.clone(),
         };
-        let queue_full_policy = match o.get("cometd", "maxQueuePolicy") {
-            Some("drop-oldest") => QueueFullPolicy::DropOldest,
-            None | Some("disconnect") => QueueFullPolicy::Disconnect,
-            Some(other) => {
-                tracing::warn!(
-                    value = other,
-                    "[cometd] maxQueuePolicy: wrong value, using disconnect"
-                );
-                QueueFullPolicy::Disconnect
-            }
-        };
+        let queue_full_policy = o.choice(
+            "cometd",
+            "maxQueuePolicy",
+            &[
+                ("disconnect", QueueFullPolicy::Disconnect),
+                ("drop-oldest", QueueFullPolicy::DropOldest),
+            ],
+            "disconnect",
+        );
         let positive = |option: &str, default: usize| positive_in(o, "cometd", option, default);
         // `suspending-wait-timeout` is bounded to 5..=600 s in GMS.
-        let shutdown_timeout = o
-            .seconds("sml", "suspending-wait-timeout", Duration::from_secs(10))
-            .clamp(Duration::from_secs(5), Duration::from_secs(600));
+        let shutdown_timeout =
+            Duration::from_secs(o.ranged("sml", "suspending-wait-timeout", 10, 5, 600));
         let allowed_mime_types = o.flag("storage", "allow-file-control", false).then(|| {
             o.get("storage", "allowed-mime-types")
                 .unwrap_or("")
@@ -213,7 +202,7 @@ impl Settings {
         let chat = chat_services(o);
         Self {
             store: store_config(o),
-            unread: UnreadReport::of(o),
+            report: ConfigReport::of(o),
             storage: StorageSettings {
                 max_upload: positive_in(o, "server", "max-file-upload", 5_000_000),
                 allowed_mime_types,
@@ -279,6 +268,7 @@ impl Settings {
                     _ => Duration::from_secs(30),
                 },
                 unsubscribe_delay: o.seconds("notification", "unsubscribe-delay", Duration::ZERO),
+                unavailable: super::push::unavailable(o),
                 ..NotificationSettings::default()
             },
             heartbeat: o
@@ -516,7 +506,7 @@ fn chat_services(o: &Options) -> ChatServices {
             },
         }
     };
-    let named: HashMap<String, ChatServiceOptions> = o
+    let named: std::collections::BTreeMap<String, ChatServiceOptions> = o
         .section_names()
         .filter_map(|s| {
             s.strip_prefix("chat.")
@@ -694,10 +684,7 @@ impl ConnectionLimits {
 }
 
 fn positive_in(o: &Options, section: &str, option: &str, default: usize) -> usize {
-    match o.value::<usize>(section, option, default) {
-        0 => default,
-        n => n,
-    }
+    o.at_least(section, option, default, 1)
 }
 
 /// `[cassandra]` with GMS's option names, and the login from
@@ -855,8 +842,72 @@ mod tests {
         assert_eq!(s.bayeux.queue_full_policy, QueueFullPolicy::DropOldest);
         assert_eq!(
             s.shutdown_timeout,
-            Duration::from_secs(5),
-            "clamped to GMS's 5-600 s"
+            Duration::from_secs(10),
+            "outside GMS's 5-600 s: the default"
         );
+        let problems: Vec<String> = o.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "[sml] suspending-wait-timeout = 1 (the configuration line 9): out of range \
+                 (5 to 600); using the default 10",
+                "[cometd] maxQueue = 0 (the configuration line 5): out of range (at least 1); \
+                 using the default 1048576",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_values_are_reported_once_with_where_and_what_is_allowed() {
+        let o = Options::from_ini(
+            "[push]
+workers = many
+[cometd]
+maxQueuePolicy = drop-newest
+             [lab]
+enable-sample = maybe
+",
+            &[("GMSHUB__PUSH__QUEUE", "0")],
+        )
+        .unwrap();
+        let s = Settings::from_options(&o);
+        Settings::from_options(&o);
+        assert_eq!(s.push.workers, 32);
+        let report: Vec<(bool, String)> = s
+            .report
+            .findings()
+            .into_iter()
+            .map(|p| (p.fatal, p.text))
+            .collect();
+        assert_eq!(
+            report,
+            [
+                (
+                    true,
+                    "[cometd] maxQueuePolicy = drop-newest (the configuration line 4): \
+                     not one of disconnect, drop-oldest"
+                        .to_owned()
+                ),
+                (
+                    false,
+                    "[lab] enable-sample = maybe (the configuration line 6): not true or false; \
+                     using the default true"
+                        .to_owned()
+                ),
+                (
+                    false,
+                    "[push] workers = many (the configuration line 2): not a whole number, 0 or \
+                     more; using the default 32"
+                        .to_owned()
+                ),
+                (
+                    false,
+                    "[push] queue = 0 (environment GMSHUB__PUSH__QUEUE): out of range (at least \
+                     1); using the default 100000"
+                        .to_owned()
+                ),
+            ]
+        );
+        assert_eq!(s.report.errors().len(), 1);
     }
 }

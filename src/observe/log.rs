@@ -25,8 +25,8 @@ pub struct LogGuard {
     _writer: Option<WorkerGuard>,
 }
 
-/// Installs the log `settings` describe; the problems met reading them are
-/// its first lines. Fails when the log directory cannot be used.
+/// Installs the log `settings` describe (what was wrong with them is the
+/// configuration report's). Fails when the log directory cannot be used.
 pub fn init(settings: &LogSettings) -> Result<LogGuard, std::io::Error> {
     // An empty RUST_LOG counts as none.
     let filter = match std::env::var("RUST_LOG") {
@@ -68,9 +68,6 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, std::io::Error> {
     } else {
         builder.with_ansi(ansi).try_init()
     };
-    for problem in &settings.problems {
-        tracing::warn!("{problem}");
-    }
     Ok(LogGuard { _writer: guard })
 }
 

@@ -3,7 +3,7 @@
 //! queue, idle timeout, size limits and file-transfer limits. May use:
 //! nothing else in the module.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A chat service's options (`chat.<name>`, then `chat`, then these defaults).
@@ -41,7 +41,7 @@ pub const DEFAULT_QUEUE: &str = "Environment:default";
 /// at all when the `[chat]` catch-all section is configured.
 #[derive(Debug, Clone)]
 pub struct ChatServices {
-    pub named: HashMap<String, ChatServiceOptions>,
+    pub named: BTreeMap<String, ChatServiceOptions>,
     pub catch_all: Option<ChatServiceOptions>,
     /// `[chat] chat_session_request_timeout` (30000 ms): a chat request not
     /// done by then is given up (the customer is told to try again).
@@ -54,7 +54,7 @@ pub struct ChatServices {
 impl Default for ChatServices {
     fn default() -> Self {
         Self {
-            named: HashMap::new(),
+            named: BTreeMap::new(),
             catch_all: None,
             request_timeout: Duration::from_millis(30_000),
             chats_per_minute_per_address: 30,
