@@ -9,7 +9,6 @@
 //! ([`port_refusal`]); `edge` runs those two.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -20,6 +19,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::live::LiveRules;
 use super::request::{is_json, peer};
 use crate::config::{Access, Guard, PortRestrictions};
 
@@ -32,11 +32,9 @@ pub const CALLBACK_QUERY: &str = "/genesys/1/service/callback";
 #[derive(Debug, Clone, Copy)]
 pub struct BackOffice(pub bool);
 
-pub async fn check(
-    State(access): State<Arc<Access>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn check(State(live): State<LiveRules>, mut request: Request, next: Next) -> Response {
+    let rules = live.now();
+    let access = &rules.access;
     let path = request.uri().path();
     if access.is_back_office(path) {
         if let Some(refused) = cross_site_refusal(&request) {
@@ -45,7 +43,7 @@ pub async fn check(
     }
     let (guard, query) = (access.guard(path), path == CALLBACK_QUERY);
     let caller = Caller::of(&request);
-    if !satisfies(&access, guard, &caller).await {
+    if !satisfies(access, guard, &caller).await {
         return match guard {
             Guard::Networks => ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -58,7 +56,7 @@ pub async fn check(
         };
     }
     if query {
-        let back_office = satisfies(&access, access.back_office(), &caller).await;
+        let back_office = satisfies(access, access.back_office(), &caller).await;
         request.extensions_mut().insert(BackOffice(back_office));
     }
     next.run(request).await

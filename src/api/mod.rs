@@ -17,6 +17,7 @@ pub mod edge;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod notification;
@@ -36,7 +37,7 @@ use channels::service::Services as Instances;
 use channels::storage::Storage;
 
 use crate::cluster::{Membership, RedisBus};
-use crate::config::{Access, StorageSettings};
+use crate::config::StorageSettings;
 
 /// The services the REST APIs reach.
 pub struct Services {
@@ -52,7 +53,7 @@ pub struct Services {
     pub membership: Arc<Membership>,
     pub bayeux: Arc<Bayeux>,
     pub bus: Option<Arc<RedisBus>>,
-    pub access: Arc<Access>,
+    pub live: live::LiveRules,
     pub scrape: crate::observe::Scrape,
 }
 
@@ -80,7 +81,7 @@ pub fn router(services: Services) -> Router {
         ))
         .merge(metrics::router(services.scrape))
         .layer(axum::middleware::from_fn_with_state(
-            services.access,
+            services.live,
             access::check,
         ))
         .layer(axum::middleware::from_fn(

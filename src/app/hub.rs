@@ -24,9 +24,11 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::reload::{self, Reloader};
 use super::{connections, tls};
 use crate::api::chat_v1::V1;
 use crate::api::edge::{self, Served};
+use crate::api::live::{LiveRules, Rules};
 use crate::api::node::NodeStatus;
 use crate::cluster::{JoinError, Membership, RedisBus};
 use crate::comet::agent::{self, AgentComet};
@@ -112,6 +114,8 @@ pub struct Hub {
     membership: Arc<Membership>,
     store: Arc<dyn Store>,
     shutdown_timeout: Duration,
+    /// What SIGHUP reads again and replaces (taken when serving starts).
+    reloader: Option<Reloader>,
     _tasks: Tasks,
 }
 
@@ -305,6 +309,10 @@ impl Hub {
         );
         tasks.0.push(callbacks.spawn_scheduler());
 
+        // What SIGHUP may replace: access, CORS, the DoS filter (which
+        // paces WebSocket frames too), the access log switch.
+        let live = LiveRules::new(Rules::of(&settings));
+        bayeux.set_pacer(Arc::new(live.clone()));
         let status = Arc::new(NodeStatus::default());
         let instances = Instances::new(store.clone(), storage.clone());
         let services = api::Services {
@@ -327,7 +335,7 @@ impl Hub {
             membership: membership.clone(),
             bayeux: bayeux.clone(),
             bus: bus.clone(),
-            access: settings.access.clone(),
+            live: live.clone(),
             scrape: Scrape {
                 bayeux: bayeux.clone(),
                 dispatcher: dispatcher.clone(),
@@ -343,19 +351,12 @@ impl Hub {
             .layer(axum::middleware::from_fn(remember_route))
             .merge(bayeux::transport::router(bayeux.clone(), &MOUNTS))
             .merge(api::router(services));
-        let dos_filter = api::dos_filter::DosFilter::new(settings.dos.clone());
-        if let Some(filter) = &dos_filter {
-            bayeux.set_pacer(filter.clone());
-        }
+        let reloader = Reloader::new(settings.report.options().clone(), live.clone());
         let edge = api::edge::Edge {
             ports: settings.port_restrictions.clone(),
-            access: settings.access.clone(),
-            cors: settings.cors.clone(),
             rules: settings.header_rules.clone(),
-            dos: dos_filter.clone(),
-            clients: settings.dos.clone(),
+            live,
             bayeux: &MOUNTS,
-            access_log: settings.log.access_log,
         };
         // Every option has been read by now (the push providers last).
         settings.report.log();
@@ -371,6 +372,7 @@ impl Hub {
             membership,
             store,
             shutdown_timeout: settings.shutdown_timeout,
+            reloader: Some(reloader),
             _tasks: tasks,
         })
     }
@@ -398,7 +400,7 @@ impl Hub {
     /// Like [`serve`](Self::serve), on several plain listeners and the TLS
     /// ones (all stop together).
     pub async fn serve_all(
-        self,
+        mut self,
         listeners: Vec<TcpListener>,
         tls: Option<Tls>,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -433,11 +435,12 @@ impl Hub {
                 stopping.clone(),
             ));
         }
-        let mut hangup = None;
+        let mut reloader = self.reloader.take().expect("a hub is served once");
         if let Some(tls) = tls {
-            hangup = Some(tls::reload_on_hangup(tls.certificates.clone()));
+            reloader.certificates = Some(tls.certificates.clone());
             serving.extend(self.serve_tls(tls, &stopping)?);
         }
+        let hangup = reload::on_hangup(reloader);
 
         stop.await;
         // GMS's graceful stop, within `[sml] suspending-wait-timeout`: OFFLINE
@@ -468,9 +471,7 @@ impl Hub {
                 "requests still open at the shutdown bound; exiting anyway"
             );
         }
-        if let Some(hangup) = hangup {
-            hangup.abort();
-        }
+        hangup.abort();
         let left = self.shutdown_timeout.saturating_sub(begun.elapsed());
         if !self.dispatcher.drain(left).await {
             tracing::warn!(

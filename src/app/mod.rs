@@ -1,11 +1,12 @@
 //! The top room: the hub assembled from its settings ([`hub`]), served and
 //! stopped ([`shutdown`]), the configuration's check and defaults
-//! ([`check`]), and the store schema command. May use every
+//! ([`check`]), SIGHUP's reload ([`reload`]), and the store schema command. May use every
 //! other room; none uses it.
 
 pub mod check;
 pub mod connections;
 pub mod hub;
+pub mod reload;
 pub mod shutdown;
 pub mod tls;
 

@@ -196,19 +196,3 @@ pub fn redirect_to(tls_port: u16) -> axum::Router {
             .into_response()
     })
 }
-
-/// Starts the certificate reload on SIGHUP.
-pub fn reload_on_hangup(certificates: Arc<Certificates>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return tracing::warn!("cannot watch SIGHUP: the certificate is not reloaded");
-        };
-        while hangup.recv().await.is_some() {
-            match certificates.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => tracing::error!("{e}; keeping the current certificate"),
-            }
-        }
-    })
-}

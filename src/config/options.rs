@@ -59,6 +59,8 @@ pub struct Options {
 
 struct SourceFile {
     name: String,
+    /// Where to read it again (none for a text given in-process).
+    path: Option<std::path::PathBuf>,
     lines: HashMap<(String, String), usize>,
 }
 
@@ -175,6 +177,11 @@ impl ConfigReport {
         Self(options.clone())
     }
 
+    /// The options reported on.
+    pub fn options(&self) -> &Options {
+        &self.0
+    }
+
     /// Every finding; what nothing read is a warning.
     pub fn findings(&self) -> Vec<Problem> {
         let mut all = self.0.problems();
@@ -274,9 +281,10 @@ impl Options {
                 let lines = std::fs::read_to_string(path)
                     .map(|text| line_index(&text))
                     .unwrap_or_default();
+                let path = Some(path.to_owned());
                 (
                     sections_of(&ini),
-                    Some(Arc::new(SourceFile { name, lines })),
+                    Some(Arc::new(SourceFile { name, path, lines })),
                 )
             }
             None => (HashMap::new(), None),
@@ -306,10 +314,46 @@ impl Options {
                 .collect(),
             file: Some(Arc::new(SourceFile {
                 name: "the configuration".into(),
+                path: None,
                 lines: line_index(text),
             })),
             read: Arc::default(),
         })
+    }
+
+    /// The same file and environment read again (SIGHUP); `None` for
+    /// options that came from no file.
+    pub fn reread(&self) -> Option<Result<Options, ConfigError>> {
+        let path = self.file.as_ref()?.path.as_deref()?;
+        Some(Options::load(Some(path)))
+    }
+
+    /// The file the options came from, if any.
+    pub fn file_name(&self) -> Option<&str> {
+        self.file.as_ref().map(|f| f.name.as_str())
+    }
+
+    /// The options whose value differs between `self` and `other` (set in
+    /// one only, or to another value), by section and option; names only.
+    pub fn changed(&self, other: &Options) -> BTreeSet<(String, String)> {
+        let pairs = |o: &Options| -> BTreeMap<(String, String), String> {
+            o.sections
+                .iter()
+                .flat_map(|(s, options)| {
+                    options
+                        .iter()
+                        .map(move |(k, v)| ((s.clone(), k.clone()), v.clone()))
+                })
+                .collect()
+        };
+        let (mine, theirs) = (pairs(self), pairs(other));
+        let mut out: BTreeSet<(String, String)> = mine
+            .iter()
+            .filter(|(k, v)| theirs.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.extend(theirs.keys().filter(|k| !mine.contains_key(*k)).cloned());
+        out
     }
 
     /// Where the value of an option was written, for a message:

@@ -7,7 +7,7 @@
 //! filters.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::Method;
@@ -15,7 +15,9 @@ use parking_lot::RwLock;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Layer};
 
 use crate::config::log::{LogFilters, LogSettings, Output, Segment};
 
@@ -30,7 +32,7 @@ pub struct LogGuard {
 pub fn init(settings: &LogSettings) -> Result<LogGuard, std::io::Error> {
     // An empty RUST_LOG counts as none.
     let filter = match std::env::var("RUST_LOG") {
-        Ok(asked) if !asked.trim().is_empty() => EnvFilter::new(asked),
+        Ok(asked) if from_environment() => EnvFilter::new(asked),
         _ => EnvFilter::new(&settings.filter),
     };
     let (writer, guard, ansi) = match &settings.output {
@@ -59,16 +61,42 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, std::io::Error> {
             (BoxMakeWriter::new(writer), Some(guard), false)
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    // A second set-up (a test building several hubs) keeps the first.
-    let _ = if settings.json {
-        builder.json().try_init()
+    let (filter, handle) = reload::Layer::new(filter);
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines = if settings.json {
+        lines.json().boxed()
     } else {
-        builder.with_ansi(ansi).try_init()
+        lines.with_ansi(ansi).boxed()
     };
+    // A second set-up (a test building several hubs) keeps the first.
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init();
+    if installed.is_ok() && !from_environment() {
+        let _ = LEVEL.set(Box::new(move |filter: &str| {
+            handle
+                .reload(EnvFilter::new(filter))
+                .map_err(|e| e.to_string())
+        }));
+    }
     Ok(LogGuard { _writer: guard })
+}
+
+/// Whether `RUST_LOG` sets the level (then `[log]` does not).
+fn from_environment() -> bool {
+    std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty())
+}
+
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Replaces the log's filter, once `init` has set it from `[log]`.
+static LEVEL: OnceLock<SetLevel> = OnceLock::new();
+
+/// Puts `filter` (`LogSettings::filter`) in place; false when the level
+/// is not `[log]`'s to set (`RUST_LOG`, or no log set up here).
+pub fn set_filter(filter: &str) -> bool {
+    LEVEL.get().is_some_and(|set| set(filter).is_ok())
 }
 
 /// The filters request parameters pass before they are logged; `None`
