@@ -21,6 +21,7 @@ pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod notification;
+pub mod openapi;
 pub mod request;
 pub mod shape;
 pub mod storage;
@@ -80,6 +81,7 @@ pub fn router(services: Services) -> Router {
             services.bus,
         ))
         .merge(metrics::router(services.scrape))
+        .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(
             services.live,
             access::check,

@@ -1,0 +1,128 @@
+//! The OpenAPI description (`docs/openapi.json`) against the code: it is
+//! served as committed, it is valid JSON of OpenAPI 3.1, and it describes
+//! every REST route the handlers register, with their path templates — but
+//! for the routes listed in `NOT_YET_DESCRIBED`, which can only shrink (a
+//! route described is removed from it, and a new route must be described).
+//! Whether the answers match it is schemathesis's part (`scripts/test`).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::Server;
+use serde_json::Value;
+
+/// Routes the description does not cover yet (issue 15 goes on with them).
+const NOT_YET_DESCRIBED: &[&str] = &[
+    "/genesys/1/admin/callback/cancel",
+    "/genesys/1/admin/callback/queues",
+    "/genesys/1/admin/callback/reportcancelled",
+    "/genesys/1/admin/callback/watermarks",
+    "/genesys/1/notification/publish",
+    "/genesys/1/notification/subscription",
+    "/genesys/1/notification/subscription/{id}",
+    "/genesys/1/service/callback",
+    "/genesys/1/service/callback/{service}",
+    "/genesys/1/service/callback/{service}/availability",
+    "/genesys/1/service/callback/{service}/{id}",
+    "/genesys/1/service/{id}/check-queue-position",
+    "/genesys/1/service/{id}/ixn/chat",
+    "/genesys/1/service/{id}/ixn/chat/{operation}",
+    "/genesys/1/service/{id}/{action}",
+    "/genesys/1/service/{name}",
+    "/genesys/2/chat-ntf",
+    "/genesys/2/chat/{service}",
+    "/genesys/2/chat/{service}/{chat_id}/file/{file_id}/{what}",
+    "/genesys/2/chat/{service}/{chat_id}/file/{what}",
+    "/genesys/2/chat/{service}/{chat_id}/{operation}",
+    "/gmshub/agent/chats",
+    "/gmshub/agent/chats/next",
+    "/gmshub/agent/chats/{chat_id}",
+    "/gmshub/agent/chats/{chat_id}/files/{file_id}",
+    "/gmshub/agent/chats/{chat_id}/{action}",
+    "/gmshub/agent/login",
+    "/gmshub/agent/logout",
+    "/gmshub/agent/not-ready",
+    "/gmshub/agent/offers",
+    "/gmshub/agent/ready",
+    "/gmshub/callback/{id}",
+    "/gmshub/callback/{id}/state",
+    "/gmshub/callback/{service}/next",
+    "/metrics",
+];
+
+/// Every route template `src/api/*.rs` registers (`.route("...", ...)`).
+fn routes() -> BTreeSet<String> {
+    let re = regex::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
+    let constants = [
+        ("METRICS", "/metrics"),
+        ("PATH", "/gmshub/openapi.json"),
+        ("CALLBACK_QUERY", "/genesys/1/service/callback"),
+    ];
+    let re_const = regex::Regex::new(r"\.route\(\s*([A-Z_]+)\s*,").unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        out.extend(re.captures_iter(&text).map(|c| c[1].to_owned()));
+        for c in re_const.captures_iter(&text) {
+            let (_, value) = constants
+                .iter()
+                .find(|(name, _)| *name == &c[1])
+                .unwrap_or_else(|| panic!("route constant {} not known here", &c[1]));
+            out.insert(value.to_string());
+        }
+    }
+    out
+}
+
+fn described() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json")).unwrap();
+    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
+}
+
+#[test]
+fn every_route_is_described_but_the_listed_ones() {
+    let doc = described();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let routes: BTreeSet<String> = routes()
+        .into_iter()
+        .filter(|r| r != "/gmshub/openapi.json")
+        .collect();
+    let pending: BTreeSet<String> = NOT_YET_DESCRIBED.iter().map(|r| r.to_string()).collect();
+    let unknown: Vec<_> = paths.difference(&routes).collect();
+    assert!(unknown.is_empty(), "described but not routed: {unknown:?}");
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|r| !paths.contains(*r) && !pending.contains(*r))
+        .collect();
+    assert!(missing.is_empty(), "routed but not described: {missing:?}");
+    let done: Vec<_> = pending.intersection(&paths).collect();
+    assert!(
+        done.is_empty(),
+        "described now: take {done:?} off NOT_YET_DESCRIBED"
+    );
+    let gone: Vec<_> = pending.difference(&routes).collect();
+    assert!(gone.is_empty(), "no such route any more: {gone:?}");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path}: operationId"
+            );
+            assert!(op["responses"].is_object(), "{method} {path}: responses");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_description_is_served_as_committed() {
+    let s = Server::start(&[]);
+    let r = reqwest::get(s.url("/gmshub/openapi.json")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served: Value = r.json().await.unwrap();
+    assert_eq!(served, described());
+}
