@@ -17,16 +17,6 @@ const NOT_YET_DESCRIBED: &[&str] = &[
     "/genesys/1/service/{id}/ixn/chat",
     "/genesys/1/service/{id}/ixn/chat/{operation}",
     "/genesys/1/service/{name}",
-    "/gmshub/agent/chats",
-    "/gmshub/agent/chats/next",
-    "/gmshub/agent/chats/{chat_id}",
-    "/gmshub/agent/chats/{chat_id}/files/{file_id}",
-    "/gmshub/agent/chats/{chat_id}/{action}",
-    "/gmshub/agent/login",
-    "/gmshub/agent/logout",
-    "/gmshub/agent/not-ready",
-    "/gmshub/agent/offers",
-    "/gmshub/agent/ready",
     "/metrics",
 ];
 
