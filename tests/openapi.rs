@@ -1,9 +1,8 @@
 //! The OpenAPI description (`docs/openapi.json`) against the code: it is
 //! served as committed, it is valid JSON of OpenAPI 3.1, and it describes
-//! every REST route the handlers register, with their path templates — but
-//! for the routes listed in `NOT_YET_DESCRIBED`, which can only shrink (a
-//! route described is removed from it, and a new route must be described).
-//! Whether the answers match it is schemathesis's part (`scripts/test`).
+//! every REST route the handlers register, with their path templates, and
+//! nothing else. Whether the answers match it is schemathesis's part
+//! (`scripts/schemathesis`, run by `scripts/test`).
 
 mod common;
 
@@ -11,14 +10,6 @@ use std::collections::BTreeSet;
 
 use common::Server;
 use serde_json::Value;
-
-/// Routes the description does not cover yet (issue 15 goes on with them).
-const NOT_YET_DESCRIBED: &[&str] = &[
-    "/genesys/1/service/{id}/ixn/chat",
-    "/genesys/1/service/{id}/ixn/chat/{operation}",
-    "/genesys/1/service/{name}",
-    "/metrics",
-];
 
 /// Every route template `src/api/*.rs` registers (`.route("...", ...)`).
 fn routes() -> BTreeSet<String> {
@@ -52,7 +43,7 @@ fn described() -> Value {
 }
 
 #[test]
-fn every_route_is_described_but_the_listed_ones() {
+fn every_route_is_described_and_nothing_else() {
     let doc = described();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
@@ -60,21 +51,10 @@ fn every_route_is_described_but_the_listed_ones() {
         .into_iter()
         .filter(|r| r != "/gmshub/openapi.json")
         .collect();
-    let pending: BTreeSet<String> = NOT_YET_DESCRIBED.iter().map(|r| r.to_string()).collect();
     let unknown: Vec<_> = paths.difference(&routes).collect();
     assert!(unknown.is_empty(), "described but not routed: {unknown:?}");
-    let missing: Vec<_> = routes
-        .iter()
-        .filter(|r| !paths.contains(*r) && !pending.contains(*r))
-        .collect();
+    let missing: Vec<_> = routes.difference(&paths).collect();
     assert!(missing.is_empty(), "routed but not described: {missing:?}");
-    let done: Vec<_> = pending.intersection(&paths).collect();
-    assert!(
-        done.is_empty(),
-        "described now: take {done:?} off NOT_YET_DESCRIBED"
-    );
-    let gone: Vec<_> = pending.difference(&routes).collect();
-    assert!(gone.is_empty(), "no such route any more: {gone:?}");
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             assert!(
