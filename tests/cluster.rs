@@ -626,3 +626,41 @@ async fn a_node_without_its_store_answers_503() {
         "the operator's status is unchanged"
     );
 }
+
+/// A series' value in a node's `/metrics` (0 when absent).
+async fn metric(server: &Server, series: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_counts_what_it_carries_in_each_nodes_metrics() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut ws, _) = subscriber(&b, "/cluster/room").await;
+    let sent = publish_from(&a, "m", 5).await;
+    let seen = collect(&mut ws, "/cluster/room", sent.len()).await;
+    exactly_once(&seen, &sent, "b's subscriber");
+    // Each broadcast is put on the bus once by A and taken off once by B.
+    assert_eq!(metric(&a, "gmshub_bus_published_total").await, 5.0);
+    assert_eq!(metric(&b, "gmshub_bus_received_total").await, 5.0);
+    assert_eq!(metric(&b, "gmshub_bus_published_total").await, 0.0);
+    for node in [&a, &b] {
+        assert_eq!(
+            metric(node, "gmshub_bus_dropped_total{reason=\"missed\"}").await,
+            0.0
+        );
+        assert_eq!(metric(node, "gmshub_bus_reconnects_total").await, 0.0);
+    }
+    assert_eq!(
+        metric(&b, "gmshub_bayeux_sessions{transport=\"websocket\"}").await,
+        1.0
+    );
+}
