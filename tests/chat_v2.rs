@@ -37,6 +37,9 @@ async fn a_customer_and_an_agent_talk() {
         .post(&format!("/chats/{}/accept", c.chat_id), json!({}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "accepting while not ready");
+    // A body that is not an object is refused, not read as one.
+    let (status, v) = a.post("/ready", json!([null])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     a.post("/ready", json!({"capacity": 2})).await;
     let offers = a.get("/offers").await.1;
     assert_eq!(offers["offers"][0]["chatId"], c.chat_id.as_str());

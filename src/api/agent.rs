@@ -122,8 +122,16 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Fai
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+    let bad =
+        |e: serde_json::Error| Failure(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}"));
+    // An object only: serde would also fill a struct from an array.
+    match serde_json::from_slice(bytes).map_err(bad)? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(bad),
+        _ => Err(Failure(
+            StatusCode::BAD_REQUEST,
+            "bad JSON body: an object is expected".into(),
+        )),
+    }
 }
 
 #[derive(Deserialize, Default)]
