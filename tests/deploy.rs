@@ -183,9 +183,21 @@ async fn a_node_that_stops_leaves_haproxy_and_its_clients_handshake_on_the_other
     let stopping = holder(&client_id).expect("a node's clientId");
     let started = Instant::now();
     nodes[stopping].signal("TERM");
-    // OFFLINE at once: the check HAProxy polls answers 503.
-    let check = reqwest::get(nodes[stopping].url("/genesys/1/node")).await;
-    assert_eq!(check.unwrap().status(), 503);
+    // OFFLINE at once (as soon as the signal is delivered and handled, well
+    // inside the half of the wait): the check HAProxy polls answers 503.
+    let mut offline = false;
+    for _ in 0..50 {
+        let check = reqwest::get(nodes[stopping].url("/genesys/1/node")).await;
+        if check.unwrap().status() == 503 {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        offline && started.elapsed() < Duration::from_secs(1),
+        "not OFFLINE at once"
+    );
     // The client long-polls on as a CometD client does: connects that
     // succeed, then one `402::session_unknown` with `reconnect:
     // handshake`, and a handshake that HAProxy takes to the other node.
