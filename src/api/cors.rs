@@ -4,9 +4,10 @@
 //! (`CorsLayer` clones its whole configuration and builds a header map per
 //! request: +17 % of a long-poll's CPU, for three constant headers).
 //! Requests and WebSocket upgrades from origins that are not listed are
-//! refused with 403 (unless `[cors]` says to deliver them). Requests
-//! without `Origin`, and same-origin ones (the `Origin` names the `Host`
-//! asked), pass untouched.
+//! refused with 403 (unless `[cors]` says to deliver them), and so are
+//! cross-site callback-polling (JSONP) loads, which carry no `Origin`.
+//! Other requests without `Origin`, and same-origin ones (the `Origin`
+//! names the `Host` asked), pass untouched.
 
 use std::sync::Arc;
 
@@ -96,14 +97,48 @@ pub(super) fn same_origin(origin: &str, host: Option<&HeaderValue>) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(authority))
 }
 
+/// The origin of a cross-site request that carries no `Origin`: a
+/// `<script>` load, which is how callback-polling (JSONP) crosses origins
+/// without asking CORS. The browser's Fetch Metadata says it is cross-site;
+/// the `Referer` names the page (`null` when the page sent none).
+fn script_origin(headers: &axum::http::HeaderMap) -> Option<HeaderValue> {
+    let site = headers.get("sec-fetch-site")?.to_str().ok()?;
+    if !matches!(site, "cross-site" | "same-site") {
+        return None;
+    }
+    let referer = headers.get(header::REFERER).and_then(|r| r.to_str().ok());
+    let origin = referer
+        .and_then(|r| {
+            let (scheme, rest) = r.split_once("://")?;
+            Some(format!("{scheme}://{}", rest.split('/').next()?))
+        })
+        .unwrap_or_else(|| "null".to_owned());
+    HeaderValue::from_str(&origin).ok()
+}
+
 /// What a request's `Origin` asks for: `Ok(Some(origin))` for a listed
 /// one (its answer gets CORS headers), `Ok(None)` when none is needed, and
 /// the 403 for an origin that is not listed (unless `[cors]` says to
-/// deliver it anyway).
-pub fn check(cors: &CorsSettings, request: &Request) -> Result<Option<HeaderValue>, ApiError> {
+/// deliver it anyway). On the Bayeux endpoint (`bayeux`), a cross-site
+/// script load counts as a request from the page that made it, so that
+/// callback-polling is held to the same list as everything else.
+pub fn check(
+    cors: &CorsSettings,
+    request: &Request,
+    bayeux: bool,
+) -> Result<Option<HeaderValue>, ApiError> {
     let headers = request.headers();
-    let Some(value) = headers.get(header::ORIGIN) else {
-        return Ok(None);
+    let derived;
+    let value = match headers.get(header::ORIGIN) {
+        Some(value) => value,
+        None if bayeux => match script_origin(headers) {
+            Some(origin) => {
+                derived = origin;
+                &derived
+            }
+            None => return Ok(None),
+        },
+        None => return Ok(None),
     };
     let Ok(origin) = value.to_str() else {
         return Ok(None);
@@ -146,5 +181,41 @@ mod tests {
         assert!(!same_origin("https://chat.example.com", Some(&host)));
         assert!(!same_origin("null", Some(&host)));
         assert!(!same_origin("https://chat.example.com:8080", None));
+    }
+
+    fn jsonp(headers: &[(&'static str, &'static str)]) -> Request {
+        let mut r = Request::builder()
+            .uri("/genesys/cometd/handshake?jsonp=cb&message=%5B%5D")
+            .header(header::HOST, "chat.example.com");
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_cross_site_script_load_of_the_bayeux_endpoint_is_held_to_the_list() {
+        use crate::config::Options;
+        let cors = |ini: &str| CorsSettings::from_options(&Options::from_ini(ini, &[]).unwrap());
+        let none = cors("");
+        let shop = cors("[cors]\nallowedOriginPatterns = https://shop\\.example\\.com\n");
+        let from_shop = jsonp(&[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-dest", "script"),
+            ("referer", "https://shop.example.com/basket?x=1"),
+        ]);
+        assert!(check(&none, &from_shop, true).is_err(), "no origin listed");
+        assert_eq!(
+            check(&shop, &from_shop, true).unwrap().unwrap(),
+            "https://shop.example.com"
+        );
+        let no_referer = jsonp(&[("sec-fetch-site", "cross-site")]);
+        assert!(check(&shop, &no_referer, true).is_err(), "an unnamed page");
+        // The widget's own script, other routes, same-origin loads and
+        // browsers without Fetch Metadata pass as before.
+        assert!(check(&none, &from_shop, false).unwrap().is_none());
+        let same = jsonp(&[("sec-fetch-site", "same-origin")]);
+        assert!(check(&none, &same, true).unwrap().is_none());
+        assert!(check(&none, &jsonp(&[]), true).unwrap().is_none());
     }
 }

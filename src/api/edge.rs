@@ -129,7 +129,7 @@ impl Listener {
             },
             None => None,
         };
-        let origin = match cors::check(&rules.cors, &request) {
+        let origin = match cors::check(&rules.cors, &request, bayeux) {
             Ok(origin) => origin,
             Err(refused) => return refused.into_response(),
         };
