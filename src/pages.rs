@@ -1,9 +1,11 @@
-//! The pages the binary serves: the CometD playground at `/` (connect with
-//! the official CometD JavaScript client, subscribe, publish, watch messages
-//! arrive), the customer chat widget at `/chat`, the agent desk at
-//! `/agent` and the callback page at `/callback`. The client's files are
-//! embedded at build time (see `build.rs`) and served under `/js/cometd/`.
-//! May use: nothing else of the binary.
+//! What the binary serves to browsers: the embeddable chat widget at
+//! `/widget/v1/` (one script any site includes, with the official CometD
+//! JavaScript client inside, and its stylesheet), and the sample pages: the
+//! CometD playground at `/`, the chat page at `/chat` (which embeds the
+//! widget), the agent desk at `/agent` and the callback page at
+//! `/callback`. Everything is embedded at build time (see `build.rs`); the
+//! client's files are served under `/js/cometd/`. May use: nothing else of
+//! the binary.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,6 +19,8 @@ const INDEX: &str = include_str!("../web/index.html");
 const CHAT: &str = include_str!("../web/chat.html");
 const AGENT: &str = include_str!("../web/agent.html");
 const CALLBACK: &str = include_str!("../web/callback.html");
+const WIDGET_CSS: &str = include_str!("../web/widget/widget.css");
+const FAVICON: &str = include_str!("../web/favicon.svg");
 const MISSING: &str =
     "<!doctype html><title>gmshub</title><p>This gmshub binary was built without the \
 CometD JavaScript client. Run <code>npm ci --prefix web</code> and build again.</p>";
@@ -31,7 +35,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("index.css", "text/css", include_str!("../web/index.css")),
     ("chat.js", "text/javascript", include_str!("../web/chat.js")),
-    ("chat.css", "text/css", include_str!("../web/chat.css")),
     (
         "agent.js",
         "text/javascript",
@@ -48,6 +51,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css",
         include_str!("../web/callback.css"),
     ),
+    ("page.css", "text/css", include_str!("../web/page.css")),
+    ("favicon.svg", "image/svg+xml", FAVICON),
 ];
 
 /// How the pages are served.
@@ -55,6 +60,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
 pub struct PageOptions {
     /// `[lab] enable-sample`: serve the pages at all.
     pub enabled: bool,
+    /// `[pages] widget`: serve the chat widget.
+    pub widget: bool,
     /// `[pages] frame-ancestors`: who may frame them (CSP's
     /// `frame-ancestors`; `'self'` by default, `'none'`, or origins).
     pub frame_ancestors: String,
@@ -107,10 +114,16 @@ impl Policy {
     }
 }
 
-/// The pages and the client's files, routed (none when disabled).
+/// The widget and the pages, routed (each only when enabled).
 pub fn router(options: &PageOptions) -> Router {
+    let mut widget = Router::new();
+    if options.widget {
+        widget = widget
+            .route("/widget/v1/gmshub-chat.js", get(widget_js))
+            .route("/widget/v1/gmshub-chat.css", get(widget_css));
+    }
     if !options.enabled {
-        return Router::new();
+        return widget;
     }
     let page = |html: &'static str| {
         get(move |State(policy): State<Policy>| async move {
@@ -122,9 +135,50 @@ pub fn router(options: &PageOptions) -> Router {
         .route("/chat", page(CHAT))
         .route("/agent", page(AGENT))
         .route("/callback", page(CALLBACK))
+        .route("/favicon.ico", get(favicon))
         .route("/assets/{file}", get(asset))
         .route("/js/cometd/{file}", get(cometd_js))
         .with_state(Policy::new(options))
+        .merge(widget)
+}
+
+/// The headers of what other sites embed: cacheable, and loadable from
+/// any origin even where a site isolates itself (COEP).
+fn embeddable(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn widget_js() -> Response {
+    if WIDGET_JS.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/javascript;charset=UTF-8")],
+            "console.error(\"gmshub: this binary was built without its chat widget \
+             (npm ci --prefix web, then build again)\");",
+        )
+            .into_response();
+    }
+    embeddable("text/javascript;charset=UTF-8", WIDGET_JS)
+}
+
+async fn widget_css() -> Response {
+    embeddable("text/css;charset=UTF-8", WIDGET_CSS)
+}
+
+/// Browsers ask for `/favicon.ico` whatever the pages say.
+async fn favicon() -> Response {
+    embeddable("image/svg+xml", FAVICON)
 }
 
 /// A page's script or style (the policy is the page's, not theirs).

@@ -44,17 +44,52 @@ async fn every_answer_says_nosniff_and_pages_carry_a_strict_policy() {
             let tag = script.split('>').next().unwrap();
             assert!(tag.contains("src="), "{page}: an inline script");
         }
-        let code = page.trim_start_matches('/');
-        let code = if code.is_empty() { "index" } else { code };
-        for asset in [format!("/assets/{code}.js"), format!("/assets/{code}.css")] {
-            let r = get(&s, &asset).await;
-            assert_eq!(r.status(), StatusCode::OK, "{asset}");
-            assert!(r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/"));
+        // Every script, style and icon the page names is there.
+        let named: Vec<&str> = html
+            .split("\"/assets/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect();
+        assert!(named.len() >= 3, "{page}: {named:?}");
+        for asset in named {
+            let r = get(&s, &format!("/assets/{asset}")).await;
+            assert_eq!(r.status(), StatusCode::OK, "{page}: {asset}");
+            let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(
+                kind.starts_with("text/") || kind.starts_with("image/svg+xml"),
+                "{asset}: {kind}"
+            );
         }
     }
+    assert_eq!(get(&s, "/favicon.ico").await.status(), StatusCode::OK);
+    // The widget is for other sites: cacheable and loadable from any origin.
+    for (path, kind) in [
+        ("/widget/v1/gmshub-chat.js", "text/javascript"),
+        ("/widget/v1/gmshub-chat.css", "text/css"),
+    ] {
+        let r = get(&s, path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let h = r.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(h["cross-origin-resource-policy"], "cross-origin", "{path}");
+        assert_eq!(h["cache-control"], "public, max-age=3600", "{path}");
+    }
+    let widget = get(&s, "/widget/v1/gmshub-chat.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        widget.starts_with("/*! gmshub chat widget v1"),
+        "the bundle's banner"
+    );
+    assert!(
+        widget.contains("/meta/handshake"),
+        "the CometD client is inside"
+    );
     assert_eq!(
         get(&s, "/assets/../Cargo.toml").await.status(),
         StatusCode::NOT_FOUND
@@ -93,6 +128,7 @@ async fn framing_the_header_table_and_the_pages_switch_are_configurable() {
         .get("x-probe")
         .is_none());
 
+    // Without the sample pages the widget stays; [pages] widget removes it.
     let s = Server::start(&[("GMSHUB__LAB__ENABLE_SAMPLE", "false")]);
     for page in ["/", "/chat", "/agent", "/callback", "/assets/chat.js"] {
         assert_eq!(
@@ -102,4 +138,9 @@ async fn framing_the_header_table_and_the_pages_switch_are_configurable() {
         );
     }
     assert_eq!(get(&s, "/genesys/1/node").await.status(), StatusCode::OK);
+    let widget = "/widget/v1/gmshub-chat.js";
+    assert_eq!(get(&s, widget).await.status(), StatusCode::OK);
+    let s = Server::start(&[("GMSHUB__PAGES__WIDGET", "false")]);
+    assert_eq!(get(&s, widget).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, "/chat").await.status(), StatusCode::OK);
 }

@@ -1,27 +1,202 @@
+// The agent desk: gmshub's agent API (docs/agent-api.md) for a person at a
+// desk. The token lives in sessionStorage, so a reload keeps the login,
+// and what the desk shows (presence, chats) is read back from the server,
+// never assumed. Pings arrive over CometD (/service/agent); each says what
+// changed, and the desk reads that through the API.
+
 import { CometD } from "/js/cometd/cometd.js";
 
 const $ = (id) => document.getElementById(id);
 const api = `${location.origin}/gmshub/agent`;
-let token = null;
-const chats = new Map(); // chatId -> { el, next, state }
+const TOKEN = "gmshub-agent-token";
+const BASE_TITLE = document.title;
+let token = sessionStorage.getItem(TOKEN);
+let me = null;
+let cometd = null;
+let offerTimer = null;
+const chats = new Map(); // chatId -> the box's parts and transcript position
+const alerted = new Set(); // offers already announced
 
 async function call(method, path, body) {
-  const r = await fetch(`${api}${path}`, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, body: r.status === 204 ? null : await r.json().catch(() => null) };
+  let r;
+  try {
+    r = await fetch(`${api}${path}`, {
+      method,
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, body: { error: "The server cannot be reached. Check the connection and try again." } };
+  }
+  const answer = { status: r.status, body: r.status === 204 ? null : await r.json().catch(() => null) };
+  if (r.status === 401 && path !== "/login" && token) signedOut("Your session has ended. Please log in again.");
+  return answer;
 }
 
-// ---- rendering: every text through textContent ---------------------------
+const reason = (r) => (r.body && r.body.error) || `The request failed (HTTP ${r.status}).`;
+const el = (tag, props = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children);
+  return node;
+};
+const clock = (ms) =>
+  el("time", { datetime: new Date(ms).toISOString(), text: new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) });
+
+// ---- logging in and out --------------------------------------------------
+function showLogin(message) {
+  $("desk").classList.add("hidden");
+  $("login").classList.remove("hidden");
+  $("login-error").textContent = message || "";
+  $("password").focus();
+}
+
+function signedOut(message) {
+  token = null;
+  me = null;
+  sessionStorage.removeItem(TOKEN);
+  clearInterval(offerTimer);
+  if (cometd) cometd.disconnect();
+  cometd = null;
+  chats.clear();
+  alerted.clear();
+  $("chats").replaceChildren();
+  $("offers").replaceChildren();
+  document.title = BASE_TITLE;
+  showLogin(message);
+}
+
+async function enter() {
+  const r = await call("GET", "/me");
+  if (r.status !== 200) return signedOut(r.status === 401 ? "" : reason(r));
+  me = r.body;
+  $("me").textContent = me.nickname;
+  showPresence(me.ready, me.capacity);
+  $("login").classList.add("hidden");
+  $("desk").classList.remove("hidden");
+  listen();
+  loadChats();
+  loadOffers();
+  // A safety net for a lost ping; pings make it immediate.
+  offerTimer = setInterval(loadOffers, 5000);
+}
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await call("POST", "/login", { agent: $("agent").value, password: $("password").value });
+  if (r.status !== 200) return showLogin(r.status === 401 ? "Wrong login or password." : reason(r));
+  token = r.body.token;
+  sessionStorage.setItem(TOKEN, token);
+  $("password").value = "";
+  unlockSound();
+  enter();
+});
+
+$("logout").addEventListener("click", async () => {
+  await call("POST", "/logout");
+  signedOut("You are logged out.");
+});
+
+// ---- presence ------------------------------------------------------------
+function showPresence(ready, capacity) {
+  $("presence").textContent = ready ? `Ready for ${capacity} chat${capacity === 1 ? "" : "s"}` : "Not ready";
+  $("presence").dataset.ready = String(ready);
+  if (ready) $("capacity").value = capacity;
+  $("ready").disabled = ready;
+  $("not-ready").disabled = !ready;
+}
+
+$("ready").addEventListener("click", async () => {
+  unlockSound();
+  const r = await call("POST", "/ready", { capacity: Number($("capacity").value) || 1 });
+  if (r.status !== 200) return ($("desk-error").textContent = reason(r));
+  showPresence(true, r.body.capacity);
+  loadOffers();
+});
+$("not-ready").addEventListener("click", async () => {
+  const r = await call("POST", "/not-ready", {});
+  if (r.status !== 200) return ($("desk-error").textContent = reason(r));
+  showPresence(false, 0);
+  loadOffers();
+});
+
+// ---- a new offer: a sound and the page's title ---------------------------
+let audio = null;
+// Browsers let a page play sound once the person did something on it.
+function unlockSound() {
+  try {
+    audio ??= new AudioContext();
+    audio.resume();
+  } catch {
+    audio = null;
+  }
+}
+
+function chime() {
+  document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+  if (!audio) return;
+  const tone = audio.createOscillator();
+  const gain = audio.createGain();
+  tone.frequency.value = 880;
+  gain.gain.setValueAtTime(0.2, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.5);
+  tone.connect(gain).connect(audio.destination);
+  tone.start();
+  tone.stop(audio.currentTime + 0.5);
+}
+
+function announce(offers) {
+  const fresh = offers.filter((o) => !alerted.has(o.chatId));
+  for (const o of fresh) alerted.add(o.chatId);
+  document.title = offers.length ? `(${offers.length}) New chat — ${BASE_TITLE}` : BASE_TITLE;
+  if (fresh.length) {
+    $("alert").hidden = false;
+    $("alert").textContent = `New chat waiting: ${fresh.map((o) => o.nickname).join(", ")}`;
+    chime();
+  } else if (!offers.length) {
+    $("alert").hidden = true;
+  }
+}
+
+async function loadOffers() {
+  if (!token) return;
+  const r = await call("GET", "/offers");
+  if (r.status !== 200) return;
+  const list = $("offers");
+  list.replaceChildren();
+  for (const offer of r.body.offers) {
+    const label = el("span", { text: `${offer.nickname}${offer.subject ? ` — ${offer.subject}` : ""}` });
+    const since = el("span", { class: "muted", text: `waiting since ${new Date(offer.waitingSince).toLocaleTimeString()}` });
+    const accept = el("button", { type: "button", class: "primary", text: "Accept" });
+    accept.addEventListener("click", async () => {
+      const taken = await call("POST", `/chats/${offer.chatId}/accept`);
+      if (taken.status !== 200) $("desk-error").textContent = reason(taken);
+      else if (!chats.has(offer.chatId)) {
+        chatBox(offer.chatId, taken.body);
+        refresh(offer.chatId);
+      }
+      loadOffers();
+    });
+    const decline = el("button", { type: "button", text: "Decline" });
+    decline.addEventListener("click", async () => {
+      await call("POST", `/chats/${offer.chatId}/reject`);
+      loadOffers();
+    });
+    list.append(el("li", { "data-chat-id": offer.chatId }, label, since, accept, decline));
+  }
+  $("no-offers").hidden = r.body.offers.length > 0;
+  announce(r.body.offers);
+}
+
+// ---- a chat --------------------------------------------------------------
 function line(event) {
-  const li = document.createElement("li");
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = (event.from && event.from.nickname) || "";
-  const text = document.createElement("span");
-  text.className = "text";
+  const li = el("li", { "data-type": event.type, "data-index": event.index });
+  const who = el("span", { class: "who", text: (event.from && event.from.nickname) || "" });
+  const text = el("span", { class: "text" });
   switch (event.type) {
     case "Message": case "PushUrl": text.textContent = event.text || ""; break;
     case "ParticipantJoined": li.className = "notice"; text.textContent = "joined"; break;
@@ -29,27 +204,42 @@ function line(event) {
     case "FileUploaded": li.className = "notice"; text.textContent = `sent a file: ${(event.userData || {})["file-name"] || ""}`; break;
     default: li.className = "notice"; text.textContent = event.text || event.type;
   }
-  li.dataset.type = event.type;
+  if (event.utcTime) li.append(clock(event.utcTime));
   li.append(who, text);
   return li;
 }
 
 function chatBox(id, view) {
-  const el = document.createElement("div");
-  el.className = "chat";
-  el.dataset.chatId = id;
-  const title = document.createElement("h3");
-  title.textContent = `${(view.participants[0] || {}).nickname || "customer"}${view.subject ? ` — ${view.subject}` : ""}`;
-  const list = document.createElement("ul");
-  const typing = document.createElement("div");
-  typing.className = "typing";
-  const input = document.createElement("textarea");
-  input.rows = 2;
-  input.placeholder = "Reply";
-  const send = document.createElement("button");
-  send.textContent = "Send";
-  const end = document.createElement("button");
-  end.textContent = "End chat";
+  const customer = view.participants.find((p) => p.kind === "Client") || view.participants[0] || {};
+  const name = customer.nickname || "Customer";
+  const box = el("article", { class: "chat", "data-chat-id": id, "aria-label": `Chat with ${name}` });
+  const title = el("h3", { text: `${name}${view.subject ? ` — ${view.subject}` : ""}` });
+  const data = el("dl", { class: "user-data" });
+  for (const [k, v] of Object.entries(view.userData || {})) data.append(el("dt", { text: k }), el("dd", { text: String(v) }));
+  const list = el("ul", { "aria-live": "polite" });
+  const typing = el("p", { class: "typing" });
+  const inputId = `reply-${id}`;
+  const input = el("textarea", { id: inputId, rows: "2", maxlength: "10000" });
+  const error = el("p", { class: "error", role: "alert" });
+  const send = el("button", { type: "submit", class: "primary", text: "Send" });
+  const end = el("button", { type: "button", text: "End chat" });
+  const form = el("form", {}, el("label", { for: inputId, text: `Reply to ${name}` }), input,
+    el("p", { class: "hint", text: "Enter sends, Shift+Enter starts a new line." }), error, send, end);
+  const queue = el("select", { id: `queue-${id}` });
+  for (const q of me.transferQueues) queue.append(el("option", { value: q, text: q }));
+  const transfer = el("button", { type: "button", text: "Transfer" });
+  const colleague = el("select", { id: `colleague-${id}` });
+  for (const c of me.colleagues) colleague.append(el("option", { value: c.agent, text: c.nickname }));
+  const invite = el("button", { type: "button", text: "Invite", disabled: me.colleagues.length === 0 });
+  const tools = el("div", { class: "tools" },
+    el("label", { for: `queue-${id}`, text: "Transfer to" }), queue, transfer,
+    el("label", { for: `colleague-${id}`, text: "Invite" }), colleague, invite);
+  const close = el("button", { type: "button", class: "close", text: "Close", hidden: true });
+  box.append(title, data, list, typing, form, tools, close);
+  $("chats").prepend(box);
+  const entry = { box, list, typing, input, error, send, end, form, tools, close, next: 1 };
+  chats.set(id, entry);
+
   let isTyping = false;
   input.addEventListener("input", () => {
     const now = input.value.length > 0;
@@ -58,19 +248,42 @@ function chatBox(id, view) {
       call("POST", `/chats/${id}/${now ? "start-typing" : "stop-typing"}`, {});
     }
   });
-  send.addEventListener("click", async () => {
-    if (!input.value.trim()) return;
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
     const message = input.value;
-    input.value = "";
-    isTyping = false;
-    await call("POST", `/chats/${id}/send`, { message });
+    if (!message.trim()) return;
+    error.textContent = "";
+    send.disabled = true;
+    const r = await call("POST", `/chats/${id}/send`, { message });
+    send.disabled = false;
+    // A refused message stays where it was typed, with the reason.
+    if (r.status !== 200) error.textContent = reason(r);
+    else if (input.value === message) {
+      input.value = "";
+      isTyping = false;
+    }
+    input.focus();
     refresh(id);
   });
-  end.addEventListener("click", async () => { await call("POST", `/chats/${id}/end`, {}); refresh(id); });
-  el.append(title, list, typing, input, send, end);
-  $("chats").prepend(el);
-  const entry = { el, list, typing, input, send, end, next: 1, state: view.state };
-  chats.set(id, entry);
+  const act = async (path, body) => {
+    error.textContent = "";
+    const r = await call("POST", `/chats/${id}/${path}`, body);
+    if (r.status !== 200) error.textContent = reason(r);
+    refresh(id);
+  };
+  end.addEventListener("click", () => act("end", {}));
+  transfer.addEventListener("click", () => act("transfer", { queue: queue.value }));
+  invite.addEventListener("click", () => act("invite", { agent: colleague.value }));
+  close.addEventListener("click", () => {
+    box.remove();
+    chats.delete(id);
+  });
   return entry;
 }
 
@@ -90,63 +303,17 @@ async function refresh(id) {
     entry.list.append(line(event));
   }
   entry.list.scrollTop = entry.list.scrollHeight;
-  entry.state = r.body.state;
-  if (entry.state === "ended") {
-    entry.el.classList.add("ended");
-    entry.el.dataset.state = "ended";
-    entry.typing.textContent = "chat ended";
-    for (const c of [entry.input, entry.send, entry.end]) c.disabled = true;
+  // Over for this desk: the chat ended, or this agent left it (a transfer).
+  const mine = r.body.participants.find((p) => p.agent === me.agent && p.present);
+  const over = r.body.state === "ended" || !mine;
+  entry.box.dataset.state = over ? "ended" : r.body.state;
+  if (over) {
+    entry.box.classList.add("ended");
+    entry.typing.textContent = r.body.state === "ended" ? "The chat has ended." : "You left this chat.";
+    entry.form.hidden = true;
+    entry.tools.hidden = true;
+    entry.close.hidden = false;
   }
-}
-
-async function loadOffers() {
-  const r = await call("GET", "/offers");
-  if (r.status !== 200) return;
-  const list = $("offers");
-  list.replaceChildren();
-  for (const offer of r.body.offers) {
-    const li = document.createElement("li");
-    li.dataset.chatId = offer.chatId;
-    const label = document.createElement("span");
-    label.textContent = `${offer.nickname}${offer.subject ? ` — ${offer.subject}` : ""} (${offer.queue}) `;
-    const accept = document.createElement("button");
-    accept.textContent = "Accept";
-    accept.addEventListener("click", async () => {
-      const taken = await call("POST", `/chats/${offer.chatId}/accept`);
-      if (taken.status === 200 && !chats.has(offer.chatId)) {
-        chatBox(offer.chatId, taken.body);
-        refresh(offer.chatId);
-      }
-      loadOffers();
-    });
-    const reject = document.createElement("button");
-    reject.textContent = "Decline";
-    reject.addEventListener("click", async () => { await call("POST", `/chats/${offer.chatId}/reject`); loadOffers(); });
-    li.append(label, accept, reject);
-    list.append(li);
-  }
-}
-
-// ---- events over CometD: pings, then the agent API says what changed ----
-function listen() {
-  const cometd = new CometD();
-  cometd.configure({ url: `${location.origin}/genesys/cometd`, logLevel: "warn" });
-  cometd.addListener("/meta/handshake", (m) => {
-    if (!m.successful) return;
-    // (Again after a re-handshake: the new session must be attached too.)
-    cometd.publish("/service/agent", { operation: "attach", token });
-  });
-  cometd.handshake(() => {
-    cometd.subscribe("/service/agent", (m) => {
-      const d = m.data || {};
-      if (d.operation === "attach") $("events").textContent = d.successful ? "live" : "refused";
-      if (d.event === "offers") loadOffers();
-      if (d.event === "chat") {
-        if (chats.has(d.chatId)) refresh(d.chatId);
-        else loadChats();
-      }
-    });
-  });
 }
 
 async function loadChats() {
@@ -158,34 +325,35 @@ async function loadChats() {
   }
 }
 
-$("login").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const r = await call("POST", "/login", { agent: $("agent").value, password: $("password").value });
-  if (r.status !== 200) { $("login-error").textContent = (r.body && r.body.error) || "login failed"; return; }
-  token = r.body.token;
-  $("me").textContent = r.body.nickname;
-  $("login").classList.add("hidden");
-  $("desk").classList.remove("hidden");
-  listen();
-  loadChats();
-  loadOffers();
-  // A safety net for a lost ping; pings make it immediate.
-  setInterval(loadOffers, 5000);
-});
-
-$("ready").addEventListener("click", async () => {
-  const r = await call("POST", "/ready", { capacity: Number($("capacity").value) || 1 });
-  if (r.status === 200) {
-    $("presence").textContent = `ready for ${r.body.capacity}`;
-    $("ready").disabled = true;
-    $("not-ready").disabled = false;
+// ---- pings over CometD ---------------------------------------------------
+function listen() {
+  cometd = new CometD();
+  cometd.configure({ url: `${location.origin}/genesys/cometd`, logLevel: "warn", maxBackoff: 4000 });
+  const status = (text) => ($("events").textContent = text);
+  cometd.addListener("/meta/handshake", (m) => {
+    if (!m.successful) return status("reconnecting");
+    // Every handshake (a re-handshake starts with no subscriptions).
+    cometd.batch(() => {
+      cometd.subscribe("/service/agent", (ping) => {
+        const d = ping.data || {};
+        if (d.operation === "attach") status(d.successful ? "live" : "refused");
+        if (d.event === "offers") loadOffers();
+        if (d.event === "chat") {
+          if (chats.has(d.chatId)) refresh(d.chatId);
+          else loadChats();
+        }
+      });
+      cometd.publish("/service/agent", { operation: "attach", token });
+    });
+    // What changed while the pings were not arriving.
+    loadChats();
     loadOffers();
-  }
-});
-$("not-ready").addEventListener("click", async () => {
-  await call("POST", "/not-ready", {});
-  $("presence").textContent = "not ready";
-  $("ready").disabled = false;
-  $("not-ready").disabled = true;
-  loadOffers();
-});
+  });
+  cometd.addListener("/meta/connect", (m) => {
+    if (!m.successful && !cometd.isDisconnected()) status("reconnecting");
+  });
+  cometd.handshake();
+}
+
+if (token) enter();
+else showLogin();

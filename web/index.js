@@ -1,3 +1,7 @@
+// The CometD playground: the official CometD client, driven by hand. The
+// status shown is the client's own (connected, reconnecting, disconnected),
+// and a channel name is checked before it is sent, with the reason shown.
+
 import { CometD } from "/js/cometd/cometd.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,14 +15,34 @@ function log(text, cls) {
   $("log").prepend(li);
 }
 
-function setConnected(on) {
-  $("status").textContent = on ? "connected" : "disconnected";
-  $("status").className = on ? "connected" : "disconnected";
-  $("connect").disabled = on;
-  for (const id of ["disconnect", "subscribe", "publish"]) $(id).disabled = !on;
+function setStatus(status) {
+  $("status").textContent = status;
+  $("status").className = status;
+  const on = status === "connected";
+  $("connect").disabled = status !== "disconnected";
+  $("disconnect").disabled = status === "disconnected";
+  for (const id of ["subscribe", "publish"]) $(id).disabled = !on;
+  if (status === "disconnected") $("transport-used").textContent = "";
 }
 
-$("connect").onclick = () => {
+/** Why `name` is not a Bayeux channel one may use (null when it is). */
+function channelProblem(name, { wildcards }) {
+  if (!name.startsWith("/")) return "A channel name starts with /, for example /demo/room.";
+  const segments = name.slice(1).split("/");
+  if (segments.some((s) => s === "")) return "A channel name has no empty segment (no // and no / at the end).";
+  const last = segments[segments.length - 1];
+  const wild = segments.findIndex((s) => s.includes("*"));
+  if (wild >= 0) {
+    if (!wildcards) return "Messages are published to one channel: no * or ** here.";
+    if (wild !== segments.length - 1 || (last !== "*" && last !== "**")) return "A wildcard is a whole last segment: /demo/* or /demo/**.";
+  }
+  if (/^meta$/.test(segments[0])) return "/meta/ channels belong to the protocol.";
+  if (/[^\w\-*!~().'$@=,+;:]/.test(name.replace(/\//g, ""))) return "A channel name has letters, digits and - _ . ! ~ ( ) only.";
+  return null;
+}
+
+$("connection").addEventListener("submit", (e) => {
+  e.preventDefault();
   cometd = new CometD();
   const choice = $("transport").value;
   if (choice !== "websocket") {
@@ -27,40 +51,56 @@ $("connect").onclick = () => {
     }
   }
   cometd.configure({ url: $("url").value, logLevel: "warn" });
-  cometd.addListener("/meta/connect", (m) => {
-    setConnected(m.successful === true);
-    $("transport-used").textContent = cometd.getTransport() ? `(${cometd.getTransport().type})` : "";
+  const client = cometd;
+  client.addListener("/meta/connect", (m) => {
+    if (client.isDisconnected()) return setStatus("disconnected");
+    setStatus(m.successful === true ? "connected" : "reconnecting");
+    $("transport-used").textContent = client.getTransport() ? `(${client.getTransport().type})` : "";
   });
-  cometd.handshake((reply) => {
-    if (reply.successful) {
-      log(`handshake ok, clientId ${reply.clientId}`, "meta");
-    } else {
-      log(`handshake failed: ${reply.error || "no answer"}`, "meta");
-    }
+  setStatus("connecting");
+  client.handshake((reply) => {
+    if (reply.successful) log(`handshake ok, clientId ${reply.clientId}`, "meta");
+    else log(`handshake failed: ${reply.error || "no answer"}`, "meta");
   });
-};
+});
 
-$("disconnect").onclick = () => {
-  cometd.disconnect(() => { setConnected(false); log("disconnected", "meta"); });
-};
+$("disconnect").addEventListener("click", () => {
+  const client = cometd;
+  client.disconnect(() => log("disconnected", "meta"));
+  setStatus("disconnected");
+});
 
-$("subscribe").onclick = () => {
-  const channel = $("channel").value;
+$("subscription").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const channel = $("channel").value.trim();
+  const problem = channelProblem(channel, { wildcards: true });
+  $("channel-error").textContent = problem || "";
+  if (problem) return;
   cometd.subscribe(channel, (m) => {
     const text = typeof m.data === "object" && m.data && "text" in m.data ? m.data.text : JSON.stringify(m.data);
     const li = document.createElement("li");
-    li.innerHTML = `<span class="time"></span>  <span class="channel"></span> <span class="text"></span>`;
-    li.querySelector(".time").textContent = new Date().toLocaleTimeString();
-    li.querySelector(".channel").textContent = m.channel;
-    li.querySelector(".text").textContent = text;
+    const part = (cls, value) => {
+      const span = document.createElement("span");
+      span.className = cls;
+      span.textContent = value;
+      return span;
+    };
+    li.append(part("time", new Date().toLocaleTimeString()), "  ", part("channel", m.channel), " ", part("text", text));
     li.dataset.received = "1";
     $("log").prepend(li);
-  }, (reply) => log(reply.successful ? `subscribed to ${channel}` : `subscribe failed: ${reply.error}`, "meta"));
-};
-
-$("publish").onclick = () => {
-  const channel = $("target").value;
-  cometd.publish(channel, { text: $("text").value }, (reply) => {
-    if (!reply.successful) log(`publish failed: ${reply.error}`, "meta");
+  }, (reply) => {
+    if (reply.successful) log(`subscribed to ${channel}`, "meta");
+    else $("channel-error").textContent = `The server refused: ${reply.error || "no answer"}`;
   });
-};
+});
+
+$("publication").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const channel = $("target").value.trim();
+  const problem = channelProblem(channel, { wildcards: false });
+  $("target-error").textContent = problem || "";
+  if (problem) return;
+  cometd.publish(channel, { text: $("text").value }, (reply) => {
+    if (!reply.successful) $("target-error").textContent = `The server refused: ${reply.error || "no answer"}`;
+  });
+});

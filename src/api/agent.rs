@@ -38,6 +38,7 @@ pub fn router(agents: Agents) -> Router {
     Router::new()
         .route("/gmshub/agent/login", post(login))
         .route("/gmshub/agent/logout", post(logout))
+        .route("/gmshub/agent/me", get(whoami))
         .route("/gmshub/agent/ready", post(ready))
         .route("/gmshub/agent/not-ready", post(not_ready))
         .route("/gmshub/agent/offers", get(offers))
@@ -174,6 +175,36 @@ async fn logout(State(agents): State<Agents>, headers: HeaderMap) -> Result<Resp
         .logout(bearer(&headers).unwrap_or_default(), &account.login)
         .await?;
     Ok(Json(json!({})).into_response())
+}
+
+/// Who the token's agent is and its presence as the server has it (a desk
+/// reloaded shows what is true, not what it assumed), with whom it may
+/// invite and where it may transfer.
+async fn whoami(State(agents): State<Agents>, headers: HeaderMap) -> Result<Response, Failure> {
+    let account = me(&agents, &headers).await?;
+    let presence = agents.presence(&account.login).await?;
+    let colleagues: Vec<_> = agents
+        .accounts()
+        .filter(|a| a.login != account.login)
+        .map(|a| json!({ "agent": a.login, "nickname": a.nickname, "type": a.kind }))
+        .collect();
+    let mut queues: Vec<&str> = agents
+        .accounts()
+        .flat_map(|a| a.queues.iter().map(String::as_str))
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    Ok(Json(json!({
+        "agent": account.login,
+        "nickname": account.nickname,
+        "queues": account.queues,
+        "type": account.kind,
+        "ready": presence.ready,
+        "capacity": presence.capacity,
+        "colleagues": colleagues,
+        "transferQueues": queues,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -345,6 +345,7 @@ impl Hub {
         };
         let pages = pages::PageOptions {
             enabled: settings.pages_enabled,
+            widget: settings.widget_enabled,
             frame_ancestors: settings.frame_ancestors.clone(),
         };
         let router = pages::router(&pages)

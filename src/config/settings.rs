@@ -121,6 +121,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[pages] frame-ancestors` (default `'self'`): who may frame the pages.
     pub frame_ancestors: String,
+    /// `[pages] widget` (default true): serve the embeddable chat widget
+    /// (`/widget/v1/`), with or without the sample pages.
+    pub widget_enabled: bool,
     /// `[agent] session-idle-timeout` (s, 3600): how long an agent's token
     /// lives unused; `session-max-lifetime` (s, 43200): how long at most.
     pub agent_tokens: TokenLifetime,
@@ -240,6 +243,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .unwrap_or("'self'")
                 .to_owned(),
+            widget_enabled: o.flag("pages", "widget", true),
             agent_tokens: TokenLifetime {
                 idle: o
                     .seconds("agent", "session-idle-timeout", SESSION_IDLE)

@@ -21,17 +21,14 @@ describe("demo page in headless Chromium", () => {
     const page = await context.newPage();
     page.setDefaultTimeout(UI_MS);
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    // Failed loads are reported through their responses (with the URL); the
-    // browser's own /favicon.ico request may 404, which is nothing to see.
+    // Failed loads are reported through their responses (with the URL).
     page.on("console", (m) => {
       if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
         problems.push(`console: ${m.text()}`);
       }
     });
     page.on("response", (r) => {
-      if (r.status() >= 400 && new URL(r.url()).pathname !== "/favicon.ico") {
-        problems.push(`HTTP ${r.status()} for ${r.url()}`);
-      }
+      if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
     });
     page.on("requestfailed", (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
     await page.goto(`${suite.server.origin}/`);
@@ -78,4 +75,34 @@ describe("demo page in headless Chromium", () => {
       }
     });
   }
+
+  it("Disconnect says disconnected; a bad channel name is explained, not sent", { timeout: 60_000 }, async () => {
+    await suite.ready;
+    const context = await suite.browser.newContext();
+    const problems = [];
+    try {
+      const page = await openConnected(context, "websocket", problems);
+      for (const [field, button, name, reason] of [
+        ["#channel", "#subscribe", "demo/room", "starts with /"],
+        ["#channel", "#subscribe", "/demo/*/x", "whole last segment"],
+        ["#target", "#publish", "/demo/*", "no * or **"],
+        ["#target", "#publish", "/demo//room", "no empty segment"],
+      ]) {
+        await page.fill(field, name);
+        await page.click(button);
+        const error = field === "#channel" ? "#channel-error" : "#target-error";
+        await page.locator(error, { hasText: reason }).waitFor();
+      }
+      await page.click("#disconnect");
+      await page.waitForFunction(() => document.getElementById("status").textContent === "disconnected");
+      // Whatever the client's last /meta/connect said, it stays disconnected.
+      await new Promise((ok) => setTimeout(ok, 1500));
+      assert.equal(await page.textContent("#status"), "disconnected");
+      assert.equal(await page.isDisabled("#publish"), true);
+      assert.equal(await page.isEnabled("#connect"), true);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -1,64 +1,61 @@
-// The chat widget (/chat) and the agent desk (/agent) in headless Chromium:
-// a customer and an agent exchange messages, typing shows on both sides,
-// text containing HTML is shown as text (no script runs), and the chat ends
-// on both sides. Once with the widget on CometD, once on its REST fallback.
-// Chromium must be installed (apt-get install -y chromium) or named by
-// CHROMIUM_BIN; without it these tests fail, they do not skip.
+// The chat page (/chat, which embeds the widget) and the agent desk
+// (/agent) in headless Chromium. A customer and an agent talk, typing shows
+// on both sides, text with HTML in it stays text, the chat ends on both
+// sides: once over CometD, once over the widget's REST polling. Then the
+// desk as people work in it, with two agents: presence survives a reload,
+// a new offer sounds and shows in the title, an invited colleague joins,
+// a transfer to another queue reaches the agent serving it, and ended
+// chats close. Chromium must be installed (apt-get install -y chromium) or
+// named by CHROMIUM_BIN; without it these tests fail, they do not skip.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { chromiumSuite } from "./chromium.mjs";
+import {
+  configFile, deskAccept, deskLines, deskLogin, deskReady, deskSend, openPage,
+  widgetSend, widgetStart, widgetState,
+} from "./pages.mjs";
 
-const UI_MS = 15_000;
 const HOSTILE_NAME = 'Jane <img src=x onerror="window.pwned=1">';
 const HOSTILE_TEXT = "<b>bold</b><script>window.pwned=2</script>";
+const ACCOUNTS = `[agent.alice]
+password = alice-secret
+nickname = Alice
+queues = Environment:default
 
-describe("chat widget and agent desk in headless Chromium", () => {
-  const suite = chromiumSuite();
+[agent.bob]
+password = bob-secret
+nickname = Bob
+queues = Environment:vip
+`;
 
-  async function page(path, problems) {
-    const context = await suite.browser.newContext();
-    const p = await context.newPage();
-    p.setDefaultTimeout(UI_MS);
-    p.on("pageerror", (e) => problems.push(`${path}: page error: ${e.message}`));
-    p.on("dialog", (d) => problems.push(`${path}: a dialog opened: ${d.message()}`));
-    await p.goto(`${suite.server.origin}${path}`);
-    return p;
-  }
+describe("chat page and agent desk in headless Chromium", () => {
+  const suite = chromiumSuite(() => ({ env: { GMSHUB_CONFIG: configFile(ACCOUNTS) } }));
 
   for (const mode of ["cometd", "rest"]) {
     it(`customer (${mode}) and agent talk until the chat ends`, { timeout: 90_000 }, async () => {
       await suite.ready;
       const problems = [];
-      const desk = await page("/agent", problems);
-      await desk.fill("#password", "agent");
-      await desk.click("#login button");
-      await desk.waitForSelector("#desk:not(.hidden)");
-      await desk.waitForFunction(() => document.getElementById("events").textContent === "live");
-      await desk.click("#ready");
-      await desk.waitForFunction(() => document.getElementById("presence").textContent.startsWith("ready"));
+      const desk = await openPage(suite.browser, `${suite.server.origin}/agent`, problems);
+      await deskLogin(desk, "alice", "alice-secret");
+      await deskReady(desk);
 
-      const widget = await page(mode === "rest" ? "/chat?transport=rest" : "/chat", problems);
-      await widget.fill("#nickname", HOSTILE_NAME);
-      await widget.fill("#subject", "refund");
-      await widget.click("#start-button");
-      await widget.waitForFunction(() => document.getElementById("state").textContent === "connected");
-      assert.equal(await widget.textContent("#mode"), mode === "rest" ? "(REST polling)" : "(CometD)");
+      const widget = await openPage(suite.browser, `${suite.server.origin}/chat${mode === "rest" ? "?transport=rest" : ""}`, problems);
+      const cometdRequests = [];
+      widget.on("request", (r) => r.url().includes("/genesys/cometd") && cometdRequests.push(r.url()));
+      widget.on("websocket", (ws) => ws.url().includes("/genesys/cometd") && cometdRequests.push(ws.url()));
+      await widgetStart(widget, HOSTILE_NAME, `refund ${mode}`);
+      await widgetState(widget, "waiting");
 
-      // The offer reaches the desk; the agent takes it.
-      const offer = desk.locator("#offers li", { hasText: "refund" });
-      await offer.waitFor();
-      assert.ok((await offer.textContent()).includes(HOSTILE_NAME), "the name shown as typed");
-      await offer.locator("button", { hasText: "Accept" }).click();
-      const box = desk.locator(".chat").first();
-      await box.waitFor();
-      await widget.locator("#transcript li[data-type=ParticipantJoined]").nth(1).waitFor();
+      const box = await deskAccept(desk, `refund ${mode}`);
+      assert.ok((await box.locator("h3").textContent()).includes(HOSTILE_NAME), "the name shown as typed");
+      await widgetState(widget, "connected");
+      await widget.locator("#gmshub-chat li[data-type=ParticipantJoined]", { hasText: "Alice joined" }).waitFor();
 
       // The customer types: the desk shows it; then sends text with HTML in it.
-      await widget.type("#message", "<b>", { delay: 20 });
+      await widget.type("#gmshub-chat #message", "<b>", { delay: 20 });
       await box.locator(".typing", { hasText: "is typing" }).waitFor();
-      await widget.fill("#message", HOSTILE_TEXT);
-      await widget.click("#send");
+      await widgetSend(widget, HOSTILE_TEXT);
       const got = box.locator("li[data-type=Message] .text").last();
       await got.waitFor();
       assert.equal(await got.textContent(), HOSTILE_TEXT);
@@ -66,26 +63,95 @@ describe("chat widget and agent desk in headless Chromium", () => {
 
       // The agent types and answers: the widget shows both.
       await box.locator("textarea").type("Hello", { delay: 20 });
-      await widget.locator("#typing", { hasText: "is typing" }).waitFor();
-      await box.locator("textarea").fill("Hello Jane, <i>one</i> moment");
-      await box.locator("button", { hasText: "Send" }).click();
-      const reply = widget.locator("#transcript li[data-type=Message]:not(.client) .text").last();
-      await reply.waitFor();
-      await widget.waitForFunction(
-        () => [...document.querySelectorAll("#transcript li[data-type=Message] .text")].some((n) => n.textContent === "Hello Jane, <i>one</i> moment"),
-      );
-      assert.equal(await widget.locator("#transcript i, #transcript img, #transcript b").count(), 0);
+      await widget.locator("#gmshub-chat #typing", { hasText: "Alice is typing" }).waitFor();
+      await deskSend(box, "Hello Jane, <i>one</i> moment");
+      await widget.locator("#gmshub-chat li.theirs .text", { hasText: "Hello Jane, <i>one</i> moment" }).waitFor();
+      assert.equal(await widget.locator("#gmshub-chat #transcript i, #gmshub-chat #transcript img, #gmshub-chat #transcript b").count(), 0);
 
-      // The customer ends the chat: both sides show it.
-      await widget.click("#end");
-      await widget.waitForFunction(() => document.getElementById("state").textContent === "chat ended");
-      await desk.waitForSelector('.chat[data-state="ended"]');
-      assert.equal(await widget.isDisabled("#send"), true);
+      // The customer ends the chat: both sides show it; the desk closes it.
+      await widget.click("#gmshub-chat #end");
+      await widgetState(widget, "ended");
+      await desk.waitForSelector(`.chat[data-state="ended"]`);
+      assert.equal(await widget.isVisible("#gmshub-chat #composer"), false);
+      await box.locator("button", { hasText: "Close" }).click();
+      assert.equal(await desk.locator(".chat").count(), 0, "an ended chat closes");
 
+      if (mode === "rest") assert.deepEqual(cometdRequests, [], "REST only: CometD was never asked");
+      else assert.ok(cometdRequests.length > 0, "CometD carried it");
       for (const p of [widget, desk]) assert.equal(await p.evaluate(() => window.pwned), undefined, "no script ran");
       assert.deepEqual(problems, []);
       await widget.context().close();
       await desk.context().close();
     });
   }
+
+  it("the desk: presence after a reload, offer alerts, invite, transfer, logout", { timeout: 120_000 }, async () => {
+    await suite.ready;
+    const problems = [];
+    const alice = await openPage(suite.browser, `${suite.server.origin}/agent`, problems);
+    await deskLogin(alice, "alice", "alice-secret");
+    // (Ready since the tests above: not ready first, then ready for two.)
+    if (await alice.isEnabled("#not-ready")) await alice.click("#not-ready");
+    await alice.waitForFunction(() => document.getElementById("presence").dataset.ready === "false");
+    await alice.fill("#capacity", "2");
+    await deskReady(alice);
+    // A reload keeps the login and shows the presence the server has.
+    await alice.reload();
+    await alice.waitForSelector("#desk:not(.hidden)");
+    await alice.waitForFunction(() => document.getElementById("presence").dataset.ready === "true");
+    assert.equal(await alice.textContent("#presence"), "Ready for 2 chats");
+    await alice.waitForFunction(() => document.getElementById("events").textContent === "live");
+
+    const bob = await openPage(suite.browser, `${suite.server.origin}/agent`, problems);
+    await deskLogin(bob, "bob", "bob-secret");
+    await deskReady(bob);
+
+    // A new chat: alice's desk chimes and says so in its title.
+    const first = await openPage(suite.browser, `${suite.server.origin}/chat`, problems);
+    await widgetStart(first, "Ann", "invite me");
+    await alice.locator("#alert", { hasText: "New chat waiting: Ann" }).waitFor();
+    assert.match(await alice.title(), /^\(1\) New chat/);
+    assert.ok(Number(await alice.getAttribute("body", "data-chimes")) >= 1, "the chime played");
+    const box = await deskAccept(alice, "invite me");
+    await alice.waitForFunction(() => !document.title.startsWith("("));
+
+    // Invite bob: his desk gets the chat, the customer sees him join.
+    await box.locator("select[id^=colleague]").selectOption("bob");
+    await box.locator("button", { hasText: "Invite" }).click();
+    const bobBox = bob.locator(".chat", { hasText: "invite me" });
+    await bobBox.waitFor();
+    await first.locator("#gmshub-chat li[data-type=ParticipantJoined]", { hasText: "Bob joined" }).waitFor();
+    await deskSend(bobBox, "Bob here");
+    await first.locator("#gmshub-chat li.theirs .text", { hasText: "Bob here" }).waitFor();
+    await bobBox.locator("button", { hasText: "End chat" }).click();
+    await widgetState(first, "ended");
+    for (const b of [box, bobBox]) {
+      await b.locator("button", { hasText: "Close" }).waitFor();
+      await b.locator("button", { hasText: "Close" }).click();
+    }
+
+    // Transfer to the vip queue: alice leaves, bob is offered it.
+    const second = await openPage(suite.browser, `${suite.server.origin}/chat`, problems);
+    await widgetStart(second, "Ben", "transfer me");
+    const box2 = await deskAccept(alice, "transfer me");
+    await deskSend(box2, "Let me pass you on.");
+    await box2.locator("select[id^=queue]").selectOption("Environment:vip");
+    await box2.locator("button", { hasText: "Transfer" }).click();
+    await box2.locator(".typing", { hasText: "You left this chat." }).waitFor();
+    await bob.locator("#alert", { hasText: "New chat waiting: Ben" }).waitFor();
+    const bobBox2 = await deskAccept(bob, "transfer me");
+    // Bob sees what was said before him, with times.
+    assert.ok((await deskLines(bobBox2)).some(([, , text]) => text === "Let me pass you on."));
+    assert.ok((await bobBox2.locator("li time").count()) > 0);
+    await second.locator("#gmshub-chat li[data-type=ParticipantJoined]", { hasText: "Bob joined" }).waitFor();
+    await widgetState(second, "connected");
+    assert.equal(await second.textContent("#gmshub-chat #state"), "You are chatting with Bob");
+
+    await alice.click("#logout");
+    await alice.waitForSelector("#login:not(.hidden)");
+    await alice.reload();
+    await alice.waitForSelector("#login:not(.hidden)");
+    assert.deepEqual(problems, []);
+    for (const p of [alice, bob, first, second]) await p.context().close();
+  });
 });

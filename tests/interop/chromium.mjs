@@ -17,7 +17,7 @@ export const ARGS = [
 
 /**
  * Registers the suite's hooks: gmshub started with `serverOptions` (an
- * object for startServer, or a function returning one) and Chromium.
+ * object for startServer, or a function returning one, or a promise of one) and Chromium.
  * Returns { ready, server, browser }: every test awaits `ready` first, so a
  * failed setup (such as Chromium missing) fails each test with its reason
  * instead of cancelling it.
@@ -31,7 +31,7 @@ export function chromiumSuite(serverOptions = {}) {
           `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_BIN`,
         );
       }
-      const options = typeof serverOptions === "function" ? serverOptions() : serverOptions;
+      const options = typeof serverOptions === "function" ? await serverOptions() : serverOptions;
       suite.server = await startServer(options);
       suite.browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
     })();

@@ -167,6 +167,13 @@ impl Agents {
         self.accounts.get(login)
     }
 
+    /// Every configured account, by login.
+    pub fn accounts(&self) -> impl Iterator<Item = &AgentAccount> {
+        let mut all: Vec<_> = self.accounts.values().collect();
+        all.sort_by(|a, b| a.login.cmp(&b.login));
+        all.into_iter()
+    }
+
     /// Checks the password; returns a new bearer token.
     pub async fn login(
         &self,
