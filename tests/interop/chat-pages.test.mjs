@@ -154,4 +154,21 @@ describe("chat page and agent desk in headless Chromium", () => {
     assert.deepEqual(problems, []);
     for (const p of [alice, bob, first, second]) await p.context().close();
   });
+
+  it("the widget's texts follow data-lang (German here), an unknown language falls back to English", { timeout: 30_000 }, async () => {
+    await suite.ready;
+    const problems = [];
+    const de = await openPage(suite.browser, `${suite.server.origin}/chat?lang=de`, problems);
+    await de.locator("#gmshub-chat #start-button", { hasText: "Chat beginnen" }).waitFor();
+    assert.equal(await de.textContent("#gmshub-chat label[for=field-nickname]"), "Ihr Name");
+    assert.equal(await de.getAttribute("#gmshub-chat", "lang"), "de");
+    await widgetStart(de, "Jana", "Rechnung");
+    await widgetState(de, "waiting");
+    assert.match(await de.textContent("#gmshub-chat #state"), /Wir suchen einen Mitarbeiter/);
+    const fr = await openPage(suite.browser, `${suite.server.origin}/chat?lang=fr`, problems);
+    await fr.locator("#gmshub-chat #start-button", { hasText: "Start chat" }).waitFor();
+    assert.equal(await fr.getAttribute("#gmshub-chat", "lang"), "en");
+    assert.deepEqual(problems, []);
+    for (const p of [de, fr]) await p.context().close();
+  });
 });
