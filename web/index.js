@@ -70,12 +70,21 @@ $("disconnect").addEventListener("click", () => {
   setStatus("disconnected");
 });
 
+/** The channel typed in `field`, or null with the reason shown beside it. */
+function channelIn(field, wildcards) {
+  const channel = $(field).value.trim();
+  const problem = channelProblem(channel, { wildcards });
+  $(`${field}-error`).textContent = problem || "";
+  return problem ? null : channel;
+}
+
+/** Shows the server's refusal of `reply` beside `field`. */
+const refusal = (field, reply) => ($(`${field}-error`).textContent = `The server refused: ${reply.error || "no answer"}`);
+
 $("subscription").addEventListener("submit", (e) => {
   e.preventDefault();
-  const channel = $("channel").value.trim();
-  const problem = channelProblem(channel, { wildcards: true });
-  $("channel-error").textContent = problem || "";
-  if (problem) return;
+  const channel = channelIn("channel", true);
+  if (!channel) return;
   cometd.subscribe(channel, (m) => {
     const text = typeof m.data === "object" && m.data && "text" in m.data ? m.data.text : JSON.stringify(m.data);
     const li = document.createElement("li");
@@ -90,17 +99,15 @@ $("subscription").addEventListener("submit", (e) => {
     $("log").prepend(li);
   }, (reply) => {
     if (reply.successful) log(`subscribed to ${channel}`, "meta");
-    else $("channel-error").textContent = `The server refused: ${reply.error || "no answer"}`;
+    else refusal("channel", reply);
   });
 });
 
 $("publication").addEventListener("submit", (e) => {
   e.preventDefault();
-  const channel = $("target").value.trim();
-  const problem = channelProblem(channel, { wildcards: false });
-  $("target-error").textContent = problem || "";
-  if (problem) return;
+  const channel = channelIn("target", false);
+  if (!channel) return;
   cometd.publish(channel, { text: $("text").value }, (reply) => {
-    if (!reply.successful) $("target-error").textContent = `The server refused: ${reply.error || "no answer"}`;
+    if (!reply.successful) refusal("target", reply);
   });
 });
