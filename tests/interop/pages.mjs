@@ -12,10 +12,12 @@ export const UI_MS = 15_000;
 /**
  * A new browser context (`contextOptions`: viewport, timezoneId, ...) with
  * one page at `url`; page errors, dialogs and failed answers go to
- * `problems` (answers whose status is in `expected` excepted).
+ * `problems` (answers whose status is in `expected` excepted). `before`
+ * (async, given the context) runs before the page loads: routes, say.
  */
-export async function openPage(browser, url, problems, { expected = [], ...contextOptions } = {}) {
+export async function openPage(browser, url, problems, { expected = [], before, ...contextOptions } = {}) {
   const context = await browser.newContext(contextOptions);
+  if (before) await before(context);
   const page = await context.newPage();
   page.setDefaultTimeout(UI_MS);
   const where = () => new URL(page.url()).pathname;

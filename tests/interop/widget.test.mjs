@@ -2,8 +2,8 @@
 // second origin, listed in [cors], under a strict CSP), against the agent
 // desk: a whole chat; a customer reload mid-chat; a gmshub restart mid-chat
 // and a stop longer than the client's retry; a message the server refuses;
-// Enter and Shift+Enter; and the same widget on a site that is not listed,
-// which starts nothing. Chromium must be installed (apt-get install -y
+// Enter and Shift+Enter; CometD blocked on the way (the chat runs over REST);
+// and the same widget on a site that is not listed, which starts nothing. Chromium must be installed (apt-get install -y
 // chromium) or named by CHROMIUM_BIN; without it these tests fail.
 
 import { after, describe, it } from "node:test";
@@ -176,6 +176,31 @@ describe("the chat widget on another site, in headless Chromium", () => {
     await customer.waitForFunction(() => document.querySelector("#gmshub-chat").shadowRoot.querySelector("#message").value === "");
     assert.equal(await customer.textContent("#gmshub-chat #send-error"), "", "the reason is gone once a message went");
     assert.equal((await deskLines(box)).filter(([, t]) => t === "Message").length, 1, "the long one never arrived");
+    assert.deepEqual(problems, []);
+    await close(desk, customer);
+  });
+
+  it("with CometD blocked on the way, the chat runs over REST polling", { timeout: 60_000 }, async () => {
+    await suite.ready;
+    const problems = [];
+    const desk = await openPage(suite.browser, `${suite.server.origin}/agent`, problems);
+    await deskLogin(desk);
+    await deskReady(desk);
+    // A network that lets the REST API through but not CometD (some proxies do that).
+    const customer = await openPage(suite.browser, `${shopOrigin}/`, problems, {
+      async before(context) {
+        await context.route("**/genesys/cometd**", (route) => route.abort());
+        await context.routeWebSocket(/\/genesys\/cometd/, (ws) => ws.close());
+      },
+    });
+    await widgetStart(customer, "Polly", "over rest");
+    await widgetState(customer, "waiting");
+    const box = await deskAccept(desk, "over rest");
+    await widgetState(customer, "connected");
+    await widgetSend(customer, "sent over REST");
+    await box.locator("li[data-type=Message] .text", { hasText: "sent over REST" }).waitFor();
+    await deskSend(box, "polled over REST");
+    await customer.locator("#gmshub-chat li.theirs .text", { hasText: "polled over REST" }).waitFor();
     assert.deepEqual(problems, []);
     await close(desk, customer);
   });
