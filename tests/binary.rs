@@ -134,11 +134,13 @@ fn the_cassandra_schema_is_printed_from_the_options() {
         cql.contains("CREATE TABLE IF NOT EXISTS gsg_site1.gmshub_records"),
         "{cql}"
     );
-    assert!(
-        cql.contains("CREATE TABLE IF NOT EXISTS gsg_site1.gmshub_index"),
-        "{cql}"
-    );
-    assert_eq!(cql.matches(';').count(), 3);
+    for table in ["gmshub_index", "gmshub_ordered", "gmshub_logs"] {
+        assert!(
+            cql.contains(&format!("CREATE TABLE IF NOT EXISTS gsg_site1.{table}")),
+            "{cql}"
+        );
+    }
+    assert_eq!(cql.matches(';').count(), 5);
 }
 
 #[test]

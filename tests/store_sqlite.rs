@@ -44,9 +44,33 @@ async fn purge_removes_only_expired_rows() {
         .await
         .unwrap();
     store.put("c", "kept", Write::new(b"y")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.purge().await.unwrap(), 1);
+    // Long enough for the three appends to see each other live.
+    let short = Some(Duration::from_millis(300));
+    for _ in 0..3 {
+        store.append("c", "gone", b"e", short).await.unwrap();
+    }
+    store.append("c", "kept", b"e", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.purge().await.unwrap(),
+        3,
+        "the larger of records and entries"
+    );
     assert!(store.get("c", "kept").await.unwrap().is_some());
+    let rows = |log: &'static str| {
+        let conn = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM logs WHERE collection = 'c' AND log = ?1",
+            [log],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (rows("gone"), rows("kept")),
+        (0, 1),
+        "expired log entries purged"
+    );
 }
 
 #[tokio::test]

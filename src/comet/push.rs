@@ -102,7 +102,7 @@ mod tests {
     use std::sync::Arc;
 
     use async_trait::async_trait;
-    use channels::store::{Record, Result, Store, StoreError, Version, Write};
+    use channels::store::{LogEntry, Record, Result, Store, StoreError, Version, Write};
     use push::{Notification, Outcome, Provider, PushType};
 
     use super::*;
@@ -150,6 +150,31 @@ mod tests {
             down()
         }
         async fn find(&self, _: &str, _: &str, _: &str, _: usize) -> Result<Vec<(String, Record)>> {
+            down()
+        }
+        async fn find_ordered(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<(String, Record)>> {
+            down()
+        }
+        async fn append(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[u8],
+            _: Option<std::time::Duration>,
+        ) -> Result<u64> {
+            down()
+        }
+        async fn read_log(&self, _: &str, _: &str, _: u64, _: usize) -> Result<Vec<LogEntry>> {
+            down()
+        }
+        async fn delete_log(&self, _: &str, _: &str) -> Result<bool> {
             down()
         }
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use channels::store::{Record, Result, Store, Version, Write};
+use std::time::Duration;
+
+use channels::store::{LogEntry, Record, Result, Store, Version, Write};
 
 /// `inner`, with its operations measured.
 pub struct Metered(pub Arc<dyn Store>);
@@ -87,6 +89,45 @@ impl Store for Metered {
         limit: usize,
     ) -> Result<Vec<(String, Record)>> {
         self.timed("find", self.0.find(collection, name, value, limit))
+            .await
+    }
+
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let call = self.0.find_ordered(collection, name, value, until, limit);
+        self.timed("find_ordered", call).await
+    }
+
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        self.timed("append", self.0.append(collection, log, value, ttl))
+            .await
+    }
+
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        self.timed("read_log", self.0.read_log(collection, log, from, limit))
+            .await
+    }
+
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
+        self.timed("delete_log", self.0.delete_log(collection, log))
             .await
     }
 }

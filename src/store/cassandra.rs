@@ -1,10 +1,14 @@
 //! The ScyllaDB/Cassandra store, shared by the nodes of a cluster, through
 //! the `scylla` driver.
 //!
-//! Two tables in the keyspace named by `[cassandra] keyspace-prefix` (`gsg`,
+//! Four tables in the keyspace named by `[cassandra] keyspace-prefix` (`gsg`,
 //! as in GMS): `gmshub_records` (one row per record, partitioned by
-//! collection and id) and `gmshub_index` (one row per index entry,
-//! partitioned by collection, name and value). As in GMS since 8.5.303 the
+//! collection and id), `gmshub_index` (one row per index entry,
+//! partitioned by collection, name and value), `gmshub_ordered` (the
+//! entries with an order, clustered by it) and `gmshub_logs` (one row per
+//! log entry, partitioned by collection and log, clustered by index; an
+//! append is a lightweight transaction that claims the next index, so two
+//! appends never share one). As in GMS since 8.5.303 the
 //! schema is created by an administrator, never at start: `gmshub schema
 //! cassandra` prints it, `--apply` runs it, and a node refuses to start when
 //! a table is missing.
@@ -20,7 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
+use channels::store::{
+    check_key, expiry, now_ms, IndexEntry, LogEntry, Record, Result, Store, StoreError, Version,
+    Write,
+};
+use futures_util::future::try_join_all;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -32,6 +40,8 @@ use scylla::value::{CqlValue, Row};
 const BACKEND: &str = "cassandra";
 const RECORDS: &str = "gmshub_records";
 const INDEX: &str = "gmshub_index";
+const ORDERED: &str = "gmshub_ordered";
+const LOGS: &str = "gmshub_logs";
 /// How many times a write retries when another writer won the race for the
 /// same record in between its read and its transaction.
 const CAS_ATTEMPTS: usize = 32;
@@ -185,6 +195,14 @@ pub fn schema(config: &CassandraConfig) -> Result<Vec<String>> {
             "CREATE TABLE IF NOT EXISTS {ks}.{INDEX} (collection text, name text, value text, id text, \
              PRIMARY KEY ((collection, name, value), id))"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.{ORDERED} (collection text, name text, value text, ord bigint, \
+             id text, PRIMARY KEY ((collection, name, value), ord, id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.{LOGS} (collection text, log text, idx bigint, value blob, \
+             expires_at bigint, PRIMARY KEY ((collection, log), idx))"
+        ),
     ])
 }
 
@@ -269,6 +287,35 @@ struct Statements {
     remove_index: PreparedStatement,
     find: PreparedStatement,
     count: PreparedStatement,
+    add_ordered: PreparedStatement,
+    remove_ordered: PreparedStatement,
+    find_ordered: PreparedStatement,
+    last_entry: PreparedStatement,
+    append: PreparedStatement,
+    read_log: PreparedStatement,
+    delete_log: PreparedStatement,
+}
+
+/// How a record's row lists an entry: `name:value`, and for one with an
+/// order also `:ORDER:name:value` (a name never holds ':', so a leading
+/// one marks the ordered row).
+fn entry_names(ix: &IndexEntry) -> [Option<String>; 2] {
+    [
+        Some(format!("{}:{}", ix.name, ix.value)),
+        ix.order.map(|o| format!(":{o}:{}:{}", ix.name, ix.value)),
+    ]
+}
+
+/// An entry's row: `(name, value, order)` (order for the ordered row).
+fn parse_entry(entry: &str) -> Option<(&str, &str, Option<i64>)> {
+    match entry.strip_prefix(':') {
+        Some(rest) => {
+            let (order, rest) = rest.split_once(':')?;
+            let (name, value) = rest.split_once(':')?;
+            Some((name, value, Some(order.parse().ok()?)))
+        }
+        None => entry.split_once(':').map(|(n, v)| (n, v, None)),
+    }
 }
 
 pub struct Cassandra {
@@ -310,7 +357,7 @@ impl Cassandra {
             .map(|r| r.map(|(name,)| name))
             .collect::<std::result::Result<Vec<String>, _>>()
             .map_err(corrupt)?;
-        for table in [RECORDS, INDEX] {
+        for table in [RECORDS, INDEX, ORDERED, LOGS] {
             if !tables.iter().any(|t| t == table) {
                 return Err(StoreError::Invalid(format!(
                     "Cassandra table {ks}.{table} is missing: create the schema with \
@@ -364,6 +411,45 @@ impl Cassandra {
                 "SELECT id FROM {ks}.{INDEX} WHERE collection = ? AND name = ? AND value = ? LIMIT ?"
             ))
             .await?,
+            add_ordered: prepare(format!(
+                "INSERT INTO {ks}.{ORDERED} (collection, name, value, ord, id) VALUES (?, ?, ?, ?, ?) USING TTL ?"
+            ))
+            .await?,
+            remove_ordered: prepare(format!(
+                "DELETE FROM {ks}.{ORDERED} WHERE collection = ? AND name = ? AND value = ? AND ord = ? AND id = ?"
+            ))
+            .await?,
+            find_ordered: prepare(format!(
+                "SELECT ord, id FROM {ks}.{ORDERED} WHERE collection = ? AND name = ? AND value = ? \
+                 AND ord <= ? LIMIT ?"
+            ))
+            .await?,
+            last_entry: {
+                let mut last = prepare(format!(
+                    "SELECT idx FROM {ks}.{LOGS} WHERE collection = ? AND log = ? ORDER BY idx DESC LIMIT 1"
+                ))
+                .await?;
+                // It sees every append (a Paxos round) that completed before it.
+                last.set_consistency(match config.serial_consistency {
+                    SerialConsistency::Serial => Consistency::Serial,
+                    SerialConsistency::LocalSerial => Consistency::LocalSerial,
+                });
+                last
+            },
+            append: prepare(format!(
+                "INSERT INTO {ks}.{LOGS} (collection, log, idx, value, expires_at) VALUES (?, ?, ?, ?, ?) \
+                 IF NOT EXISTS USING TTL ?"
+            ))
+            .await?,
+            read_log: prepare(format!(
+                "SELECT idx, value, expires_at FROM {ks}.{LOGS} WHERE collection = ? AND log = ? \
+                 AND idx >= ? LIMIT ?"
+            ))
+            .await?,
+            delete_log: prepare(format!(
+                "DELETE FROM {ks}.{LOGS} WHERE collection = ? AND log = ?"
+            ))
+            .await?,
         };
         Ok(Arc::new(Self { session, st }))
     }
@@ -400,11 +486,7 @@ impl Cassandra {
         let expires_at = w.expires_at(now);
         // Cassandra's TTL is in whole seconds; round up, `expires_at` is exact.
         let ttl = expires_at.map_or(0, |t| (t - now).div_ceil(1000).min(i32::MAX as u64) as i32);
-        let entries: Vec<String> = w
-            .indexes
-            .iter()
-            .map(|ix| format!("{}:{}", ix.name, ix.value))
-            .collect();
+        let entries: Vec<String> = w.indexes.iter().flat_map(entry_names).flatten().collect();
         for ix in w.indexes {
             self.session
                 .execute_unpaged(
@@ -413,6 +495,16 @@ impl Cassandra {
                 )
                 .await
                 .map_err(failed)?;
+            if let Some(order) = ix.order {
+                let order = order.min(i64::MAX as u64) as i64;
+                self.session
+                    .execute_unpaged(
+                        &self.st.add_ordered,
+                        (collection, &ix.name, &ix.value, order, id, ttl),
+                    )
+                    .await
+                    .map_err(failed)?;
+            }
         }
         let expires = expires_at.map(|t| t as i64);
         let result = match current {
@@ -459,14 +551,54 @@ impl Cassandra {
         entries: impl Iterator<Item = &String>,
     ) -> Result<()> {
         for entry in entries {
-            if let Some((name, value)) = entry.split_once(':') {
-                self.session
-                    .execute_unpaged(&self.st.remove_index, (collection, name, value, id))
-                    .await
-                    .map_err(failed)?;
-            }
+            let result = match parse_entry(entry) {
+                Some((name, value, None)) => {
+                    self.session
+                        .execute_unpaged(&self.st.remove_index, (collection, name, value, id))
+                        .await
+                }
+                Some((name, value, Some(order))) => {
+                    self.session
+                        .execute_unpaged(
+                            &self.st.remove_ordered,
+                            (collection, name, value, order, id),
+                        )
+                        .await
+                }
+                None => continue,
+            };
+            result.map_err(failed)?;
         }
         Ok(())
+    }
+
+    /// The live records of `ids` that still list `entry`, read at once.
+    async fn live_with(
+        &self,
+        collection: &str,
+        ids: Vec<String>,
+        entry: impl Fn(&str) -> String,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let reads = ids.iter().map(|id| self.current(collection, id));
+        let now = now_ms();
+        Ok(try_join_all(reads)
+            .await?
+            .into_iter()
+            .zip(ids)
+            .filter_map(|(cur, id)| {
+                let cur = cur?;
+                (cur.live(now) && cur.indexes.contains(&entry(&id))).then(|| {
+                    let record = Record {
+                        value: cur.value,
+                        version: cur.version as Version,
+                        expires_at: cur.expires_at.map(|t| t as u64),
+                    };
+                    (id, record)
+                })
+            })
+            .take(limit)
+            .collect())
     }
 }
 
@@ -644,25 +776,129 @@ impl Store for Cassandra {
             .map(|r| r.map(|(id,)| id))
             .collect::<std::result::Result<_, _>>()
             .map_err(corrupt)?;
-        let mut found = Vec::new();
-        for id in ids {
-            if found.len() >= limit {
-                break;
-            }
-            if let Some(cur) = self.current(collection, &id).await? {
-                if cur.live(now_ms()) && cur.indexes.contains(&entry) {
-                    found.push((
-                        id,
-                        Record {
-                            value: cur.value,
-                            version: cur.version as Version,
-                            expires_at: cur.expires_at.map(|t| t as u64),
-                        },
-                    ));
-                }
+        self.live_with(collection, ids, |_| entry.clone(), limit)
+            .await
+    }
+
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let until = until.min(i64::MAX as u64) as i64;
+        let fetch = i32::try_from(limit.saturating_mul(2).saturating_add(16)).unwrap_or(i32::MAX);
+        let rows: Vec<(i64, String)> = self
+            .session
+            .execute_unpaged(
+                &self.st.find_ordered,
+                (collection, name, value, until, fetch),
+            )
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .rows::<(i64, String)>()
+            .map_err(corrupt)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(corrupt)?;
+        let orders: std::collections::HashMap<String, i64> =
+            rows.iter().map(|(o, id)| (id.clone(), *o)).collect();
+        let ids = rows.into_iter().map(|(_, id)| id).collect();
+        let entry = |id: &str| format!(":{}:{name}:{value}", orders.get(id).copied().unwrap_or(-1));
+        self.live_with(collection, ids, entry, limit).await
+    }
+
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        check_key("a collection", collection)?;
+        check_key("a log id", log)?;
+        let now = now_ms();
+        let expires_at = expiry(ttl, now);
+        let ttl = expires_at.map_or(0, |t| (t - now).div_ceil(1000).min(i32::MAX as u64) as i32);
+        let last: Option<(i64,)> = self
+            .session
+            .execute_unpaged(&self.st.last_entry, (collection, log))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .maybe_first_row::<(i64,)>()
+            .map_err(corrupt)?;
+        let first = last.map_or(0, |(i,)| i) + 1;
+        // The insert claims the index; one that another append took sends
+        // this one to the next.
+        for index in first..first + CAS_ATTEMPTS as i64 {
+            let result = self
+                .session
+                .execute_unpaged(
+                    &self.st.append,
+                    (
+                        collection,
+                        log,
+                        index,
+                        value,
+                        expires_at.map(|t| t as i64),
+                        ttl,
+                    ),
+                )
+                .await
+                .map_err(failed)?;
+            if applied(result)? {
+                return Ok(index as u64);
             }
         }
-        Ok(found)
+        Err(contended(log))
+    }
+
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let from = from.min(i64::MAX as u64) as i64;
+        let fetch = i32::try_from(limit).unwrap_or(i32::MAX);
+        if fetch == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms() as i64;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.read_log, (collection, log, from, fetch))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        rows.rows::<(i64, Vec<u8>, Option<i64>)>()
+            .map_err(corrupt)?
+            .filter_map(|row| match row {
+                Ok((index, value, expires_at)) => {
+                    expires_at.is_none_or(|t| t > now).then_some(Ok(LogEntry {
+                        index: index as u64,
+                        value,
+                    }))
+                }
+                Err(e) => Some(Err(corrupt(e))),
+            })
+            .collect()
+    }
+
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
+        let live = !self.read_log(collection, log, 0, 1).await?.is_empty();
+        self.session
+            .execute_unpaged(&self.st.delete_log, (collection, log))
+            .await
+            .map_err(failed)?;
+        Ok(live)
     }
 }
 

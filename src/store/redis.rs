@@ -8,7 +8,13 @@
 //!   key itself (`PEXPIREAT`), so an expired record is gone for every reader;
 //! - `P:i:C:NAME:VALUE` — a sorted set of the ids with that entry, scored by
 //!   expiry, that expires with its longest-lived member; `find` drops
-//!   members whose record has expired.
+//!   members whose record has expired;
+//! - `P:o:C:NAME:VALUE` — for entries with an order, the same ids scored by
+//!   it, read a page at a time by `find_ordered` (which drops members whose
+//!   record has gone);
+//! - `P:l:C:LOG` — a list per log: `RPUSH` gives the next index (the list's
+//!   length), `LRANGE` reads a range; the key expires with its
+//!   longest-lived entry.
 //!
 //! Every write is one Lua script, so a record and its index entries change
 //! together, and compare-and-set is atomic.
@@ -17,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
+use channels::store::{
+    check_key, expiry, now_ms, LogEntry, Record, Result, Store, StoreError, Version, Write,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
@@ -25,12 +33,29 @@ const BACKEND: &str = "redis";
 
 /// Shared by the write scripts: replace a record and its index entries.
 const WRITE_LUA: &str = r#"
+-- Ordered sets sit beside the index sets: P:o:C: for P:i:C: (the key
+-- prefix P has no ':').
+local function ordered(ixprefix)
+  return (string.gsub(ixprefix, ':i:', ':o:', 1))
+end
 local function unindex(rec, ixprefix, id)
   local old = redis.call('HGET', rec, 'i')
   if old then
+    local oprefix = ordered(ixprefix)
     for _, e in ipairs(cjson.decode(old)) do
       redis.call('ZREM', ixprefix .. e[1] .. ':' .. e[2], id)
+      if e[3] then redis.call('ZREM', oprefix .. e[1] .. ':' .. e[2], id) end
     end
+  end
+end
+-- A set's key lives as long as its longest-lived member.
+local function keep(key, expires, existed)
+  if expires == '' then
+    redis.call('PERSIST', key)
+  elseif existed == 0 then
+    redis.call('PEXPIREAT', key, expires)
+  else
+    redis.call('PEXPIREAT', key, expires, 'GT')
   end
 end
 local function write(rec, ixprefix, id, version, value, expires, indexes)
@@ -43,16 +68,17 @@ local function write(rec, ixprefix, id, version, value, expires, indexes)
     redis.call('PEXPIREAT', rec, expires)
     score = expires
   end
+  local oprefix = ordered(ixprefix)
   for _, e in ipairs(cjson.decode(indexes)) do
     local ik = ixprefix .. e[1] .. ':' .. e[2]
     local existed = redis.call('EXISTS', ik)
     redis.call('ZADD', ik, score, id)
-    if expires == '' then
-      redis.call('PERSIST', ik)
-    elseif existed == 0 then
-      redis.call('PEXPIREAT', ik, expires)
-    else
-      redis.call('PEXPIREAT', ik, expires, 'GT')
+    keep(ik, expires, existed)
+    if e[3] then
+      local ok = oprefix .. e[1] .. ':' .. e[2]
+      existed = redis.call('EXISTS', ok)
+      redis.call('ZADD', ok, e[3], id)
+      keep(ok, expires, existed)
     end
   end
 end
@@ -86,27 +112,67 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// Reads the records of a page of ids, dropping from `set` those whose
+/// record has gone; at most `PAGES` pages of `limit` ids: the cost of a
+/// call is bounded by its limit, never by the size of the set.
+const PAGED_LUA: &str = r#"
+local PAGES = 4
+local function collect(set, page, limit, records)
+  local out = {}
+  local n = 0
+  local offset = 0
+  for _ = 1, PAGES do
+    local ids = page(offset, limit)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      local r = redis.call('HMGET', records .. id, 'v', 'n', 'x')
+      if r[1] then
+        out[#out + 1] = id
+        out[#out + 1] = r[1]
+        out[#out + 1] = r[2]
+        out[#out + 1] = r[3] or ''
+        n = n + 1
+        if n >= limit then return out end
+      else
+        redis.call('ZREM', set, id)
+        offset = offset - 1
+      end
+    end
+    offset = offset + #ids
+  end
+  return out
+end
+"#;
+
 /// KEYS[1] index key; ARGV: 1 now, 2 limit, 3 record key prefix.
 /// Returns id, value, version, expiry ('' for none) for each live record.
 const FIND_LUA: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local out = {}
-local n = 0
 local limit = tonumber(ARGV[2])
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if n >= limit then break end
-  local r = redis.call('HMGET', ARGV[3] .. id, 'v', 'n', 'x')
-  if r[1] then
-    out[#out + 1] = id
-    out[#out + 1] = r[1]
-    out[#out + 1] = r[2]
-    out[#out + 1] = r[3] or ''
-    n = n + 1
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
+return collect(KEYS[1], function(offset, n)
+  return redis.call('ZRANGE', KEYS[1], offset, offset + n - 1)
+end, limit, ARGV[3])
+"#;
+
+/// KEYS[1] ordered key; ARGV: 1 until, 2 limit, 3 record key prefix.
+const FIND_ORDERED_LUA: &str = r#"
+local limit = tonumber(ARGV[2])
+return collect(KEYS[1], function(offset, n)
+  return redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, n)
+end, limit, ARGV[3])
+"#;
+
+/// KEYS[1] the log; ARGV: 1 value, 2 expiry or ''. Returns the index.
+const APPEND_LUA: &str = r#"
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('PERSIST', KEYS[1])
+elseif n == 1 then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+else
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
 end
-return out
+return n
 "#;
 
 struct Scripts {
@@ -115,6 +181,8 @@ struct Scripts {
     update: Script,
     delete: Script,
     find: Script,
+    find_ordered: Script,
+    append: Script,
 }
 
 pub struct Redis {
@@ -175,7 +243,9 @@ impl Redis {
                 put: script(PUT_LUA),
                 update: script(UPDATE_LUA),
                 delete: script(DELETE_LUA),
-                find: Script::new(FIND_LUA),
+                find: Script::new(&format!("{PAGED_LUA}{FIND_LUA}")),
+                find_ordered: Script::new(&format!("{PAGED_LUA}{FIND_ORDERED_LUA}")),
+                append: Script::new(APPEND_LUA),
             },
         }))
     }
@@ -193,6 +263,64 @@ impl Redis {
         format!("{}:i:{collection}:", self.prefix)
     }
 
+    fn ordered_prefix(&self, collection: &str) -> String {
+        format!("{}:o:{collection}:", self.prefix)
+    }
+
+    fn log_key(&self, collection: &str, log: &str) -> Result<String> {
+        check_name(collection)?;
+        check_key("a log id", log)?;
+        Ok(format!("{}:l:{collection}:{log}", self.prefix))
+    }
+
+    /// Runs `find` or `find_ordered` (their answers are the same shape).
+    async fn found(
+        &self,
+        script: &Script,
+        key: String,
+        bound: u64,
+        limit: usize,
+        collection: &str,
+    ) -> Result<Vec<(String, Record)>> {
+        let mut conn = self.conn.clone();
+        let flat: Vec<Vec<u8>> = script
+            .key(key)
+            .arg(bound)
+            .arg(limit.clamp(1, 100_000))
+            .arg(self.record_prefix(collection))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let text = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| corrupt("non-UTF-8 id"))
+        };
+        let number = |b: &[u8]| -> Result<Option<u64>> {
+            if b.is_empty() {
+                return Ok(None);
+            }
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| corrupt("bad number"))
+        };
+        flat.chunks(4)
+            .map(|c| match c {
+                [id, v, n, x] => Ok((
+                    text(id)?,
+                    Record {
+                        value: v.clone(),
+                        version: number(n)?.ok_or_else(|| corrupt("no version"))?,
+                        expires_at: number(x)?,
+                    },
+                )),
+                _ => Err(corrupt("find returned a partial row")),
+            })
+            .collect()
+    }
+
     async fn write(
         &self,
         script: &Script,
@@ -207,7 +335,12 @@ impl Redis {
         for ix in w.indexes {
             check_name(&ix.name)?;
             check_key("an index value", &ix.value)?;
-            pairs.push([ix.name.as_str(), ix.value.as_str()]);
+            // [name, value] or [name, value, order]: never a JSON null,
+            // which Lua's cjson reads as a true value.
+            pairs.push(match ix.order {
+                Some(order) => serde_json::json!([ix.name, ix.value, order]),
+                None => serde_json::json!([ix.name, ix.value]),
+            });
         }
         // cjson decodes `{}` for an empty table; send an array either way.
         let indexes = if pairs.is_empty() {
@@ -361,45 +494,88 @@ impl Store for Redis {
     ) -> Result<Vec<(String, Record)>> {
         check_name(collection)?;
         check_name(name)?;
+        let key = format!("{}{name}:{value}", self.index_prefix(collection));
+        self.found(&self.scripts.find, key, now_ms(), limit, collection)
+            .await
+    }
+
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        check_name(collection)?;
+        check_name(name)?;
+        let key = format!("{}{name}:{value}", self.ordered_prefix(collection));
+        self.found(&self.scripts.find_ordered, key, until, limit, collection)
+            .await
+    }
+
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        let key = self.log_key(collection, log)?;
+        let expires = expiry(ttl, now_ms())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         let mut conn = self.conn.clone();
-        let flat: Vec<Vec<u8>> = self
+        let n: i64 = self
             .scripts
-            .find
-            .key(format!("{}{name}:{value}", self.index_prefix(collection)))
-            .arg(now_ms())
-            .arg(limit)
-            .arg(self.record_prefix(collection))
+            .append
+            .key(key)
+            .arg(value)
+            .arg(expires)
             .invoke_async(&mut conn)
             .await
             .map_err(failed)?;
-        let text = |b: &[u8]| {
-            std::str::from_utf8(b)
-                .map(str::to_owned)
-                .map_err(|_| corrupt("non-UTF-8 id"))
-        };
-        let number = |b: &[u8]| -> Result<Option<u64>> {
-            if b.is_empty() {
-                return Ok(None);
-            }
-            std::str::from_utf8(b)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Some)
-                .ok_or_else(|| corrupt("bad number"))
-        };
-        flat.chunks(4)
-            .map(|c| match c {
-                [id, v, n, x] => Ok((
-                    text(id)?,
-                    Record {
-                        value: v.clone(),
-                        version: number(n)?.ok_or_else(|| corrupt("no version"))?,
-                        expires_at: number(x)?,
-                    },
-                )),
-                _ => Err(corrupt("find returned a partial row")),
-            })
-            .collect()
+        u64::try_from(n).map_err(|_| corrupt("negative log length"))
+    }
+
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let key = self.log_key(collection, log)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let from = from.max(1);
+        let start = (from - 1).min(i64::MAX as u64) as i64;
+        let stop = start.saturating_add(limit.min(i64::MAX as usize) as i64 - 1);
+        let mut conn = self.conn.clone();
+        let values: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(start)
+            .arg(stop)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(values
+            .into_iter()
+            .zip(from..)
+            .map(|(value, index)| LogEntry { index, value })
+            .collect())
+    }
+
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
+        let key = self.log_key(collection, log)?;
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(n == 1)
     }
 }
 

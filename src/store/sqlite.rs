@@ -12,7 +12,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use channels::store::{check_key, now_ms, Record, Result, Store, StoreError, Version, Write};
+use channels::store::{
+    check_key, expiry, now_ms, LogEntry, Record, Result, Store, StoreError, Version, Write,
+};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
@@ -41,7 +43,25 @@ CREATE TABLE IF NOT EXISTS record_index (
     PRIMARY KEY (collection, name, value, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_index_by_id ON record_index (collection, id);
+CREATE TABLE IF NOT EXISTS logs (
+    collection TEXT NOT NULL,
+    log TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (collection, log, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_expiry ON logs (expires_at) WHERE expires_at IS NOT NULL;
 ";
+
+/// Made after the `ord` column exists (files older than it get it first).
+const ORDERED_INDEX: &str = "CREATE INDEX IF NOT EXISTS record_index_ordered
+    ON record_index (collection, name, value, ord, id) WHERE ord IS NOT NULL;";
+
+/// Expired log entries, a batch at a time, through `logs_by_expiry`.
+pub const PURGE_LOGS: &str = "DELETE FROM logs WHERE (collection, log, idx) IN
+    (SELECT collection, log, idx FROM logs INDEXED BY logs_by_expiry
+     WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)";
 
 /// A record's index rows, by the record's id. `INDEXED BY`: without it,
 /// SQLite 3.54 plans these on the primary key's `collection` prefix alone,
@@ -123,6 +143,16 @@ impl Sqlite {
             )
             .map_err(failed)?;
         }
+        // ... and their order, for `find_ordered`.
+        let index_order: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('record_index') WHERE name = 'ord'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(failed)?;
+        if !index_order {
+            conn.execute_batch("ALTER TABLE record_index ADD COLUMN ord INTEGER")
+                .map_err(failed)?;
+        }
+        conn.execute_batch(ORDERED_INDEX).map_err(failed)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
@@ -212,11 +242,15 @@ impl Sqlite {
     }
 
     /// Deletes at most [`PURGE_BATCH`] expired records, found through the
-    /// expiry index, with their index rows; returns how many.
+    /// expiry index, with their index rows, and as many expired log
+    /// entries; returns how many of both.
     pub async fn purge_batch(&self) -> Result<usize> {
         self.run(|conn| {
             let tx = conn.transaction()?;
             let now = now_ms() as i64;
+            let entries = tx
+                .prepare_cached(PURGE_LOGS)?
+                .execute(params![now, PURGE_BATCH as i64])?;
             let expired: Vec<(String, String)> = tx
                 .prepare_cached(PURGE_FIND)?
                 .query_map(params![now, PURGE_BATCH as i64], |r| {
@@ -230,7 +264,7 @@ impl Sqlite {
                     .execute(params![collection, id])?;
             }
             tx.commit()?;
-            Ok(expired.len())
+            Ok(expired.len().max(entries))
         })
         .await
     }
@@ -293,11 +327,12 @@ fn write_record(tx: &Transaction, w: &OwnedWrite, version: Version) -> rusqlite:
             tx.prepare_cached(DELETE_INDEX_ROWS)?
                 .execute(params![collection, id])?;
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO record_index (collection, name, value, id, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO record_index (collection, name, value, id, expires_at, ord)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (name, value) in &w.indexes {
-                insert.execute(params![collection, name, value, id, expires_at])?;
+            for (name, value, order) in &w.indexes {
+                let order = order.map(|o| o.min(i64::MAX as u64) as i64);
+                insert.execute(params![collection, name, value, id, expires_at, order])?;
             }
         }
     }
@@ -316,7 +351,7 @@ struct OwnedWrite {
     id: String,
     value: Vec<u8>,
     expires_at: Option<u64>,
-    indexes: Vec<(String, String)>,
+    indexes: Vec<(String, String, Option<u64>)>,
     /// The entries, encoded to compare with the stored ones.
     entries: String,
 }
@@ -328,13 +363,14 @@ impl OwnedWrite {
             check_key("an index name", &ix.name)?;
             check_key("an index value", &ix.value)?;
         }
-        let mut indexes: Vec<(String, String)> = w
+        let mut indexes: Vec<(String, String, Option<u64>)> = w
             .indexes
             .iter()
-            .map(|ix| (ix.name.clone(), ix.value.clone()))
+            .map(|ix| (ix.name.clone(), ix.value.clone(), ix.order))
             .collect();
         indexes.sort();
-        indexes.dedup();
+        // One row per name and value (the first order given wins).
+        indexes.dedup_by(|b, a| (&a.0, &a.1) == (&b.0, &b.1));
         let entries = serde_json::to_string(&indexes).unwrap_or_default();
         Ok(Self {
             collection: collection.to_owned(),
@@ -484,6 +520,132 @@ impl Store for Sqlite {
                 |row| Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?)),
             )?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
+        self.read(move |conn| {
+            // The index rows carry their record's expiry: expired ones are
+            // skipped before any record is read.
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.value, r.version, r.expires_at
+                 FROM record_index i INDEXED BY record_index_ordered
+                 JOIN records r ON r.collection = i.collection AND r.id = i.id
+                 WHERE i.collection = ?1 AND i.name = ?2 AND i.value = ?3
+                 AND i.ord IS NOT NULL AND i.ord <= ?4
+                 AND (i.expires_at IS NULL OR i.expires_at > ?5)
+                 ORDER BY i.ord, i.id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    collection,
+                    name,
+                    value,
+                    until.min(i64::MAX as u64) as i64,
+                    now_ms() as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |row| Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?)),
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        check_key("a log id", log)?;
+        let (collection, log, value) = (collection.to_owned(), log.to_owned(), value.to_vec());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let now = now_ms();
+            let (last, last_live): (Option<i64>, Option<i64>) = tx
+                .prepare_cached(
+                    "SELECT MAX(idx), MAX(CASE WHEN expires_at IS NULL OR expires_at > ?3
+                     THEN idx END) FROM logs WHERE collection = ?1 AND log = ?2",
+                )?
+                .query_row(params![collection, log, now as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            let last_live = last_live.unwrap_or(0);
+            // Expired entries past the last live one (not purged yet) give
+            // their indexes back.
+            if last.unwrap_or(0) > last_live {
+                tx.prepare_cached("DELETE FROM logs WHERE collection = ?1 AND log = ?2 AND idx > ?3")?
+                    .execute(params![collection, log, last_live])?;
+            }
+            let index = last_live + 1;
+            tx.prepare_cached(
+                "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![collection, log, index, value, expiry(ttl, now).map(|t| t as i64)])?;
+            tx.commit()?;
+            Ok(index as u64)
+        })
+        .await
+    }
+
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let (collection, log) = (collection.to_owned(), log.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT idx, value FROM logs WHERE collection = ?1 AND log = ?2 AND idx >= ?3
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY idx LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    collection,
+                    log,
+                    from.min(i64::MAX as u64) as i64,
+                    now_ms() as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |row| {
+                    Ok(LogEntry {
+                        index: row.get::<_, i64>(0)? as u64,
+                        value: row.get(1)?,
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
+        let (collection, log) = (collection.to_owned(), log.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let live: bool = tx
+                .prepare_cached(
+                    "SELECT 1 FROM logs WHERE collection = ?1 AND log = ?2
+                     AND (expires_at IS NULL OR expires_at > ?3) LIMIT 1",
+                )?
+                .exists(params![collection, log, now_ms() as i64])?;
+            tx.prepare_cached("DELETE FROM logs WHERE collection = ?1 AND log = ?2")?
+                .execute(params![collection, log])?;
+            tx.commit()?;
+            Ok(live)
         })
         .await
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng as _;
 
-use super::{now_ms, IndexEntry, Store, Write};
+use super::{now_ms, IndexEntry, LogEntry, Store, Write};
 
 /// Opens a backend; opening it again reaches the same data, as a restarted
 /// node would.
@@ -391,6 +391,11 @@ pub async fn reopening_keeps_the_data(h: &dyn Harness) {
             .await
             .unwrap()
             .unwrap();
+        let ordered = [IndexEntry::ordered("due", "all", 7)];
+        s.put(&c, "due", Write::new(b"due").indexes(&ordered))
+            .await
+            .unwrap();
+        s.append(&c, "log", b"first", None).await.unwrap();
     }
     let s = h.open().await;
     let r = s
@@ -407,6 +412,12 @@ pub async fn reopening_keeps_the_data(h: &dyn Harness) {
         .expires_at
         .is_some());
     assert_eq!(s.find(&c, "k", "v", 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.find_ordered(&c, "due", "all", 7, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(s.read_log(&c, "log", 1, 10).await.unwrap().len(), 1);
+    assert_eq!(s.append(&c, "log", b"second", None).await.unwrap(), 2);
 }
 
 pub async fn bad_keys_are_refused(h: &dyn Harness) {
@@ -429,6 +440,228 @@ pub async fn bad_keys_are_refused(h: &dyn Harness) {
     );
 }
 
+pub async fn logs_append_in_order_and_read_by_range(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = collection("log");
+    assert_eq!(
+        s.read_log(&c, "chat", 1, 10).await.unwrap(),
+        vec![],
+        "an empty log"
+    );
+    for (i, v) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
+        assert_eq!(s.append(&c, "chat", *v, None).await.unwrap(), i as u64 + 1);
+    }
+    let values = |entries: Vec<LogEntry>| -> Vec<(u64, Vec<u8>)> {
+        entries.into_iter().map(|e| (e.index, e.value)).collect()
+    };
+    assert_eq!(
+        values(s.read_log(&c, "chat", 2, 2).await.unwrap()),
+        vec![(2, b"b".to_vec()), (3, b"c".to_vec())],
+        "from an index, at most a limit"
+    );
+    assert_eq!(
+        values(s.read_log(&c, "chat", 4, 10).await.unwrap()),
+        vec![(4, b"d".to_vec())]
+    );
+    assert!(
+        s.read_log(&c, "chat", 5, 10).await.unwrap().is_empty(),
+        "past the end"
+    );
+    assert_eq!(
+        s.read_log(&c, "chat", 0, 10).await.unwrap().len(),
+        4,
+        "0 reads from the start"
+    );
+    assert!(
+        s.read_log(&c, "other", 1, 10).await.unwrap().is_empty(),
+        "logs are apart"
+    );
+    assert!(
+        s.read_log(&collection("log"), "chat", 1, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "collections are apart"
+    );
+    assert!(s.delete_log(&c, "chat").await.unwrap());
+    assert!(
+        !s.delete_log(&c, "chat").await.unwrap(),
+        "second delete finds nothing"
+    );
+    assert!(s.read_log(&c, "chat", 1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.append(&c, "chat", b"again", None).await.unwrap(),
+        1,
+        "a deleted log starts over"
+    );
+    let bytes: Vec<u8> = (0..=255).collect();
+    assert_eq!(s.append(&c, "chat", &bytes, None).await.unwrap(), 2);
+    assert_eq!(
+        s.read_log(&c, "chat", 2, 1).await.unwrap()[0].value,
+        bytes,
+        "values are bytes"
+    );
+    assert!(s.append(&c, "", b"x", None).await.is_err(), "empty log id");
+}
+
+pub async fn log_entries_expire(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = collection("logttl");
+    let short = Some(Duration::from_millis(1500));
+    s.append(&c, "gone", b"1", short).await.unwrap();
+    s.append(&c, "gone", b"2", short).await.unwrap();
+    s.append(&c, "kept", b"1", short).await.unwrap();
+    s.append(&c, "kept", b"2", Some(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!(s.read_log(&c, "gone", 1, 10).await.unwrap().len(), 2);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        s.read_log(&c, "gone", 1, 10).await.unwrap().is_empty(),
+        "every entry expired"
+    );
+    let kept = s.read_log(&c, "kept", 1, 10).await.unwrap();
+    assert_eq!(
+        kept.last().map(|e| e.index),
+        Some(2),
+        "the live entry is read"
+    );
+    assert_eq!(
+        s.append(&c, "kept", b"3", None).await.unwrap(),
+        3,
+        "and the log goes on"
+    );
+}
+
+pub async fn concurrent_appenders_never_lose_reorder_or_duplicate(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = Arc::new(collection("lograce"));
+    let (writers, each) = (8u64, 12u64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (s, c) = (s.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..each {
+                let value = format!("{w}:{i}");
+                got.push((
+                    s.append(&c, "chat", value.as_bytes(), None).await.unwrap(),
+                    value,
+                ));
+            }
+            got
+        }));
+    }
+    let mut given = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        // One writer's appends get increasing indexes, in its order.
+        assert!(got.windows(2).all(|p| p[0].0 < p[1].0), "{got:?}");
+        given.extend(got);
+    }
+    given.sort();
+    let total = writers * each;
+    assert_eq!(
+        given.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>(),
+        "every index once"
+    );
+    let read = s
+        .read_log(&c, "chat", 1, total as usize + 10)
+        .await
+        .unwrap();
+    let read: Vec<(u64, String)> = read
+        .into_iter()
+        .map(|e| (e.index, String::from_utf8(e.value).unwrap()))
+        .collect();
+    assert_eq!(read, given, "each value at the index its append was given");
+}
+
+pub async fn find_ordered_gives_the_oldest_first(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = collection("ordered");
+    for (id, order) in [("c", 30), ("a", 10), ("d", 40), ("b", 20)] {
+        let tags = [IndexEntry::ordered("queued", "q1", order), ix("open", "1")];
+        s.put(&c, id, Write::new(id.as_bytes()).indexes(&tags))
+            .await
+            .unwrap();
+    }
+    let other = [IndexEntry::ordered("queued", "q2", 5)];
+    s.put(&c, "z", Write::new(b"z").indexes(&other))
+        .await
+        .unwrap();
+    let ids = |found: Vec<(String, crate::store::Record)>| {
+        found.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(s
+            .find_ordered(&c, "queued", "q1", u64::MAX, 3)
+            .await
+            .unwrap()),
+        ["a", "b", "c"],
+        "oldest first, at most the limit"
+    );
+    assert_eq!(
+        ids(s.find_ordered(&c, "queued", "q1", 25, 10).await.unwrap()),
+        ["a", "b"],
+        "only those due by then"
+    );
+    assert!(
+        s.find_ordered(&c, "open", "1", u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "entries without an order are not in it"
+    );
+    assert_eq!(
+        s.find(&c, "queued", "q1", 10).await.unwrap().len(),
+        4,
+        "find sees ordered entries too"
+    );
+    assert_eq!(s.count(&c, "queued", "q1").await.unwrap(), 4);
+    // A new order moves the record; a write without the entry removes it.
+    let later = [IndexEntry::ordered("queued", "q1", 50)];
+    s.put(&c, "a", Write::new(b"a").indexes(&later))
+        .await
+        .unwrap();
+    s.put(&c, "b", Write::new(b"b")).await.unwrap();
+    s.delete(&c, "c").await.unwrap();
+    assert_eq!(
+        ids(s
+            .find_ordered(&c, "queued", "q1", u64::MAX, 10)
+            .await
+            .unwrap()),
+        ["d", "a"]
+    );
+    // Expired records are never found.
+    let soon = [IndexEntry::ordered("queued", "q3", 1)];
+    s.put(
+        &c,
+        "e",
+        Write::new(b"e")
+            .ttl(Some(Duration::from_millis(1200)))
+            .indexes(&soon),
+    )
+    .await
+    .unwrap();
+    s.put(
+        &c,
+        "f",
+        Write::new(b"f").indexes(&[IndexEntry::ordered("queued", "q3", 2)]),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        ids(s
+            .find_ordered(&c, "queued", "q3", u64::MAX, 1)
+            .await
+            .unwrap()),
+        ["f"],
+        "an expired one takes no place in the limit"
+    );
+}
+
 /// One `#[tokio::test]` per check, against the harness an async function
 /// makes (`None`: the backend is not available here, and the test says so).
 #[macro_export]
@@ -438,7 +671,10 @@ macro_rules! store_conformance {
             create_get_delete, put_replaces_and_bumps_the_version, update_is_compare_and_set,
             values_are_bytes, records_expire, writes_set_or_clear_the_ttl,
             find_follows_the_index_entries, concurrent_writers_lose_nothing,
-            reopening_keeps_the_data, bad_keys_are_refused);
+            reopening_keeps_the_data, bad_keys_are_refused,
+            logs_append_in_order_and_read_by_range, log_entries_expire,
+            concurrent_appenders_never_lose_reorder_or_duplicate,
+            find_ordered_gives_the_oldest_first);
     };
     (@tests $make:path; $($check:ident),*) => {
         $(

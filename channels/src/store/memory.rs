@@ -3,11 +3,12 @@
 //! conformance suite as the real backends). Nothing survives the process.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{check_key, now_ms, IndexEntry, Record, Result, Store, Version, Write};
+use super::{check_key, now_ms, IndexEntry, LogEntry, Record, Result, Store, Version, Write};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -32,6 +33,17 @@ struct Inner {
     records: HashMap<(String, String), (Record, Vec<IndexEntry>)>,
     /// (collection, name, value) -> ids
     index: HashMap<(String, String, String), BTreeSet<String>>,
+    /// (collection, name, value) -> (order, id) of the ordered entries
+    ordered: HashMap<(String, String, String), BTreeSet<(u64, String)>>,
+    /// (collection, log) -> the log's entries, in order
+    logs: HashMap<(String, String), Vec<Kept>>,
+}
+
+/// A log entry as kept: (index, value, expiry).
+type Kept = (u64, Vec<u8>, Option<u64>);
+
+fn live_entry(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_none_or(|t| t > now)
 }
 
 impl Inner {
@@ -44,7 +56,11 @@ impl Inner {
     fn remove(&mut self, key: &(String, String)) -> Option<Record> {
         let (record, entries) = self.records.remove(key)?;
         for e in entries {
-            if let Some(ids) = self.index.get_mut(&(key.0.clone(), e.name, e.value)) {
+            let entry = (key.0.clone(), e.name, e.value);
+            if let (Some(order), Some(ids)) = (e.order, self.ordered.get_mut(&entry)) {
+                ids.remove(&(order, key.1.clone()));
+            }
+            if let Some(ids) = self.index.get_mut(&entry) {
                 ids.remove(&key.1);
             }
         }
@@ -54,10 +70,12 @@ impl Inner {
     fn write(&mut self, key: (String, String), w: &Write<'_>, version: Version, now: u64) {
         self.remove(&key);
         for e in w.indexes {
-            self.index
-                .entry((key.0.clone(), e.name.clone(), e.value.clone()))
-                .or_default()
-                .insert(key.1.clone());
+            let entry = (key.0.clone(), e.name.clone(), e.value.clone());
+            if let Some(order) = e.order {
+                let ids = self.ordered.entry(entry.clone()).or_default();
+                ids.insert((order, key.1.clone()));
+            }
+            self.index.entry(entry).or_default().insert(key.1.clone());
         }
         let record = Record {
             value: w.value.to_vec(),
@@ -176,6 +194,87 @@ impl Store for MemoryStore {
             })
             .take(limit)
             .collect())
+    }
+
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>> {
+        let now = now_ms();
+        let inner = self.inner.lock();
+        let entry = (collection.to_owned(), name.to_owned(), value.to_owned());
+        let Some(ids) = inner.ordered.get(&entry) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .take_while(|(order, _)| *order <= until)
+            .filter_map(|(_, id)| {
+                inner
+                    .live(&(collection.to_owned(), id.clone()), now)
+                    .map(|(r, _)| (id.clone(), r.clone()))
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        check_key("a log id", log)?;
+        let now = now_ms();
+        let expires_at = super::expiry(ttl, now);
+        let mut inner = self.inner.lock();
+        let entries = inner
+            .logs
+            .entry((collection.to_owned(), log.to_owned()))
+            .or_default();
+        entries.retain(|(_, _, x)| live_entry(*x, now));
+        let index = entries.last().map_or(0, |(i, _, _)| *i) + 1;
+        entries.push((index, value.to_vec(), expires_at));
+        Ok(index)
+    }
+
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let now = now_ms();
+        let inner = self.inner.lock();
+        let Some(entries) = inner.logs.get(&(collection.to_owned(), log.to_owned())) else {
+            return Ok(Vec::new());
+        };
+        let start = entries.partition_point(|(i, _, _)| *i < from);
+        Ok(entries[start..]
+            .iter()
+            .filter(|(_, _, x)| live_entry(*x, now))
+            .take(limit)
+            .map(|(index, value, _)| LogEntry {
+                index: *index,
+                value: value.clone(),
+            })
+            .collect())
+    }
+
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
+        let now = now_ms();
+        let removed = self
+            .inner
+            .lock()
+            .logs
+            .remove(&(collection.to_owned(), log.to_owned()));
+        Ok(removed.is_some_and(|e| e.iter().any(|(_, _, x)| live_entry(*x, now))))
     }
 }
 

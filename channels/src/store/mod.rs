@@ -12,7 +12,14 @@
 //!   nodes racing to move one callback cannot both win);
 //! - a record may carry *index entries* `(name, value)`, and `find` returns
 //!   the live records of a collection whose entry matches: subscriptions by
-//!   tag, callbacks by customer number or state, nodes by cluster;
+//!   tag, callbacks by customer number or state, nodes by cluster; an entry
+//!   may carry an *order* (a time), and `find_ordered` returns the records
+//!   of an entry in that order, up to a bound, at most a limit: the oldest
+//!   chats of a queue, the chats due for their idle check;
+//! - a *log* is an append-only sequence of values under `(collection, log)`:
+//!   `append` gives each value the next index (1, 2, ...), never the same
+//!   one twice whoever appends from wherever, and `read_log` reads a range
+//!   by index without reading the rest (a chat's transcript);
 //! - expiry is the store's job: an expired record is never returned, by any
 //!   operation, whether or not anything has purged it yet.
 //!
@@ -42,11 +49,15 @@ pub struct Record {
     pub expires_at: Option<u64>,
 }
 
-/// One index entry of a record: `find(collection, name, value)` returns it.
+/// One index entry of a record: `find(collection, name, value)` returns it;
+/// with an order, `find_ordered` too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexEntry {
     pub name: String,
     pub value: String,
+    /// Where the record stands among those of this entry (a time, in
+    /// milliseconds): `find_ordered` returns them in this order.
+    pub order: Option<u64>,
 }
 
 impl IndexEntry {
@@ -54,8 +65,25 @@ impl IndexEntry {
         Self {
             name: name.into(),
             value: value.into(),
+            order: None,
         }
     }
+
+    /// An entry that `find_ordered` returns in `order`.
+    pub fn ordered(name: impl Into<String>, value: impl Into<String>, order: u64) -> Self {
+        Self {
+            order: Some(order),
+            ..Self::new(name, value)
+        }
+    }
+}
+
+/// One value of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// 1 for a log's first value, one more for each next.
+    pub index: u64,
+    pub value: Vec<u8>,
 }
 
 /// What a write stores: the value, its time to live (none: until deleted)
@@ -88,9 +116,13 @@ impl<'a> Write<'a> {
 
     /// The expiry this write sets, from now.
     pub fn expires_at(&self, now_ms: u64) -> Option<u64> {
-        self.ttl
-            .map(|ttl| now_ms.saturating_add(ttl.as_millis().max(1) as u64))
+        expiry(self.ttl, now_ms)
     }
+}
+
+/// When something given `ttl` at `now_ms` stops existing (none: never).
+pub fn expiry(ttl: Option<Duration>, now_ms: u64) -> Option<u64> {
+    ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis().max(1) as u64))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +210,45 @@ pub trait Store: Send + Sync + 'static {
         value: &str,
         limit: usize,
     ) -> Result<Vec<(String, Record)>>;
+
+    /// Live records of the collection whose entry `name = value` has an
+    /// order of at most `until`, lowest order first (ties by id), at most
+    /// `limit` of them. Entries without an order are not among them. The
+    /// cost is that of the records returned, however many have the entry.
+    async fn find_ordered(
+        &self,
+        collection: &str,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>>;
+
+    /// Appends `value` to the log `log` of the collection; returns its
+    /// index: one more than the log's last live entry (1 for an empty log),
+    /// never given to two appends, by any number of writers on any number
+    /// of nodes. The entry lives at least `ttl` (none: until the log is
+    /// deleted); a backend may keep it until the log's last entry expires.
+    async fn append(
+        &self,
+        collection: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64>;
+
+    /// The log's live entries from index `from` on, in order, at most
+    /// `limit`; the cost is that of the entries returned.
+    async fn read_log(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>>;
+
+    /// Removes the log; returns whether it had a live entry.
+    async fn delete_log(&self, collection: &str, log: &str) -> Result<bool>;
 }
 
 /// Milliseconds since the Unix epoch, the clock every expiry is read on.
