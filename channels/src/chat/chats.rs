@@ -10,6 +10,7 @@
 //! the chat model, options, requests, errors and transitions.
 
 use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,11 +63,15 @@ pub struct Chats {
     changes: mpsc::Sender<ChatChange>,
     /// Chats started per client address.
     pub(super) started: Arc<KeyedRate<IpAddr>>,
+    /// Whether this process's idle check has swept the chats written before
+    /// the due index existed.
+    pub(super) swept: Arc<AtomicBool>,
 }
 
 /// How a chat is found: by its customer's key (and v1 service) while it can
-/// be read at all; waiting in its queue; open (for the idle check); by the
-/// agents in it.
+/// be read at all; waiting in its queue, oldest first; open, by state (a
+/// count per state is the census) and by when its idle check is due; by
+/// the agents in it.
 fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
     let mut v = vec![IndexEntry::new("key", &c.secure_key)];
     if let Some(v1) = &c.v1 {
@@ -82,9 +87,13 @@ fn indexes(c: &ChatSession) -> Vec<IndexEntry> {
         return v;
     }
     if c.state == ChatState::Queued {
-        v.push(IndexEntry::new("queued", &c.queue));
+        v.push(IndexEntry::ordered("queued", &c.queue, c.created_at));
     }
     v.push(IndexEntry::new("open", "1"));
+    v.push(IndexEntry::new("state", c.state.name()));
+    if let Some(due) = c.idle_due {
+        v.push(IndexEntry::ordered("idle", "due", due));
+    }
     for p in c.participants.iter().filter(|p| p.present) {
         if let Some(agent) = &p.agent {
             v.push(IndexEntry::new("agent", agent));
@@ -102,6 +111,7 @@ impl Chats {
         let chats = Self {
             sessions: Collection::new(store, "chat", indexes),
             started: Arc::new(KeyedRate::per_minute(services.chats_per_minute_per_address)),
+            swept: Arc::default(),
             services: Arc::new(services),
             changes,
         };
@@ -126,6 +136,12 @@ impl Chats {
             .options(&chat.service)
             .map_or(Duration::from_secs(900), |o| o.client_timeout);
         timeout + ENDED_RETENTION
+    }
+
+    /// Sets when the chat's idle check is due, for the index that finds it.
+    pub(super) fn stamp(&self, chat: &mut ChatSession) {
+        let timeout = self.options_of(chat).client_timeout;
+        chat.idle_due = Some(chat.client_active_at + timeout.as_millis() as u64);
     }
 
     /// The options of a chat's service (in memory: no store read).
@@ -186,6 +202,7 @@ impl Chats {
                     let before = chat.next_position();
                     let now = now_ms();
                     let out = f(chat, now)?;
+                    self.stamp(chat);
                     Ok::<_, ChatError>((out, before, self.files_outlived(chat, now)))
                 },
             )
@@ -232,6 +249,22 @@ impl Chats {
                 tracing::warn!(chat = chat_id, "keeping a chat's file: {e}");
             }
         }
+    }
+
+    /// The live chats whose entry `name = value` has an order of at most
+    /// `until`, lowest first, at most `limit`.
+    pub(super) async fn find_ordered(
+        &self,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, ChatSession)>, ChatError> {
+        let found = self
+            .sessions
+            .find_ordered(name, value, until, limit)
+            .await?;
+        Ok(found.into_iter().map(|(id, c)| (id, c.value)).collect())
     }
 
     /// The live chats with the index entry `name = value`, at most `limit`.

@@ -77,8 +77,10 @@ impl Chats {
             background: false,
             resume_from: None,
             files_until: None,
+            idle_due: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
+        self.stamp(&mut chat);
         let ttl = self.ttl(&chat);
         let create = self.sessions.create_fresh(&chat, Some(ttl), token);
         let id = tokio::time::timeout(self.services().request_timeout, create)

@@ -1,15 +1,24 @@
 //! `_client_timeout`: chats whose customer went quiet are ended, with a
 //! notice both sides see, by a check any node may run at any time (the end
-//! is a compare-and-set, so a chat ends once). May use: the chats, the
-//! model and transitions.
+//! is a compare-and-set, so a chat ends once). The check reads only the
+//! chats that are due, through an index ordered by when they are (every
+//! write sets it); the census counts index entries. May use: the chats,
+//! the model and transitions.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::chats::Chats;
 use super::error::ChatError;
-use super::model::{ChatState, EventType};
+use super::model::{ChatSession, ChatState, EventType};
 use super::transitions::end;
 use crate::store::now_ms;
+
+/// Due chats one check reads at most; the next check takes the rest.
+const DUE_PAGE: usize = 500;
+/// Open chats the one sweep after an upgrade reads (records written before
+/// the due index existed have no entry in it).
+const SWEEP_LIMIT: usize = 100_000;
 
 impl Chats {
     /// Ends every chat whose customer has done nothing for the service's
@@ -18,24 +27,34 @@ impl Chats {
     /// Returns how many it ended.
     pub async fn end_idle(&self) -> Result<usize, ChatError> {
         let now = now_ms();
-        let mut ended = 0;
-        let open = self.find("open", "1", 100_000).await?;
-        // The check reads every open chat anyway: it is the census too.
         for state in [ChatState::Queued, ChatState::Connected] {
-            let n = open.iter().filter(|(_, c)| c.state == state).count();
+            let n = self.sessions.count("state", state.name()).await?;
             metrics::gauge!("gmshub_chats", "state" => state.name()).set(n as f64);
         }
-        for (id, chat) in open {
+        // Once per process: chats written before the due index existed.
+        let due = if self.swept.swap(true, Ordering::AcqRel) {
+            self.find_ordered("idle", "due", now, DUE_PAGE).await?
+        } else {
+            let open = self.find("open", "1", SWEEP_LIMIT).await;
+            let open = open.inspect_err(|_| self.swept.store(false, Ordering::Release))?;
+            open.into_iter()
+                .filter(|(_, c)| c.idle_due.is_none_or(|t| t <= now))
+                .collect()
+        };
+        let mut ended = 0;
+        for (id, chat) in due {
             let timeout = self
                 .services()
                 .get(&chat.service)
                 .map_or(Duration::from_secs(900), |o| o.client_timeout);
-            if chat.ended() || chat.client_active_at + timeout.as_millis() as u64 > now {
-                continue;
-            }
+            let idle = |chat: &ChatSession, now: u64| {
+                !chat.ended() && chat.client_active_at + timeout.as_millis() as u64 <= now
+            };
+            // Not idle after all (a longer timeout since, or an old record):
+            // rewritten, which sets its due time again.
             let outcome = self
                 .modify(&id, |chat, now| {
-                    if chat.ended() || chat.client_active_at + timeout.as_millis() as u64 > now {
+                    if !idle(chat, now) {
                         return Ok(false);
                     }
                     let text = format!(

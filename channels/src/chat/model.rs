@@ -152,6 +152,12 @@ pub struct ChatSession {
     /// files, by a write of the chat that would outlive them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_until: Option<u64>,
+    /// When the idle check is due (ms since the epoch): the customer's last
+    /// activity plus the service's `_client_timeout`, set by every write,
+    /// so that the check finds due chats through an index instead of
+    /// reading every open one. None in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_due: Option<u64>,
 }
 
 impl ChatSession {

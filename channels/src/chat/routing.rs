@@ -10,6 +10,10 @@ use super::request::Action;
 use super::transitions::apply;
 use crate::store::collection::WRITE_ATTEMPTS;
 
+/// How many of a queue's oldest chats an agent is offered, and looks at to
+/// take the next one (past them, chats it declined could hide others).
+pub const QUEUE_PAGE: usize = 100;
+
 impl Chats {
     /// An action of an agent (or bot) who is in the chat.
     pub async fn agent(
@@ -120,9 +124,12 @@ impl Chats {
         .map(drop)
     }
 
-    /// Chats waiting in a queue.
+    /// The oldest chats waiting in a queue, at most [`QUEUE_PAGE`]: what an
+    /// agent is offered and takes from, read through the queue's ordered
+    /// index at the cost of the page, however long the queue.
     pub async fn queued(&self, queue: &str) -> Result<Vec<(String, ChatSession)>, ChatError> {
-        self.find("queued", queue, 10_000).await
+        self.find_ordered("queued", queue, u64::MAX, QUEUE_PAGE)
+            .await
     }
 
     /// The chats an agent is in.

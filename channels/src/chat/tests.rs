@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::routing::QUEUE_PAGE;
 use super::*;
 use crate::store::MemoryStore;
 
@@ -273,4 +274,179 @@ async fn chats_started_per_address_are_paced() {
         .await
         .unwrap();
     chats.request("s", request("c")).await.unwrap();
+}
+
+/// The store under a chat engine, counting the records its lookups return.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryStore,
+    found: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn seen<T>(&self, found: crate::store::Result<Vec<T>>) -> crate::store::Result<Vec<T>> {
+        let n = found.as_ref().map_or(0, Vec::len);
+        self.found
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        found
+    }
+
+    fn take(&self) -> usize {
+        self.found.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::store::Store for Counting {
+    fn backend(&self) -> &'static str {
+        "counting"
+    }
+    fn shared(&self) -> bool {
+        false
+    }
+    async fn create(
+        &self,
+        c: &str,
+        id: &str,
+        w: crate::store::Write<'_>,
+    ) -> crate::store::Result<Option<u64>> {
+        self.inner.create(c, id, w).await
+    }
+    async fn put(
+        &self,
+        c: &str,
+        id: &str,
+        w: crate::store::Write<'_>,
+    ) -> crate::store::Result<u64> {
+        self.inner.put(c, id, w).await
+    }
+    async fn update(
+        &self,
+        c: &str,
+        id: &str,
+        v: u64,
+        w: crate::store::Write<'_>,
+    ) -> crate::store::Result<Option<u64>> {
+        self.inner.update(c, id, v, w).await
+    }
+    async fn get(&self, c: &str, id: &str) -> crate::store::Result<Option<crate::store::Record>> {
+        self.inner.get(c, id).await
+    }
+    async fn delete(&self, c: &str, id: &str) -> crate::store::Result<bool> {
+        self.inner.delete(c, id).await
+    }
+    async fn count(&self, c: &str, n: &str, v: &str) -> crate::store::Result<u64> {
+        self.inner.count(c, n, v).await
+    }
+    async fn find(
+        &self,
+        c: &str,
+        n: &str,
+        v: &str,
+        limit: usize,
+    ) -> crate::store::Result<Vec<(String, crate::store::Record)>> {
+        self.seen(self.inner.find(c, n, v, limit).await)
+    }
+    async fn find_ordered(
+        &self,
+        c: &str,
+        n: &str,
+        v: &str,
+        until: u64,
+        limit: usize,
+    ) -> crate::store::Result<Vec<(String, crate::store::Record)>> {
+        self.seen(self.inner.find_ordered(c, n, v, until, limit).await)
+    }
+    async fn append(
+        &self,
+        c: &str,
+        log: &str,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::store::Result<u64> {
+        self.inner.append(c, log, value, ttl).await
+    }
+    async fn read_log(
+        &self,
+        c: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> crate::store::Result<Vec<crate::store::LogEntry>> {
+        self.inner.read_log(c, log, from, limit).await
+    }
+    async fn delete_log(&self, c: &str, log: &str) -> crate::store::Result<bool> {
+        self.inner.delete_log(c, log).await
+    }
+}
+
+/// A service whose customers time out after a second, over a counting store.
+fn counted() -> (Chats, Arc<Counting>) {
+    let store = Arc::new(Counting::default());
+    let mut services = ChatServices::default();
+    let options = ChatServiceOptions {
+        client_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    services.named.insert("s".into(), options);
+    (Chats::new(store.clone(), services).0, store)
+}
+
+/// The idle check reads the chats that are due, not every open one.
+#[tokio::test]
+async fn the_idle_check_reads_only_due_chats() {
+    let (chats, store) = counted();
+    let (quiet, _) = chats.request("s", request("quiet")).await.unwrap();
+    // The first check of a process also sweeps what was written before the
+    // due index existed: every open chat, once.
+    assert_eq!(chats.end_idle().await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut busy = Vec::new();
+    for i in 0..50 {
+        busy.push(
+            chats
+                .request("s", request(&format!("busy{i}")))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    store.take();
+    assert_eq!(chats.end_idle().await.unwrap(), 1, "the quiet one ends");
+    assert_eq!(store.take(), 1, "and it alone was read");
+    assert!(chats.read_unchecked(&quiet).await.unwrap().ended());
+    for id in busy {
+        assert!(!chats.read_unchecked(&id).await.unwrap().ended());
+    }
+}
+
+/// A queue is read oldest first, a page at a time, however long it is.
+#[tokio::test]
+async fn a_long_queue_costs_a_page() {
+    let (chats, store) = counted();
+    let mut ids = Vec::new();
+    for i in 0..QUEUE_PAGE + 30 {
+        ids.push(
+            chats
+                .request("s", request(&format!("c{i}")))
+                .await
+                .unwrap()
+                .0,
+        );
+        // Distinct creation times, so that "oldest" is one answer.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    store.take();
+    let page = chats.queued(DEFAULT_QUEUE).await.unwrap();
+    assert_eq!(store.take(), QUEUE_PAGE);
+    let got: Vec<&String> = page.iter().map(|(id, _)| id).collect();
+    let oldest: Vec<&String> = ids.iter().take(QUEUE_PAGE).collect();
+    assert_eq!(got, oldest, "the oldest, in order");
+    let queues = vec![DEFAULT_QUEUE.to_owned()];
+    let (taken, _) = chats
+        .take_next("a", "a", PartyType::Agent, &queues)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken, ids[0], "the next is the oldest");
 }

@@ -243,6 +243,7 @@ mod tests {
             background: false,
             resume_from: None,
             files_until: None,
+            idle_due: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, 0);
         chat.push(2, EventType::ParticipantJoined, None, 0);

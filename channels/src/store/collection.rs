@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{IndexEntry, Result, Store, StoreError, Version, Write};
+use super::{IndexEntry, Record, Result, Store, StoreError, Version, Write};
 
 /// How many times a read-modify-write is tried: each lost compare-and-set
 /// means another writer made progress, so a loser retries at once; this
@@ -229,6 +229,22 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         self.store.delete(self.name, id).await
     }
 
+    /// The values whose entry `name = value` has an order of at most
+    /// `until`, lowest first, at most `limit` (see `Store::find_ordered`).
+    pub async fn find_ordered(
+        &self,
+        name: &str,
+        value: &str,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Versioned<T>)>> {
+        let found = self
+            .store
+            .find_ordered(self.name, name, value, until, limit)
+            .await?;
+        self.decode_all(found)
+    }
+
     pub async fn find(
         &self,
         name: &str,
@@ -236,6 +252,10 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         limit: usize,
     ) -> Result<Vec<(String, Versioned<T>)>> {
         let found = self.store.find(self.name, name, value, limit).await?;
+        self.decode_all(found)
+    }
+
+    fn decode_all(&self, found: Vec<(String, Record)>) -> Result<Vec<(String, Versioned<T>)>> {
         found
             .into_iter()
             .map(|(id, r)| {
