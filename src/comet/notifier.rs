@@ -19,9 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use channels::chat::{
-    Agents, ChatChange, ChatChanges, ChatSession, ChatState, EventType, PartyType,
-};
+use channels::chat::{Agents, ChatChange, ChatChanges, ChatSession, EventType, PartyType};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -167,8 +165,10 @@ impl ChatNotifier {
         if !change.new_events().is_empty() {
             self.changed(chat_id, chat, change.from);
         }
-        if chat.state == ChatState::Queued {
-            // Agents serving the queue may want to look at their offers.
+        if change.queue_moved {
+            // The chat entered or left the queue: agents serving it may want
+            // to look at their offers (a message in a waiting chat changes
+            // none of them, and tells none).
             let logins = self
                 .agents
                 .serving(&chat.queue)

@@ -32,7 +32,7 @@ pub const ENDED_RETENTION: Duration = Duration::from_secs(600);
 pub const CHANGE_QUEUE: usize = 4096;
 
 /// A chat that changed in a way someone may have to hear of: it has new
-/// events (from index `from`), or it waits in its queue.
+/// events (from index `from`), or it entered, left or changed its queue.
 #[derive(Debug, Clone)]
 pub struct ChatChange {
     pub chat_id: String,
@@ -41,6 +41,14 @@ pub struct ChatChange {
     /// The index of its first new event (`chat.next_position()` when it
     /// has none).
     pub from: u32,
+    /// Whether the chat entered a queue, left it, or moved to another: what
+    /// changes agents' offers (a message in a waiting chat does not).
+    pub queue_moved: bool,
+}
+
+/// The queue a chat waits in, if it waits.
+fn waiting_in(chat: &ChatSession) -> Option<&str> {
+    (chat.state == ChatState::Queued).then_some(chat.queue.as_str())
 }
 
 impl ChatChange {
@@ -199,7 +207,7 @@ impl Chats {
                 chat_id,
                 |chat| Some(self.ttl(chat)),
                 |chat| {
-                    let before = chat.next_position();
+                    let before = (chat.next_position(), waiting_in(chat).map(str::to_owned));
                     let now = now_ms();
                     let out = f(chat, now)?;
                     self.stamp(chat);
@@ -211,7 +219,9 @@ impl Chats {
         if renew {
             self.renew_files(chat_id, &chat).await;
         }
-        self.changed(chat_id, &chat, before).await;
+        let (from, queue) = before;
+        let queue_moved = queue.as_deref() != waiting_in(&chat);
+        self.changed(chat_id, &chat, from, queue_moved).await;
         Ok((out, chat))
     }
 
@@ -279,17 +289,24 @@ impl Chats {
     }
 
     /// Sends the change a write made, if anyone may have to hear of it.
-    pub(super) async fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+    pub(super) async fn changed(
+        &self,
+        chat_id: &str,
+        chat: &ChatSession,
+        from: u32,
+        queue_moved: bool,
+    ) {
         if chat.next_position() > from {
             count_events(chat.since(from));
         }
         // Nobody reads changes (a test, a tool): nothing to copy or tell.
         let heard = !self.changes.is_closed();
-        if heard && (chat.next_position() > from || chat.state == ChatState::Queued) {
+        if heard && (chat.next_position() > from || queue_moved) {
             let change = ChatChange {
                 chat_id: chat_id.to_owned(),
                 chat: Arc::new(chat.clone()),
                 from,
+                queue_moved,
             };
             let _ = self.changes.send(change).await;
         }

@@ -95,7 +95,7 @@ impl Chats {
         // It waits in its queue; its first event goes back in the answer.
         // Its first events are counted here: the change tells of none.
         count_events(&chat.transcript);
-        self.changed(&id, &chat, chat.next_position()).await;
+        self.changed(&id, &chat, chat.next_position(), true).await;
         Ok((id, chat))
     }
 

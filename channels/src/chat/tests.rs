@@ -450,3 +450,37 @@ async fn a_long_queue_costs_a_page() {
         .unwrap();
     assert_eq!(taken, ids[0], "the next is the oldest");
 }
+
+/// What tells agents to look at their offers: a chat entering or leaving
+/// its queue, not every write to a waiting chat.
+#[tokio::test]
+async fn only_queue_moves_change_offers() {
+    let mut services = ChatServices::default();
+    services
+        .named
+        .insert("s".into(), ChatServiceOptions::default());
+    let (chats, mut changes) = Chats::new(Arc::new(MemoryStore::default()), services);
+    let (id, chat) = chats.request("s", request("c")).await.unwrap();
+    assert!(
+        changes.recv().await.unwrap().queue_moved,
+        "a new chat waits"
+    );
+    let send = Action::Send {
+        text: "anyone?".into(),
+        message_type: None,
+    };
+    chats.client("s", &id, &creds(&chat), send).await.unwrap();
+    let change = changes.recv().await.unwrap();
+    assert_eq!(change.new_events().len(), 1);
+    assert!(!change.queue_moved, "a message while waiting moves nothing");
+    let queues = vec![DEFAULT_QUEUE.to_owned()];
+    chats
+        .take_next("a", "a", PartyType::Agent, &queues)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        changes.recv().await.unwrap().queue_moved,
+        "taken: out of the queue"
+    );
+}
