@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { chromiumSuite } from "./chromium.mjs";
 import {
-  configFile, deskAccept, deskLines, deskLogin, deskReady, deskSend, openPage,
+  configFile, deskAccept, deskLogin, deskReady, deskSend, openPage,
   widgetSend, widgetStart, widgetState,
 } from "./pages.mjs";
 
@@ -90,11 +90,7 @@ describe("chat page and agent desk in headless Chromium", () => {
     const problems = [];
     const alice = await openPage(suite.browser, `${suite.server.origin}/agent`, problems);
     await deskLogin(alice, "alice", "alice-secret");
-    // (Ready since the tests above: not ready first, then ready for two.)
-    if (await alice.isEnabled("#not-ready")) await alice.click("#not-ready");
-    await alice.waitForFunction(() => document.getElementById("presence").dataset.ready === "false");
-    await alice.fill("#capacity", "2");
-    await deskReady(alice);
+    await deskReady(alice, 2);
     // A reload keeps the login and shows the presence the server has.
     await alice.reload();
     await alice.waitForSelector("#desk:not(.hidden)");
@@ -141,7 +137,7 @@ describe("chat page and agent desk in headless Chromium", () => {
     await bob.locator("#alert", { hasText: "New chat waiting: Ben" }).waitFor();
     const bobBox2 = await deskAccept(bob, "transfer me");
     // Bob sees what was said before him, with times.
-    assert.ok((await deskLines(bobBox2)).some(([, , text]) => text === "Let me pass you on."));
+    await bobBox2.locator("li[data-type=Message] .text", { hasText: "Let me pass you on." }).waitFor();
     assert.ok((await bobBox2.locator("li time").count()) > 0);
     await second.locator("#gmshub-chat li[data-type=ParticipantJoined]", { hasText: "Bob joined" }).waitFor();
     await widgetState(second, "connected");

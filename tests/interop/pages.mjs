@@ -49,9 +49,20 @@ export async function deskLogin(desk, agent = "agent", password = "agent") {
   await desk.waitForFunction(() => document.getElementById("events").textContent === "live");
 }
 
-export async function deskReady(desk) {
-  // Ready already (the server remembers the agent's presence).
-  if ((await desk.getAttribute("#presence", "data-ready")) === "true") return;
+/** Makes the desk ready for `capacity` chats (the server remembers an
+ * agent's presence across pages: ready already for as many is left as is). */
+export async function deskReady(desk, capacity = 20) {
+  const presence = () => desk.evaluate(() => ({
+    ready: document.getElementById("presence").dataset.ready === "true",
+    capacity: Number(document.getElementById("capacity").value),
+  }));
+  const now = await presence();
+  if (now.ready && now.capacity === capacity) return;
+  if (now.ready) {
+    await desk.click("#not-ready");
+    await desk.waitForFunction(() => document.getElementById("presence").dataset.ready === "false");
+  }
+  await desk.fill("#capacity", String(capacity));
   await desk.click("#ready");
   await desk.waitForFunction(() => document.getElementById("presence").dataset.ready === "true");
 }
