@@ -298,6 +298,7 @@ impl Hub {
             ),
             pushed,
             format: settings.v1.format,
+            offer_pings: Arc::default(),
         };
         tasks.0.push(notifier.spawn(changes));
 

@@ -20,6 +20,7 @@ pub mod chat_v2;
 pub mod echo;
 pub mod genesys;
 pub mod notifier;
+pub mod offers;
 pub mod policy;
 pub mod push;
 pub mod reach;

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use super::agent::CHANNEL as AGENT_CHANNEL;
+use super::offers::{OfferPings, WINDOW};
 use super::reach::Reach;
 use super::users::GenesysUsers;
 use crate::config::PushSettings;
@@ -148,6 +149,7 @@ pub struct ChatNotifier {
     pub push: BackgroundPush,
     pub pushed: Arc<Pushed>,
     pub format: TranscriptFormat,
+    pub offer_pings: Arc<OfferPings>,
 }
 
 impl ChatNotifier {
@@ -168,16 +170,20 @@ impl ChatNotifier {
         if change.queue_moved {
             // The chat entered or left the queue: agents serving it may want
             // to look at their offers (a message in a waiting chat changes
-            // none of them, and tells none).
-            let logins = self
-                .agents
-                .serving(&chat.queue)
-                .map(|a| a.login.clone())
-                .collect();
-            self.ping_agents(
-                logins,
-                json!({"event": "offers", "queue": chat.queue, "chatId": chat_id}),
-            );
+            // none of them, and tells none), once per window at most.
+            let serving = self.agents.serving(&chat.queue).map(|a| a.login.clone());
+            let logins = self.offer_pings.claim(serving);
+            if logins.is_empty() {
+                return;
+            }
+            let (pings, queue) = (self.offer_pings.clone(), chat.queue.clone());
+            let (agents, reach) = (self.agents.clone(), self.reach.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(WINDOW).await;
+                pings.release(&logins);
+                let offers = json!({"event": "offers", "queue": queue});
+                ping(&agents, &reach, logins, &offers).await;
+            });
         }
     }
 
@@ -218,21 +224,12 @@ impl ChatNotifier {
 
     /// Sends `ping` to the CometD sessions of `logins` (looked up in the
     /// store, off this task).
-    fn ping_agents(&self, logins: Vec<String>, ping: Value) {
+    fn ping_agents(&self, logins: Vec<String>, message: Value) {
         if logins.is_empty() {
             return;
         }
-        let Ok(raw) = serde_json::value::to_raw_value(&ping) else {
-            return;
-        };
         let (agents, reach) = (self.agents.clone(), self.reach.clone());
-        tokio::spawn(async move {
-            for login in logins {
-                if let Ok(Some(client_id)) = agents.comet(&login).await {
-                    reach.deliver(&client_id, AGENT_CHANNEL, &raw);
-                }
-            }
-        });
+        tokio::spawn(async move { ping(&agents, &reach, logins, &message).await });
     }
 
     /// Chat API v1 events on `/_genesys`, to the session of the chat's
@@ -344,6 +341,19 @@ impl ChatNotifier {
             if let Err(e) = push.dispatcher.submit(n) {
                 tracing::warn!("chat push: {e}");
             }
+        }
+    }
+}
+
+/// Sends `message` to the CometD sessions of `logins` (looked up in the
+/// store) on the agent channel.
+async fn ping(agents: &Agents, reach: &Reach, logins: Vec<String>, message: &Value) {
+    let Ok(raw) = serde_json::value::to_raw_value(message) else {
+        return;
+    };
+    for login in logins {
+        if let Ok(Some(client_id)) = agents.comet(&login).await {
+            reach.deliver(&client_id, AGENT_CHANNEL, &raw);
         }
     }
 }
