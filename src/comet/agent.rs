@@ -15,9 +15,11 @@ pub const CHANNEL: &str = "/service/agent";
 
 /// The agent side's CometD channel: an agent attaches its session with the
 /// token of the agent API, then gets a ping on every change of its chats
-/// (`{"event": "chat", "chatId", "nextPosition", "state"}`) and whenever a
-/// chat waits in one of its queues (`{"event": "offers", ...}`), and reads
-/// what changed through the agent API.
+/// (`{"event": "chat", "chatId", "nextPosition", "state"}`) and when chats
+/// enter or leave one of its queues, at most every 250 ms (`{"event":
+/// "offers", "queue", "chatId", "chatIds", "more"}`: the chats of the
+/// window, `chatId` the first), and reads what changed through the agent
+/// API.
 pub struct AgentComet {
     agents: Agents,
 }

@@ -172,7 +172,7 @@ impl ChatNotifier {
             // to look at their offers (a message in a waiting chat changes
             // none of them, and tells none), once per window at most.
             let serving = self.agents.serving(&chat.queue).map(|a| a.login.clone());
-            let logins = self.offer_pings.claim(serving);
+            let logins = self.offer_pings.claim(serving, chat_id);
             if logins.is_empty() {
                 return;
             }
@@ -180,9 +180,17 @@ impl ChatNotifier {
             let (agents, reach) = (self.agents.clone(), self.reach.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(WINDOW).await;
-                pings.release(&logins);
-                let offers = json!({"event": "offers", "queue": queue});
-                ping(&agents, &reach, logins, &offers).await;
+                for (login, covered) in pings.release(logins) {
+                    // `chatId`: the first chat of the window, as one change's ping says.
+                    let offers = json!({
+                        "event": "offers",
+                        "queue": queue,
+                        "chatId": covered.chats.first(),
+                        "chatIds": covered.chats,
+                        "more": covered.more,
+                    });
+                    ping(&agents, &reach, vec![login], &offers).await;
+                }
             });
         }
     }

@@ -1,41 +1,66 @@
 //! Offer pings, coalesced: when chats enter or leave a queue, each agent
 //! serving it is told to look at its offers at most once per window, at
-//! the window's end (so the look sees every change of the window). A queue
-//! that fills at a hundred chats a second makes each desk read its offers
-//! a few times a second, not a hundred. May use: nothing else of comet.
+//! the window's end (so the look sees every change of the window), with the
+//! chats that changed meanwhile. A queue that fills at a hundred chats a
+//! second makes each desk read its offers a few times a second, not a
+//! hundred. May use: nothing else of comet.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 /// How long an agent's offer ping waits for more changes.
 pub const WINDOW: Duration = Duration::from_millis(250);
+/// The most chat ids one ping names (past them it says there were more).
+pub const MOST_CHATS: usize = 64;
+
+/// The chats one coalesced ping is about, first first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Covered {
+    pub chats: Vec<String>,
+    /// Chats beyond [`MOST_CHATS`] changed too.
+    pub more: bool,
+}
 
 #[derive(Default)]
 pub struct OfferPings {
-    /// Agents whose ping is on its way.
-    pending: Mutex<HashSet<String>>,
+    /// Agents whose ping is on its way, with the chats it will name.
+    pending: Mutex<HashMap<String, Covered>>,
 }
 
 impl OfferPings {
-    /// Of `logins`, those whose ping is to be sent after the window (the
-    /// others have one on its way already, which will cover this change).
-    pub fn claim(&self, logins: impl IntoIterator<Item = String>) -> Vec<String> {
+    /// Notes that `chat_id` changed the offers of `logins`; returns those
+    /// whose ping is to be sent after the window (the others have one on
+    /// its way already, which now names this chat too).
+    pub fn claim(&self, logins: impl IntoIterator<Item = String>, chat_id: &str) -> Vec<String> {
+        let mut pending = self.pending.lock();
+        let mut fresh = Vec::new();
+        for login in logins {
+            let covered = pending.entry(login.clone()).or_insert_with(|| {
+                fresh.push(login);
+                Covered::default()
+            });
+            if covered.chats.iter().any(|c| c == chat_id) {
+                continue;
+            }
+            if covered.chats.len() < MOST_CHATS {
+                covered.chats.push(chat_id.to_owned());
+            } else {
+                covered.more = true;
+            }
+        }
+        fresh
+    }
+
+    /// The window of `logins` is over: what their pings name. A change from
+    /// now on claims again.
+    pub fn release(&self, logins: Vec<String>) -> Vec<(String, Covered)> {
         let mut pending = self.pending.lock();
         logins
             .into_iter()
-            .filter(|login| pending.insert(login.clone()))
+            .filter_map(|login| pending.remove(&login).map(|c| (login, c)))
             .collect()
-    }
-
-    /// The window of `logins` is over: a change from now on claims again.
-    /// Called just before their pings go, so no change falls between.
-    pub fn release(&self, logins: &[String]) {
-        let mut pending = self.pending.lock();
-        for login in logins {
-            pending.remove(login);
-        }
     }
 }
 
@@ -43,17 +68,40 @@ impl OfferPings {
 mod tests {
     use super::*;
 
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
     #[test]
-    fn one_ping_per_agent_per_window() {
+    fn one_ping_per_agent_per_window_naming_every_chat() {
         let pings = OfferPings::default();
-        let agents = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert_eq!(pings.claim(agents(&["a", "b"])), agents(&["a", "b"]));
+        assert_eq!(pings.claim(names(&["a", "b"]), "c1"), names(&["a", "b"]));
         assert!(
-            pings.claim(agents(&["a", "b"])).is_empty(),
+            pings.claim(names(&["a", "b"]), "c2").is_empty(),
             "covered by the pending ones"
         );
-        assert_eq!(pings.claim(agents(&["b", "c"])), agents(&["c"]));
-        pings.release(&agents(&["a", "b"]));
-        assert_eq!(pings.claim(agents(&["a", "b", "c"])), agents(&["a", "b"]));
+        assert_eq!(pings.claim(names(&["b", "c"]), "c2"), names(&["c"]));
+        let released = pings.release(names(&["a", "b"]));
+        assert_eq!(released[0].1.chats, names(&["c1", "c2"]));
+        assert_eq!(released[1].1.chats, names(&["c1", "c2"]), "once each");
+        assert_eq!(
+            pings.claim(names(&["a", "b", "c"]), "c3"),
+            names(&["a", "b"])
+        );
+        assert_eq!(
+            pings.release(names(&["c"]))[0].1.chats,
+            names(&["c2", "c3"])
+        );
+    }
+
+    #[test]
+    fn a_ping_names_a_bounded_number_of_chats() {
+        let pings = OfferPings::default();
+        for i in 0..MOST_CHATS + 5 {
+            pings.claim(names(&["a"]), &format!("c{i}"));
+        }
+        let (_, covered) = pings.release(names(&["a"])).pop().unwrap();
+        assert_eq!(covered.chats.len(), MOST_CHATS);
+        assert!(covered.more);
     }
 }

@@ -214,9 +214,13 @@ export class ChatSession {
       // A short backoff: after a server restart the chat resumes within a
       // few seconds of the server being back.
       cometd.configure({ url: `${this.hub}/genesys/cometd`, logLevel: "warn", maxBackoff: 4_000, maxNetworkDelay: ANSWER_WAIT_MS });
-      cometd.addListener("/meta/handshake", (m) => (m.successful ? this.#subscribe() : this.#down()));
+      // A client this session stopped may still answer: it is not heard.
+      const current = () => this.cometd === cometd;
+      cometd.addListener("/meta/handshake", (m) => {
+        if (current()) m.successful ? this.#subscribe() : this.#down();
+      });
       cometd.addListener("/meta/connect", (m) => {
-        if (cometd.isDisconnected()) return;
+        if (!current() || cometd.isDisconnected()) return;
         if (!m.successful) this.#down();
         // The same session back after a failure: what was pushed meanwhile
         // may be gone, so resume from the first gap.
