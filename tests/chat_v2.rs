@@ -31,7 +31,19 @@ async fn a_customer_and_an_agent_talk() {
     let c = Customer::start(&s, "Jane").await;
     let a = Agent::login(&s, "agent", "agent").await;
 
-    // Not ready: nothing offered.
+    // Not ready: nothing offered, and the server says so to a desk that asks.
+    let (status, me) = a.get("/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["agent"].clone(), me["ready"].clone()),
+        (json!("agent"), json!(false))
+    );
+    assert_eq!(
+        me["colleagues"],
+        json!([]),
+        "the development account is alone"
+    );
+    assert_eq!(me["transferQueues"], json!(["Environment:default"]));
     assert_eq!(a.get("/offers").await.1["offers"], json!([]));
     let (status, _) = a
         .post(&format!("/chats/{}/accept", c.chat_id), json!({}))
@@ -41,6 +53,18 @@ async fn a_customer_and_an_agent_talk() {
     let (status, v) = a.post("/ready", json!([null])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     a.post("/ready", json!({"capacity": 2})).await;
+    let me = a.get("/me").await.1;
+    assert_eq!(
+        (me["ready"].clone(), me["capacity"].clone()),
+        (json!(true), json!(2))
+    );
+    let anonymous = reqwest::get(s.url("/gmshub/agent/me")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let refused: Value = anonymous.json().await.unwrap();
+    assert!(
+        refused["error"].is_string(),
+        "the agent API's error shape: {refused}"
+    );
     let offers = a.get("/offers").await.1;
     assert_eq!(offers["offers"][0]["chatId"], c.chat_id.as_str());
     assert_eq!(offers["offers"][0]["nickname"], "Jane");

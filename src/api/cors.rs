@@ -106,12 +106,11 @@ fn script_origin(headers: &axum::http::HeaderMap) -> Option<HeaderValue> {
     if !matches!(site, "cross-site" | "same-site") {
         return None;
     }
-    let referer = headers.get(header::REFERER).and_then(|r| r.to_str().ok());
+    let referer = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok()?.parse::<axum::http::Uri>().ok());
     let origin = referer
-        .and_then(|r| {
-            let (scheme, rest) = r.split_once("://")?;
-            Some(format!("{scheme}://{}", rest.split('/').next()?))
-        })
+        .and_then(|uri| Some(format!("{}://{}", uri.scheme()?, uri.authority()?)))
         .unwrap_or_else(|| "null".to_owned());
     HeaderValue::from_str(&origin).ok()
 }

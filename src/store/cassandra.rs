@@ -302,8 +302,12 @@ struct Statements {
 fn entry_names(ix: &IndexEntry) -> [Option<String>; 2] {
     [
         Some(format!("{}:{}", ix.name, ix.value)),
-        ix.order.map(|o| format!(":{o}:{}:{}", ix.name, ix.value)),
+        ix.order.map(|o| ordered_entry(o, &ix.name, &ix.value)),
     ]
+}
+
+fn ordered_entry(order: impl std::fmt::Display, name: &str, value: &str) -> String {
+    format!(":{order}:{name}:{value}")
 }
 
 /// An entry's row: `(name, value, order)` (order for the ordered row).
@@ -572,23 +576,23 @@ impl Cassandra {
         Ok(())
     }
 
-    /// The live records of `ids` that still list `entry`, read at once.
+    /// The live records of `hits` (an id, and the entry its record must
+    /// still list), read at once.
     async fn live_with(
         &self,
         collection: &str,
-        ids: Vec<String>,
-        entry: impl Fn(&str) -> String,
+        hits: Vec<(String, String)>,
         limit: usize,
     ) -> Result<Vec<(String, Record)>> {
-        let reads = ids.iter().map(|id| self.current(collection, id));
+        let reads = hits.iter().map(|(id, _)| self.current(collection, id));
         let now = now_ms();
         Ok(try_join_all(reads)
             .await?
             .into_iter()
-            .zip(ids)
-            .filter_map(|(cur, id)| {
+            .zip(hits)
+            .filter_map(|(cur, (id, entry))| {
                 let cur = cur?;
-                (cur.live(now) && cur.indexes.contains(&entry(&id))).then(|| {
+                (cur.live(now) && cur.indexes.contains(&entry)).then(|| {
                     let record = Record {
                         value: cur.value,
                         version: cur.version as Version,
@@ -776,8 +780,8 @@ impl Store for Cassandra {
             .map(|r| r.map(|(id,)| id))
             .collect::<std::result::Result<_, _>>()
             .map_err(corrupt)?;
-        self.live_with(collection, ids, |_| entry.clone(), limit)
-            .await
+        let hits = ids.into_iter().map(|id| (id, entry.clone())).collect();
+        self.live_with(collection, hits, limit).await
     }
 
     async fn find_ordered(
@@ -804,11 +808,11 @@ impl Store for Cassandra {
             .map_err(corrupt)?
             .collect::<std::result::Result<_, _>>()
             .map_err(corrupt)?;
-        let orders: std::collections::HashMap<String, i64> =
-            rows.iter().map(|(o, id)| (id.clone(), *o)).collect();
-        let ids = rows.into_iter().map(|(_, id)| id).collect();
-        let entry = |id: &str| format!(":{}:{name}:{value}", orders.get(id).copied().unwrap_or(-1));
-        self.live_with(collection, ids, entry, limit).await
+        let hits = rows
+            .into_iter()
+            .map(|(order, id)| (id, ordered_entry(order, name, value)))
+            .collect();
+        self.live_with(collection, hits, limit).await
     }
 
     async fn append(

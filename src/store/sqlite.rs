@@ -316,23 +316,42 @@ fn write_record(tx: &Transaction, w: &OwnedWrite, version: Version) -> rusqlite:
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
-    match old {
-        Some((entries, old_expiry)) if entries == w.entries => {
+    // Only the rows that changed are written: a chat's entries mostly stay
+    // the same (its idle due time is the one that moves with each message),
+    // and rewriting all of them was the largest cost of a write.
+    let old_entries = old
+        .as_ref()
+        .and_then(|(entries, _)| serde_json::from_str::<Vec<Entry>>(entries).ok());
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO record_index (collection, name, value, id, expires_at, ord)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut add = |(name, value, order): &Entry| {
+        let order = order.map(|o| o.min(i64::MAX as u64) as i64);
+        insert.execute(params![collection, name, value, id, expires_at, order])
+    };
+    match (old_entries, old) {
+        (Some(was), Some((_, old_expiry))) => {
+            let mut remove = tx.prepare_cached(
+                "DELETE FROM record_index WHERE collection = ?1 AND name = ?2 AND value = ?3 AND id = ?4",
+            )?;
+            for (name, value, _) in was.iter().filter(|e| !w.indexes.contains(e)) {
+                remove.execute(params![collection, name, value, id])?;
+            }
+            for entry in w.indexes.iter().filter(|e| !was.contains(e)) {
+                add(entry)?;
+            }
             if old_expiry != expires_at {
                 tx.prepare_cached(RETTL_INDEX_ROWS)?
                     .execute(params![collection, id, expires_at])?;
             }
         }
+        // A new record, or one whose entries an older file wrote otherwise.
         _ => {
             tx.prepare_cached(DELETE_INDEX_ROWS)?
                 .execute(params![collection, id])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO record_index (collection, name, value, id, expires_at, ord)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (name, value, order) in &w.indexes {
-                let order = order.map(|o| o.min(i64::MAX as u64) as i64);
-                insert.execute(params![collection, name, value, id, expires_at, order])?;
+            for entry in &w.indexes {
+                add(entry)?;
             }
         }
     }
@@ -345,13 +364,16 @@ fn write_record(tx: &Transaction, w: &OwnedWrite, version: Version) -> rusqlite:
     Ok(())
 }
 
+/// An index entry as a write keeps it: name, value, order.
+type Entry = (String, String, Option<u64>);
+
 /// Owned copies of a write, to move onto the blocking thread.
 struct OwnedWrite {
     collection: String,
     id: String,
     value: Vec<u8>,
     expires_at: Option<u64>,
-    indexes: Vec<(String, String, Option<u64>)>,
+    indexes: Vec<Entry>,
     /// The entries, encoded to compare with the stored ones.
     entries: String,
 }
@@ -363,7 +385,7 @@ impl OwnedWrite {
             check_key("an index name", &ix.name)?;
             check_key("an index value", &ix.value)?;
         }
-        let mut indexes: Vec<(String, String, Option<u64>)> = w
+        let mut indexes: Vec<Entry> = w
             .indexes
             .iter()
             .map(|ix| (ix.name.clone(), ix.value.clone(), ix.order))
@@ -503,13 +525,12 @@ impl Store for Sqlite {
     ) -> Result<Vec<(String, Record)>> {
         let (collection, name, value) = (collection.to_owned(), name.to_owned(), value.to_owned());
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            found(
+                conn,
                 "SELECT r.id, r.value, r.version, r.expires_at FROM record_index i
                  JOIN records r ON r.collection = i.collection AND r.id = i.id
                  WHERE i.collection = ?1 AND i.name = ?2 AND i.value = ?3
                  AND (r.expires_at IS NULL OR r.expires_at > ?4) LIMIT ?5",
-            )?;
-            let rows = stmt.query_map(
                 params![
                     collection,
                     name,
@@ -517,9 +538,7 @@ impl Store for Sqlite {
                     now_ms() as i64,
                     limit.min(i64::MAX as usize) as i64
                 ],
-                |row| Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?)),
-            )?;
-            rows.collect()
+            )
         })
         .await
     }
@@ -536,7 +555,8 @@ impl Store for Sqlite {
         self.read(move |conn| {
             // The index rows carry their record's expiry: expired ones are
             // skipped before any record is read.
-            let mut stmt = conn.prepare_cached(
+            found(
+                conn,
                 "SELECT r.id, r.value, r.version, r.expires_at
                  FROM record_index i INDEXED BY record_index_ordered
                  JOIN records r ON r.collection = i.collection AND r.id = i.id
@@ -544,8 +564,6 @@ impl Store for Sqlite {
                  AND i.ord IS NOT NULL AND i.ord <= ?4
                  AND (i.expires_at IS NULL OR i.expires_at > ?5)
                  ORDER BY i.ord, i.id LIMIT ?6",
-            )?;
-            let rows = stmt.query_map(
                 params![
                     collection,
                     name,
@@ -554,9 +572,7 @@ impl Store for Sqlite {
                     now_ms() as i64,
                     limit.min(i64::MAX as usize) as i64
                 ],
-                |row| Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?)),
-            )?;
-            rows.collect()
+            )
         })
         .await
     }
@@ -649,6 +665,19 @@ impl Store for Sqlite {
         })
         .await
     }
+}
+
+/// Runs a lookup whose rows are an id and its record.
+fn found(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<(String, Record)>> {
+    conn.prepare_cached(sql)?
+        .query_map(params, |row| {
+            Ok((row.get::<_, String>(0)?, read_record_at(row, 1)?))
+        })?
+        .collect()
 }
 
 fn read_record(row: &rusqlite::Row) -> rusqlite::Result<Record> {

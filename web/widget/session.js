@@ -18,7 +18,7 @@
 import { CometD } from "cometd";
 
 /** Chat API v2's error codes this side acts on. */
-const CODE = { NOT_FOUND: 102, ENDED: 104, TOO_LARGE: 105, UNAVAILABLE: 106 };
+const CODE = { NOT_FOUND: 102, ENDED: 104, TOO_LARGE: 105 };
 /** How long CometD may take to come up before a new chat starts over REST. */
 const COMETD_WAIT_MS = 5_000;
 /** How long an answer may take (a sent message, requestChat, disconnect). */
@@ -49,7 +49,6 @@ function storage() {
 export function errorKind(payload) {
   const code = payload?.errors?.[0]?.code;
   if (code === CODE.TOO_LARGE) return "tooLong";
-  if (code === CODE.UNAVAILABLE && /too many/i.test(payload.errors[0].advice || "")) return "tooMany";
   return "notSent";
 }
 
@@ -289,7 +288,7 @@ export class ChatSession {
     try {
       const p = await this.#rest("", this.startFields);
       this.restUp = true;
-      if (p.statusCode !== 0) return this.#unavailable(p);
+      if (p.statusCode !== 0) return this.#unavailable();
       this.#received(p, "rest");
       this.#connect();
     } catch {
@@ -378,7 +377,7 @@ export class ChatSession {
 
   #refused(payload) {
     if (this.pendingSend) this.#settleSend({ ok: false, error: errorKind(payload) });
-    else if (this.phase === "starting") return this.#unavailable(payload);
+    else if (this.phase === "starting") return this.#unavailable();
     const code = payload.errors?.[0]?.code;
     // The chat is gone (ended meanwhile, or unknown to the server).
     if (this.record.chatId && (payload.chatEnded || code === CODE.ENDED || code === CODE.NOT_FOUND)) {
@@ -421,9 +420,8 @@ export class ChatSession {
     this.#stopLinks();
   }
 
-  #unavailable(payload) {
+  #unavailable() {
     this.phase = "unavailable";
-    this.reason = payload ? errorKind(payload) : null;
     this.#stopLinks();
     this.onChange();
   }

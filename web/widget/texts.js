@@ -39,7 +39,6 @@ const en = {
   error: {
     tooLong: "Your message is too long. Please shorten it and send it again.",
     notSent: "Your message could not be sent. Please try again.",
-    tooMany: "Too many chats were started from here. Please wait a minute and try again.",
     name: "Please enter your name.",
     notEnded: "The chat could not be ended. Please try again.",
   },
@@ -81,7 +80,6 @@ const de = {
   error: {
     tooLong: "Ihre Nachricht ist zu lang. Bitte kürzen Sie sie und senden Sie sie erneut.",
     notSent: "Ihre Nachricht konnte nicht gesendet werden. Bitte versuchen Sie es noch einmal.",
-    tooMany: "Von hier wurden zu viele Chats begonnen. Bitte warten Sie eine Minute.",
     name: "Bitte geben Sie Ihren Namen ein.",
     notEnded: "Der Chat konnte nicht beendet werden. Bitte versuchen Sie es noch einmal.",
   },

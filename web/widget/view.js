@@ -164,13 +164,11 @@ export function mount(options) {
   function render() {
     const s = session.state();
     state.dataset.state = s.key;
-    let text = fill(t.state[s.key] || "", { name: s.name || "" });
-    if (s.key === "unavailable" && session.reason === "tooMany") text = t.error.tooMany;
+    const text = fill(t.state[s.key] || "", { name: s.name || "" });
     state.textContent = text;
     state.hidden = !text;
     const phase = session.phase;
     start.hidden = !(phase === "idle" || phase === "unavailable");
-    startButton.disabled = false;
     const inChat = phase === "starting" || phase === "active" || phase === "ended";
     transcript.hidden = !inChat;
     typing.hidden = phase !== "active";
