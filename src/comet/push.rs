@@ -174,6 +174,18 @@ mod tests {
         async fn read_log(&self, _: &str, _: &str, _: u64, _: usize) -> Result<Vec<LogEntry>> {
             down()
         }
+        async fn write_log(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[LogEntry],
+            _: Option<std::time::Duration>,
+        ) -> Result<()> {
+            down()
+        }
+        async fn keep_log(&self, _: &str, _: &str, _: std::time::Duration) -> Result<()> {
+            down()
+        }
         async fn delete_log(&self, _: &str, _: &str) -> Result<bool> {
             down()
         }

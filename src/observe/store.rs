@@ -126,6 +126,22 @@ impl Store for Metered {
             .await
     }
 
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let call = self.0.write_log(collection, log, entries, ttl);
+        self.timed("write_log", call).await
+    }
+
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()> {
+        self.timed("keep_log", self.0.keep_log(collection, log, ttl))
+            .await
+    }
+
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
         self.timed("delete_log", self.0.delete_log(collection, log))
             .await

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use channels::store::{
-    check_key, expiry, now_ms, IndexEntry, LogEntry, Record, Result, Store, StoreError, Version,
-    Write,
+    check_key, entries_after, expiry, now_ms, IndexEntry, LogEntry, Record, Result, Store,
+    StoreError, Version, Write,
 };
 use futures_util::future::try_join_all;
 use scylla::client::execution_profile::ExecutionProfile;
@@ -292,6 +292,7 @@ struct Statements {
     find_ordered: PreparedStatement,
     last_entry: PreparedStatement,
     append: PreparedStatement,
+    write_log: PreparedStatement,
     read_log: PreparedStatement,
     delete_log: PreparedStatement,
 }
@@ -445,6 +446,11 @@ impl Cassandra {
                  IF NOT EXISTS USING TTL ?"
             ))
             .await?,
+            write_log: prepare(format!(
+                "INSERT INTO {ks}.{LOGS} (collection, log, idx, value, expires_at) VALUES (?, ?, ?, ?, ?) \
+                 USING TTL ?"
+            ))
+            .await?,
             read_log: prepare(format!(
                 "SELECT idx, value, expires_at FROM {ks}.{LOGS} WHERE collection = ? AND log = ? \
                  AND idx >= ? LIMIT ?"
@@ -486,10 +492,7 @@ impl Cassandra {
         current: Option<&Current>,
         version: i64,
     ) -> Result<bool> {
-        let now = now_ms();
-        let expires_at = w.expires_at(now);
-        // Cassandra's TTL is in whole seconds; round up, `expires_at` is exact.
-        let ttl = expires_at.map_or(0, |t| (t - now).div_ceil(1000).min(i32::MAX as u64) as i32);
+        let (expires_at, ttl) = cell_ttl(w.ttl);
         let entries: Vec<String> = w.indexes.iter().flat_map(entry_names).flatten().collect();
         for ix in w.indexes {
             self.session
@@ -604,6 +607,59 @@ impl Cassandra {
             .take(limit)
             .collect())
     }
+
+    /// The index of the log's last entry (0 if it has none), as of every
+    /// append that completed before.
+    async fn last_entry(&self, collection: &str, log: &str) -> Result<u64> {
+        let last: Option<(i64,)> = self
+            .session
+            .execute_unpaged(&self.st.last_entry, (collection, log))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .maybe_first_row::<(i64,)>()
+            .map_err(corrupt)?;
+        Ok(last.map_or(0, |(i,)| i as u64))
+    }
+
+    /// The log's live rows from `from` on: (index, value, expiry).
+    async fn read_log_rows(
+        &self,
+        collection: &str,
+        log: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>, Option<i64>)>> {
+        let from = from.min(i64::MAX as u64) as i64;
+        let fetch = i32::try_from(limit).unwrap_or(i32::MAX);
+        if fetch == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms() as i64;
+        let rows = self
+            .session
+            .execute_unpaged(&self.st.read_log, (collection, log, from, fetch))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        rows.rows::<(i64, Vec<u8>, Option<i64>)>()
+            .map_err(corrupt)?
+            .filter(|row| !matches!(row, Ok((_, _, Some(t))) if *t <= now))
+            .map(|row| row.map_err(corrupt))
+            .collect()
+    }
+}
+
+/// A cell's expiry (ms since the epoch) and its TTL in seconds (0: none)
+/// for a time to live from now: Cassandra's TTL is in whole seconds, so it
+/// is rounded up, and the expiry kept beside it is exact.
+fn cell_ttl(ttl: Option<Duration>) -> (Option<u64>, i32) {
+    let now = now_ms();
+    let expires_at = expiry(ttl, now);
+    let seconds = expires_at.map_or(0, |t| (t - now).div_ceil(1000).min(i32::MAX as u64) as i32);
+    (expires_at, seconds)
 }
 
 /// The `[applied]` column of a lightweight transaction's answer (Cassandra
@@ -824,19 +880,8 @@ impl Store for Cassandra {
     ) -> Result<u64> {
         check_key("a collection", collection)?;
         check_key("a log id", log)?;
-        let now = now_ms();
-        let expires_at = expiry(ttl, now);
-        let ttl = expires_at.map_or(0, |t| (t - now).div_ceil(1000).min(i32::MAX as u64) as i32);
-        let last: Option<(i64,)> = self
-            .session
-            .execute_unpaged(&self.st.last_entry, (collection, log))
-            .await
-            .map_err(failed)?
-            .into_rows_result()
-            .map_err(corrupt)?
-            .maybe_first_row::<(i64,)>()
-            .map_err(corrupt)?;
-        let first = last.map_or(0, |(i,)| i) + 1;
+        let (expires_at, ttl) = cell_ttl(ttl);
+        let first = self.last_entry(collection, log).await? as i64 + 1;
         // The insert claims the index; one that another append took sends
         // this one to the next.
         for index in first..first + CAS_ATTEMPTS as i64 {
@@ -862,6 +907,73 @@ impl Store for Cassandra {
         Err(contended(log))
     }
 
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_key("a collection", collection)?;
+        check_key("a log id", log)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let last = self.last_entry(collection, log).await?;
+        let (expires_at, ttl) = cell_ttl(ttl);
+        // Writers racing with the same entries write the same cells: plain
+        // inserts, no Paxos round.
+        for e in entries_after(entries, last)? {
+            self.session
+                .execute_unpaged(
+                    &self.st.write_log,
+                    (
+                        collection,
+                        log,
+                        e.index as i64,
+                        &e.value,
+                        expires_at.map(|t| t as i64),
+                        ttl,
+                    ),
+                )
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()> {
+        // Cells carry their own TTL: the live ones that expire are written
+        // again, a page at a time.
+        let (expires_at, cell) = cell_ttl(Some(ttl));
+        let mut from = 1;
+        loop {
+            let page = self.read_log_rows(collection, log, from, 1000).await?;
+            let Some(&(last, _, _)) = page.last() else {
+                return Ok(());
+            };
+            for (index, value, until) in page {
+                if until.is_some_and(|t| Some(t as u64) < expires_at) {
+                    self.session
+                        .execute_unpaged(
+                            &self.st.write_log,
+                            (
+                                collection,
+                                log,
+                                index,
+                                value,
+                                expires_at.map(|t| t as i64),
+                                cell,
+                            ),
+                        )
+                        .await
+                        .map_err(failed)?;
+                }
+            }
+            from = last as u64 + 1;
+        }
+    }
+
     async fn read_log(
         &self,
         collection: &str,
@@ -869,31 +981,15 @@ impl Store for Cassandra {
         from: u64,
         limit: usize,
     ) -> Result<Vec<LogEntry>> {
-        let from = from.min(i64::MAX as u64) as i64;
-        let fetch = i32::try_from(limit).unwrap_or(i32::MAX);
-        if fetch == 0 {
-            return Ok(Vec::new());
-        }
-        let now = now_ms() as i64;
-        let rows = self
-            .session
-            .execute_unpaged(&self.st.read_log, (collection, log, from, fetch))
-            .await
-            .map_err(failed)?
-            .into_rows_result()
-            .map_err(corrupt)?;
-        rows.rows::<(i64, Vec<u8>, Option<i64>)>()
-            .map_err(corrupt)?
-            .filter_map(|row| match row {
-                Ok((index, value, expires_at)) => {
-                    expires_at.is_none_or(|t| t > now).then_some(Ok(LogEntry {
-                        index: index as u64,
-                        value,
-                    }))
-                }
-                Err(e) => Some(Err(corrupt(e))),
+        Ok(self
+            .read_log_rows(collection, log, from, limit)
+            .await?
+            .into_iter()
+            .map(|(index, value, _)| LogEntry {
+                index: index as u64,
+                value,
             })
-            .collect()
+            .collect())
     }
 
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {

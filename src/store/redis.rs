@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use channels::store::{
-    check_key, expiry, now_ms, LogEntry, Record, Result, Store, StoreError, Version, Write,
+    check_consecutive, check_key, expiry, now_ms, LogEntry, Record, Result, Store, StoreError,
+    Version, Write,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
@@ -162,15 +163,43 @@ return collect(KEYS[1], function(offset, n)
 end, limit, ARGV[3])
 "#;
 
+/// Shared by the log scripts: the list `key` lives until `expires` ('':
+/// for ever), or longer if an entry already does.
+const KEEP_LUA: &str = r#"
+local function keep(key, expires, fresh)
+  if expires == '' then
+    redis.call('PERSIST', key)
+  elseif fresh then
+    redis.call('PEXPIREAT', key, expires)
+  else
+    redis.call('PEXPIREAT', key, expires, 'GT')
+  end
+end
+"#;
+
 /// KEYS[1] the log; ARGV: 1 value, 2 expiry or ''. Returns the index.
 const APPEND_LUA: &str = r#"
 local n = redis.call('RPUSH', KEYS[1], ARGV[1])
-if ARGV[2] == '' then
-  redis.call('PERSIST', KEYS[1])
-elseif n == 1 then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-else
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+keep(KEYS[1], ARGV[2], n == 1)
+return n
+"#;
+
+/// KEYS[1] the log; ARGV: 1 the first entry's index, 2 expiry or '', 3..
+/// the values. Pushes those past the list's end; returns -1 (and pushes
+/// nothing) if they would leave a gap.
+const WRITE_LOG_LUA: &str = r#"
+local n = redis.call('LLEN', KEYS[1])
+local first = tonumber(ARGV[1])
+if first > n + 1 then
+  return -1
+end
+local pushed = 0
+for i = 3 + n - first + 1, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  pushed = pushed + 1
+end
+if pushed > 0 then
+  keep(KEYS[1], ARGV[2], n == 0)
 end
 return n
 "#;
@@ -183,6 +212,7 @@ struct Scripts {
     find: Script,
     find_ordered: Script,
     append: Script,
+    write_log: Script,
 }
 
 pub struct Redis {
@@ -245,7 +275,8 @@ impl Redis {
                 delete: script(DELETE_LUA),
                 find: Script::new(&format!("{PAGED_LUA}{FIND_LUA}")),
                 find_ordered: Script::new(&format!("{PAGED_LUA}{FIND_ORDERED_LUA}")),
-                append: Script::new(APPEND_LUA),
+                append: Script::new(&format!("{KEEP_LUA}{APPEND_LUA}")),
+                write_log: Script::new(&format!("{KEEP_LUA}{WRITE_LOG_LUA}")),
             },
         }))
     }
@@ -565,6 +596,49 @@ impl Store for Redis {
             .zip(from..)
             .map(|(value, index)| LogEntry { index, value })
             .collect())
+    }
+
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let key = self.log_key(collection, log)?;
+        let Some(first) = check_consecutive(entries)? else {
+            return Ok(());
+        };
+        let expires = expiry(ttl, now_ms())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let mut call = self.scripts.write_log.key(key);
+        call.arg(first).arg(expires);
+        for e in entries {
+            call.arg(&e.value[..]);
+        }
+        let mut conn = self.conn.clone();
+        let last: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        if last < 0 {
+            return Err(StoreError::Invalid(format!(
+                "log entry {first} would leave a gap in {log}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()> {
+        let key = self.log_key(collection, log)?;
+        let until = expiry(Some(ttl), now_ms()).unwrap_or_default();
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("PEXPIREAT")
+            .arg(key)
+            .arg(until)
+            .arg("GT")
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(())
     }
 
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use channels::store::{
-    check_key, expiry, now_ms, LogEntry, Record, Result, Store, StoreError, Version, Write,
+    check_key, entries_after, expiry, now_ms, LogEntry, Record, Result, Store, StoreError, Version,
+    Write,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
@@ -589,21 +590,7 @@ impl Store for Sqlite {
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let now = now_ms();
-            let (last, last_live): (Option<i64>, Option<i64>) = tx
-                .prepare_cached(
-                    "SELECT MAX(idx), MAX(CASE WHEN expires_at IS NULL OR expires_at > ?3
-                     THEN idx END) FROM logs WHERE collection = ?1 AND log = ?2",
-                )?
-                .query_row(params![collection, log, now as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            let last_live = last_live.unwrap_or(0);
-            // Expired entries past the last live one (not purged yet) give
-            // their indexes back.
-            if last.unwrap_or(0) > last_live {
-                tx.prepare_cached("DELETE FROM logs WHERE collection = ?1 AND log = ?2 AND idx > ?3")?
-                    .execute(params![collection, log, last_live])?;
-            }
+            let last_live = last_live(&tx, &collection, &log, now)?;
             let index = last_live + 1;
             tx.prepare_cached(
                 "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -648,6 +635,54 @@ impl Store for Sqlite {
         .await
     }
 
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_key("a log id", log)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (collection, log, entries) = (collection.to_owned(), log.to_owned(), entries.to_vec());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let now = now_ms();
+            let last = last_live(&tx, &collection, &log, now)?;
+            let new = match entries_after(&entries, last as u64) {
+                Ok(new) => new,
+                Err(e) => return Ok(Err(e)),
+            };
+            let expires_at = expiry(ttl, now).map(|t| t as i64);
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in new {
+                insert.execute(params![collection, log, e.index as i64, e.value, expires_at])?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+        .await?
+    }
+
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()> {
+        let (collection, log) = (collection.to_owned(), log.to_owned());
+        self.run(move |conn| {
+            let now = now_ms();
+            conn.prepare_cached(
+                "UPDATE logs SET expires_at = MAX(expires_at, ?3) WHERE collection = ?1 AND log = ?2
+                 AND expires_at > ?4",
+            )?
+            .execute(params![collection, log, expiry(Some(ttl), now).map(|t| t as i64), now as i64])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {
         let (collection, log) = (collection.to_owned(), log.to_owned());
         self.run(move |conn| {
@@ -665,6 +700,26 @@ impl Store for Sqlite {
         })
         .await
     }
+}
+
+/// The index of the log's last live entry (0 if it has none). Expired
+/// entries past it (not purged yet) are removed: their indexes are given
+/// back, as for a log that expired whole.
+fn last_live(tx: &Transaction, collection: &str, log: &str, now: u64) -> rusqlite::Result<i64> {
+    let (last, last_live): (Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT MAX(idx), MAX(CASE WHEN expires_at IS NULL OR expires_at > ?3
+             THEN idx END) FROM logs WHERE collection = ?1 AND log = ?2",
+        )?
+        .query_row(params![collection, log, now as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let last_live = last_live.unwrap_or(0);
+    if last.unwrap_or(0) > last_live {
+        tx.prepare_cached("DELETE FROM logs WHERE collection = ?1 AND log = ?2 AND idx > ?3")?
+            .execute(params![collection, log, last_live])?;
+    }
+    Ok(last_live)
 }
 
 /// Runs a lookup whose rows are an id and its record.

@@ -375,6 +375,23 @@ impl crate::store::Store for Counting {
     ) -> crate::store::Result<Vec<crate::store::LogEntry>> {
         self.inner.read_log(c, log, from, limit).await
     }
+    async fn write_log(
+        &self,
+        c: &str,
+        log: &str,
+        entries: &[crate::store::LogEntry],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::store::Result<()> {
+        self.inner.write_log(c, log, entries, ttl).await
+    }
+    async fn keep_log(
+        &self,
+        c: &str,
+        log: &str,
+        ttl: std::time::Duration,
+    ) -> crate::store::Result<()> {
+        self.inner.keep_log(c, log, ttl).await
+    }
     async fn delete_log(&self, c: &str, log: &str) -> crate::store::Result<bool> {
         self.inner.delete_log(c, log).await
     }

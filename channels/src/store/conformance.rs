@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng as _;
 
-use super::{now_ms, IndexEntry, LogEntry, Store, Write};
+use super::{now_ms, IndexEntry, LogEntry, Store, StoreError, Write};
 
 /// Opens a backend; opening it again reaches the same data, as a restarted
 /// node would.
@@ -577,6 +577,141 @@ pub async fn concurrent_appenders_never_lose_reorder_or_duplicate(h: &dyn Harnes
     assert_eq!(read, given, "each value at the index its append was given");
 }
 
+fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
+    range
+        .map(|index| LogEntry {
+            index,
+            value: format!("e{index}").into_bytes(),
+        })
+        .collect()
+}
+
+pub async fn logs_written_at_reserved_indexes_hold_each_once(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = collection("logwrite");
+    let read = |s: Arc<dyn Store>, c: String| async move {
+        s.read_log(&c, "chat", 1, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.index, String::from_utf8(e.value).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    s.write_log(&c, "chat", &entries(1..=2), None)
+        .await
+        .unwrap();
+    let mut overlap = entries(2..=3);
+    overlap[0].value = b"other".to_vec();
+    s.write_log(&c, "chat", &overlap, None).await.unwrap();
+    let want: Vec<(u64, String)> = (1..=3).map(|i| (i, format!("e{i}"))).collect();
+    assert_eq!(
+        read(s.clone(), c.clone()).await,
+        want,
+        "what continues the log is added, an index it holds keeps its value"
+    );
+    s.write_log(&c, "chat", &entries(1..=3), None)
+        .await
+        .unwrap();
+    s.write_log(&c, "chat", &[], None).await.unwrap();
+    assert_eq!(
+        read(s.clone(), c.clone()).await,
+        want,
+        "repeats change nothing"
+    );
+    assert!(
+        matches!(
+            s.write_log(&c, "chat", &entries(5..=6), None).await,
+            Err(StoreError::Invalid(_))
+        ),
+        "a gap is refused"
+    );
+    let mut jumbled = entries(4..=6);
+    jumbled.swap(1, 2);
+    assert!(
+        s.write_log(&c, "chat", &jumbled, None).await.is_err(),
+        "indexes out of order are refused"
+    );
+    assert!(
+        s.write_log(&c, "chat", &entries(0..=0), None)
+            .await
+            .is_err(),
+        "there is no index 0"
+    );
+    assert_eq!(
+        read(s.clone(), c.clone()).await,
+        want,
+        "a refused write stores nothing"
+    );
+    assert_eq!(
+        s.append(&c, "chat", b"e4", None).await.unwrap(),
+        4,
+        "an append continues a written log"
+    );
+    assert!(
+        s.write_log(&c, "", &entries(1..=1), None).await.is_err(),
+        "empty log id"
+    );
+}
+
+pub async fn racing_log_writers_store_the_same_entries_once(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = Arc::new(collection("logwriters"));
+    let (writers, total) = (6, 30u64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (s, c) = (s.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            // Each writer stores every run of three it sees reserved, as
+            // racing chat writers flush the same pending events.
+            for end in (1..=total).skip(w % 3) {
+                let start = end.saturating_sub(2).max(1);
+                s.write_log(&c, "chat", &entries(start..=end), None)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let read = s.read_log(&c, "chat", 1, 100).await.unwrap();
+    assert_eq!(read, entries(1..=total), "every index once, in order");
+}
+
+pub async fn kept_logs_outlive_their_entries_ttl(h: &dyn Harness) {
+    let s = h.open().await;
+    let c = collection("logkeep");
+    let short = Some(Duration::from_millis(1500));
+    for log in ["kept", "gone"] {
+        s.write_log(&c, log, &entries(1..=3), short).await.unwrap();
+    }
+    s.keep_log(&c, "kept", Duration::from_secs(600))
+        .await
+        .unwrap();
+    s.keep_log(&c, "none", Duration::from_secs(600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        s.read_log(&c, "kept", 1, 10).await.unwrap(),
+        entries(1..=3),
+        "kept"
+    );
+    assert!(
+        s.read_log(&c, "gone", 1, 10).await.unwrap().is_empty(),
+        "not kept: expired"
+    );
+    assert!(s.read_log(&c, "none", 1, 10).await.unwrap().is_empty());
+    s.write_log(&c, "gone", &entries(1..=1), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.read_log(&c, "gone", 1, 10).await.unwrap().len(),
+        1,
+        "an expired log starts over"
+    );
+}
+
 pub async fn find_ordered_gives_the_oldest_first(h: &dyn Harness) {
     let s = h.open().await;
     let c = collection("ordered");
@@ -673,6 +808,8 @@ macro_rules! store_conformance {
             find_follows_the_index_entries, concurrent_writers_lose_nothing,
             reopening_keeps_the_data, bad_keys_are_refused,
             logs_append_in_order_and_read_by_range, log_entries_expire,
+            logs_written_at_reserved_indexes_hold_each_once,
+            racing_log_writers_store_the_same_entries_once, kept_logs_outlive_their_entries_ttl,
             concurrent_appenders_never_lose_reorder_or_duplicate,
             find_ordered_gives_the_oldest_first);
     };

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{check_key, now_ms, IndexEntry, LogEntry, Record, Result, Store, Version, Write};
+use super::{
+    check_key, entries_after, now_ms, IndexEntry, LogEntry, Record, Result, Store, Version, Write,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -265,6 +267,43 @@ impl Store for MemoryStore {
                 value: value.clone(),
             })
             .collect())
+    }
+
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_key("a log id", log)?;
+        let now = now_ms();
+        let expires_at = super::expiry(ttl, now);
+        let mut inner = self.inner.lock();
+        let kept = inner
+            .logs
+            .entry((collection.to_owned(), log.to_owned()))
+            .or_default();
+        kept.retain(|(_, _, x)| live_entry(*x, now));
+        let last = kept.last().map_or(0, |(i, _, _)| *i);
+        for e in entries_after(entries, last)? {
+            kept.push((e.index, e.value.clone(), expires_at));
+        }
+        Ok(())
+    }
+
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()> {
+        let now = now_ms();
+        let until = super::expiry(Some(ttl), now);
+        let mut inner = self.inner.lock();
+        if let Some(kept) = inner.logs.get_mut(&(collection.to_owned(), log.to_owned())) {
+            for (_, _, expires_at) in kept.iter_mut() {
+                if expires_at.is_some_and(|x| x > now) {
+                    *expires_at = (*expires_at).max(until);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool> {

@@ -247,6 +247,29 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LogEntry>>;
 
+    /// Writes `entries`, of consecutive indexes, into the log, where they
+    /// continue it or repeat its last entries: writers racing to store the
+    /// same entries (each of which it reserved elsewhere, say under a
+    /// record's compare-and-set) store them once, and an index the log
+    /// holds keeps its value (writing it again with another value is a
+    /// caller's error; a backend may keep either). Entries that would leave
+    /// a gap after the log's last live entry are refused with
+    /// [`StoreError::Invalid`], and nothing is written. Each lives at least
+    /// `ttl` (none: until the log is deleted).
+    async fn write_log(
+        &self,
+        collection: &str,
+        log: &str,
+        entries: &[LogEntry],
+        ttl: Option<Duration>,
+    ) -> Result<()>;
+
+    /// Makes every live entry of the log live at least `ttl` from now, so a
+    /// log can be kept as long as the record it belongs to without being
+    /// written again. The cost may be that of the whole log: call it seldom
+    /// (doubling the lifetime each time).
+    async fn keep_log(&self, collection: &str, log: &str, ttl: Duration) -> Result<()>;
+
     /// Removes the log; returns whether it had a live entry.
     async fn delete_log(&self, collection: &str, log: &str) -> Result<bool>;
 }
@@ -272,4 +295,34 @@ pub fn check_key(what: &str, key: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Of `entries` for [`Store::write_log`] into a log whose last live index
+/// is `last`, the ones it does not hold yet; refuses entries that are not
+/// consecutive from index 1 on, or that would leave a gap.
+pub fn entries_after(entries: &[LogEntry], last: u64) -> Result<&[LogEntry]> {
+    let Some(first) = check_consecutive(entries)? else {
+        return Ok(entries);
+    };
+    if first > last + 1 {
+        return Err(StoreError::Invalid(format!(
+            "log entry {first} would leave a gap after entry {last}"
+        )));
+    }
+    let held = (last + 1 - first) as usize;
+    Ok(&entries[held.min(entries.len())..])
+}
+
+/// The first index of `entries` (none if empty); refuses entries whose
+/// indexes are not consecutive from 1 on.
+pub fn check_consecutive(entries: &[LogEntry]) -> Result<Option<u64>> {
+    let Some(first) = entries.first().map(|e| e.index) else {
+        return Ok(None);
+    };
+    if first == 0 || !entries.iter().zip(first..).all(|(e, i)| e.index == i) {
+        return Err(StoreError::Invalid(
+            "log entries must have consecutive indexes from 1 on".into(),
+        ));
+    }
+    Ok(Some(first))
 }
