@@ -188,8 +188,9 @@ async fn refresh_returns_exactly_the_missed_events_in_order() {
         kinds(&seen["messages"]),
         ["ParticipantJoined", "ParticipantJoined"]
     );
-    // The customer's connection drops; the agent goes on writing.
-    for i in 0..5 {
+    // The customer's connection drops; the agent goes on writing, long
+    // enough for most of it to be in the chat's log, not its record.
+    for i in 0..40 {
         a.post(
             &format!("/chats/{}/send", c.chat_id),
             json!({"message": format!("m{i}")}),
@@ -205,11 +206,18 @@ async fn refresh_returns_exactly_the_missed_events_in_order() {
         .iter()
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"]);
-    assert_eq!(v["nextPosition"], position + 5);
+    let sent: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, sent);
+    assert_eq!(v["nextPosition"], position + 40);
     // A numeric JSON-ish position and the full transcript without one.
     let all = c.op("refresh", &[]).await;
-    assert_eq!(all["messages"].as_array().unwrap().len(), 7);
+    let all = all["messages"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 42);
+    let indexes: Vec<u64> = all.iter().map(|m| m["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, (1..=42).collect::<Vec<_>>());
+    // The agent reads from any position too.
+    let (_, part) = a.get(&format!("/chats/{}?from=20", c.chat_id)).await;
+    assert_eq!(part["messages"].as_array().unwrap()[..], all[19..]);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use channels::chat::{Action, AgentAccount, AgentError, Agents, ChatError, ChatSession};
+use channels::chat::{Action, AgentAccount, AgentError, Agents, ChatError, ChatSession, Event};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -238,8 +238,8 @@ async fn offers(State(agents): State<Agents>, headers: HeaderMap) -> Result<Resp
     Ok(Json(json!({ "offers": agents.offers(account).await? })).into_response())
 }
 
-/// A chat as the agent side sees it.
-fn view(chat_id: &str, chat: &ChatSession, from: u32) -> serde_json::Value {
+/// A chat as the agent side sees it, with the events given.
+fn view(chat_id: &str, chat: &ChatSession, events: &[Event]) -> serde_json::Value {
     json!({
         "chatId": chat_id,
         "service": chat.service,
@@ -249,7 +249,7 @@ fn view(chat_id: &str, chat: &ChatSession, from: u32) -> serde_json::Value {
         "userData": chat.user_data,
         "participants": chat.participants,
         "nextPosition": chat.next_position(),
-        "messages": chat.since(from),
+        "messages": events,
     })
 }
 
@@ -259,7 +259,7 @@ async fn chats(State(agents): State<Agents>, headers: HeaderMap) -> Result<Respo
         .active_chats(&account.login)
         .await?
         .iter()
-        .map(|(id, chat)| view(id, chat, u32::MAX))
+        .map(|(id, chat)| view(id, chat, &[]))
         .collect();
     Ok(Json(json!({ "chats": list })).into_response())
 }
@@ -270,7 +270,10 @@ async fn accept_next(
 ) -> Result<Response, Failure> {
     let account = me(&agents, &headers).await?;
     match agents.accept_next(account).await? {
-        Some((id, chat)) => Ok(Json(view(&id, &chat, 1)).into_response()),
+        Some((id, chat)) => {
+            let events = agents.chats().transcript(&id, &chat, 1).await?;
+            Ok(Json(view(&id, &chat, &events)).into_response())
+        }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -291,7 +294,11 @@ async fn transcript(
         .chats()
         .read_as_agent(&chat_id, &account.login)
         .await?;
-    Ok(Json(view(&chat_id, &chat, q.from.unwrap_or(1))).into_response())
+    let events = agents
+        .chats()
+        .transcript(&chat_id, &chat, q.from.unwrap_or(1))
+        .await?;
+    Ok(Json(view(&chat_id, &chat, &events)).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -350,7 +357,7 @@ async fn act(
                 .await?
         }
     };
-    Ok(Json(view(&chat_id, &chat, u32::MAX)).into_response())
+    Ok(Json(view(&chat_id, &chat, &[])).into_response())
 }
 
 async fn file(

@@ -129,10 +129,15 @@ async fn start_chat(
     };
     if let Some((chat_id, chat)) = v1.chats.by_v1_service(&id).await.map_err(chat_error)? {
         // Asked twice: the chat already started.
+        let events = v1
+            .chats
+            .transcript(&chat_id, &chat, 1)
+            .await
+            .map_err(chat_error)?;
         return Ok(Json(resource(
             &chat_id,
             &chat,
-            1,
+            &events,
             p.get("_verbose").as_deref() == Some("true"),
             v1.format,
         ))
@@ -180,7 +185,7 @@ async fn start_chat(
     Ok(Json(resource(
         &chat_id,
         &chat,
-        1,
+        &chat.recent,
         p.get("_verbose").as_deref() == Some("true"),
         v1.format,
     ))
@@ -246,10 +251,15 @@ async fn operation(
         .client(SERVICE, &chat_id, &creds, action)
         .await
         .map_err(chat_error)?;
+    let events = v1
+        .chats
+        .transcript(&chat_id, &chat, position)
+        .await
+        .map_err(chat_error)?;
     Ok(Json(resource(
         &chat_id,
         &chat,
-        position,
+        &events,
         p.get("_verbose").as_deref() == Some("true"),
         v1.format,
     ))

@@ -88,7 +88,7 @@ async fn request_chat(
             .request(&service, p.chat_request(None, from))
             .await
         {
-            Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, None)),
+            Ok((id, chat)) => Ok(ChatV2Response::ok(&id, &chat, Vec::new())),
             Err(e) => Err(ChatV2Response::error(None, &e)),
         },
     )
@@ -140,7 +140,7 @@ async fn operation(
             .client(&service, &chat_id, &p.credentials(true), action)
             .await
         {
-            Ok(chat) => Ok(ChatV2Response::ok(&chat_id, &chat, position)),
+            Ok(chat) => ChatV2Response::read(&api.chats, &chat_id, &chat, position).await,
             Err(e) => Err(ChatV2Response::error(Some(&chat_id), &e)),
         },
     )
@@ -209,7 +209,7 @@ pub async fn file_op(
     match op {
         FileOp::Limits => match chats.file_limits(service, chat_id, &creds).await {
             Ok((chat, notice)) => {
-                let mut r = ChatV2Response::ok(chat_id, &chat, None);
+                let mut r = ChatV2Response::ok(chat_id, &chat, Vec::new());
                 r.messages = vec![notice];
                 r.into_response()
             }
@@ -235,7 +235,7 @@ pub async fn file_op(
                 .await
             {
                 Ok((file_id, chat)) => {
-                    let mut r = ChatV2Response::ok(chat_id, &chat, None);
+                    let mut r = ChatV2Response::ok(chat_id, &chat, Vec::new());
                     r.user_data = Some(BTreeMap::from([("file-id".to_owned(), file_id)]));
                     r.into_response()
                 }
@@ -249,7 +249,7 @@ pub async fn file_op(
         },
         FileOp::Delete(file_id) => {
             match chats.delete_file(service, chat_id, &creds, &file_id).await {
-                Ok(chat) => ChatV2Response::ok(chat_id, &chat, None).into_response(),
+                Ok(chat) => ChatV2Response::ok(chat_id, &chat, Vec::new()).into_response(),
                 Err(e) => fail(e),
             }
         }

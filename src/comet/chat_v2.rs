@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bayeux::{Bayeux, ServiceHandler, ServiceRequest, Session};
-use channels::chat::{ChatError, Chats, CometLink};
+use channels::chat::{ChatError, ChatSession, Chats, CometLink};
 use serde_json::Value;
 
 use super::notifier::Pushed;
@@ -109,7 +109,7 @@ async fn answer(
             .request(service, p.chat_request(Some(link), from))
             .await
         {
-            Ok((id, chat)) => ChatV2Response::ok(&id, &chat, Some(1)),
+            Ok((id, chat)) => read(chats, &id, &chat, Some(1)).await,
             Err(e) => fail(None, e),
         };
     }
@@ -133,7 +133,7 @@ async fn answer(
         // Resume on this connection: the events from the position given (all
         // of them without one), then everything new as it happens.
         return match chats.link(service, &chat_id, &creds, link).await {
-            Ok(chat) => ChatV2Response::ok(&chat_id, &chat, Some(position.unwrap_or(1))),
+            Ok(chat) => read(chats, &chat_id, &chat, Some(position.unwrap_or(1))).await,
             Err(e) => fail(Some(&chat_id), e),
         };
     }
@@ -144,7 +144,19 @@ async fn answer(
     // The events themselves arrive through the notifier; the answer
     // acknowledges the request (with the events asked for by position).
     match chats.client(service, &chat_id, &creds, act).await {
-        Ok(chat) => ChatV2Response::ok(&chat_id, &chat, position),
+        Ok(chat) => read(chats, &chat_id, &chat, position).await,
         Err(e) => fail(Some(&chat_id), e),
     }
+}
+
+/// The answer with the chat's events from `position` on.
+async fn read(
+    chats: &Chats,
+    chat_id: &str,
+    chat: &ChatSession,
+    position: Option<u32>,
+) -> ChatV2Response {
+    ChatV2Response::read(chats, chat_id, chat, position)
+        .await
+        .unwrap_or_else(|(_, failure)| failure)
 }

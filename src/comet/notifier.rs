@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use channels::chat::{Agents, ChatChange, ChatChanges, ChatSession, EventType, PartyType};
+use channels::chat::{Agents, ChatChange, ChatChanges, ChatSession, Event, EventType, PartyType};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -155,17 +155,18 @@ pub struct ChatNotifier {
 impl ChatNotifier {
     /// Reads `changes` until the chat engine is gone.
     pub fn spawn(self, mut changes: ChatChanges) -> JoinHandle<()> {
+        let notifier = Arc::new(self);
         tokio::spawn(async move {
             while let Some(change) = changes.recv().await {
-                self.notify(&change);
+                notifier.notify(&change);
             }
         })
     }
 
-    fn notify(&self, change: &ChatChange) {
+    fn notify(self: &Arc<Self>, change: &ChatChange) {
         let (chat_id, chat) = (change.chat_id.as_str(), change.chat.as_ref());
         if !change.new_events().is_empty() {
-            self.changed(chat_id, chat, change.from);
+            self.changed(change);
         }
         if change.queue_moved {
             // The chat entered or left the queue: agents serving it may want
@@ -195,7 +196,8 @@ impl ChatNotifier {
         }
     }
 
-    fn changed(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+    fn changed(self: &Arc<Self>, change: &ChatChange) {
+        let (chat_id, chat) = (change.chat_id.as_str(), change.chat.as_ref());
         // Agents in the chat (and any who just left it) hear that it moved;
         // they read the events through the agent API.
         let logins: Vec<String> = chat
@@ -208,25 +210,48 @@ impl ChatNotifier {
             json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
         );
         if chat.background {
-            self.push_in_background(chat_id, chat, from);
+            self.push_in_background(chat_id, chat, change.new_events());
             return;
         }
         let v1_user = chat.v1.as_ref().and_then(|v| v.gms_user.clone());
         if chat.comet.is_none() && v1_user.is_none() {
             return; // nobody to push to: the client reads the transcript when back
         }
-        let Some(from) = self.pushed.claim(chat_id, chat, from) else {
+        let Some(from) = self.pushed.claim(chat_id, chat, change.from) else {
             return;
         };
+        if let Some(events) = chat.recent_since(from) {
+            self.deliver(chat_id, chat, events);
+            return;
+        }
+        // Events this node has not pushed went to the chat's log meanwhile
+        // (another node wrote them): read them off this task.
+        let (notifier, chat_id, chat) = (self.clone(), chat_id.to_owned(), change.chat.clone());
+        tokio::spawn(async move {
+            match notifier
+                .agents
+                .chats()
+                .transcript(&chat_id, &chat, from)
+                .await
+            {
+                Ok(events) => notifier.deliver(&chat_id, &chat, &events),
+                Err(e) => tracing::warn!(chat = %chat_id, "pushing a chat's events: {e}"),
+            }
+        });
+    }
+
+    /// Sends `events` (the chat's newest) to the customer's CometD
+    /// session and its v1 user's.
+    fn deliver(&self, chat_id: &str, chat: &ChatSession, events: &[Event]) {
         if let Some(link) = &chat.comet {
-            let response = ChatV2Response::ok(chat_id, chat, Some(from));
+            let response = ChatV2Response::ok(chat_id, chat, events.to_vec());
             match serde_json::value::to_raw_value(&response) {
                 Ok(raw) => self.reach.deliver(&link.client_id, &link.channel, &raw),
                 Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
             }
         }
-        if let Some(user) = v1_user {
-            self.deliver_v1(&user, chat_id, chat, from);
+        if let Some(user) = chat.v1.as_ref().and_then(|v| v.gms_user.as_deref()) {
+            self.deliver_v1(user, chat_id, chat, events);
         }
     }
 
@@ -242,8 +267,8 @@ impl ChatNotifier {
 
     /// Chat API v1 events on `/_genesys`, to the session of the chat's
     /// `gms_user`: the chat interaction resource in GMS's comet envelope.
-    fn deliver_v1(&self, user: &str, chat_id: &str, chat: &ChatSession, from: u32) {
-        let mut message = resource(chat_id, chat, from, false, self.format);
+    fn deliver_v1(&self, user: &str, chat_id: &str, chat: &ChatSession, events: &[Event]) {
+        let mut message = resource(chat_id, chat, events, false, self.format);
         // Over CometD, GMS sends the position as a string.
         message["transcriptPosition"] = json!(chat.next_position().to_string());
         let service_id = chat
@@ -272,7 +297,7 @@ impl ChatNotifier {
     /// `filtering_chat_events` names, and its own) go to the push
     /// registration it gave in `requestChat` (`push_notification_deviceid`,
     /// `_type`, `_provider`, `_debug`), if any.
-    fn push_in_background(&self, chat_id: &str, chat: &ChatSession, from: u32) {
+    fn push_in_background(&self, chat_id: &str, chat: &ChatSession, events: &[Event]) {
         let push = &self.push;
         let data = &chat.user_data;
         let (Some(device), Some(kind)) = (
@@ -308,7 +333,7 @@ impl ChatNotifier {
             );
             return;
         }
-        for event in chat.since(from) {
+        for event in events {
             if event.from.kind == PartyType::Client {
                 continue;
             }

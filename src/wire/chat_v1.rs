@@ -3,7 +3,7 @@
 //! `transcriptToShow`, `transcriptPosition`, ...), GMS's event names, and
 //! its dates. May use: the chat engine's model.
 
-use channels::chat::{ChatSession, EventType, PartyType};
+use channels::chat::{ChatSession, Event, EventType, PartyType};
 use serde_json::{json, Value};
 
 /// The built-in chat service of Chat API v1, and the chat service its
@@ -34,17 +34,16 @@ pub struct TranscriptFormat {
     pub fast_refresh: bool,
 }
 
-/// The chat interaction resource, with the events from `position` on.
+/// The chat interaction resource, with the events given.
 pub fn resource(
     chat_id: &str,
     chat: &ChatSession,
-    position: u32,
+    events: &[Event],
     verbose: bool,
     format: TranscriptFormat,
 ) -> Value {
     let started = chat.created_at;
-    let transcript: Vec<Value> = chat
-        .since(position)
+    let transcript: Vec<Value> = events
         .iter()
         .filter_map(|e| {
             let default_text = match e.kind {

@@ -2,14 +2,15 @@
 //! Digital Channels response every answer is (`statusCode` 0 done, 1 retry,
 //! 2 will not work, with `errors` saying why), the error codes, and a
 //! request's parameters with the operation they name. May use: the chat
-//! engine's model, and [`text`](super::text()).
+//! engine (its model; its chats, to read the events an answer carries),
+//! and [`text`](super::text()).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use channels::chat::{
-    Action, ChatError, ChatRequest, ChatSession, CometLink, Credentials, Event, ALIAS,
+    Action, ChatError, ChatRequest, ChatSession, Chats, CometLink, Credentials, Event, ALIAS,
 };
 use channels::storage::Item;
 use serde::Serialize;
@@ -58,8 +59,8 @@ pub struct ChatV2Response {
 }
 
 impl ChatV2Response {
-    /// Success: the chat's identity and its events from `position` on.
-    pub fn ok(chat_id: &str, chat: &ChatSession, position: Option<u32>) -> Self {
+    /// Success: the chat's identity and the events given.
+    pub fn ok(chat_id: &str, chat: &ChatSession, messages: Vec<Event>) -> Self {
         Self {
             status_code: 0,
             chat_ended: chat.ended(),
@@ -68,9 +69,27 @@ impl ChatV2Response {
             secure_key: Some(chat.secure_key.clone()),
             alias: ALIAS,
             next_position: Some(chat.next_position()),
-            messages: position.map(|p| chat.since(p).to_vec()).unwrap_or_default(),
+            messages,
             ..Default::default()
         }
+    }
+
+    /// Success with the chat's events from `position` on (none without
+    /// one), read from its log; failure if they cannot be.
+    pub async fn read(
+        chats: &Chats,
+        chat_id: &str,
+        chat: &ChatSession,
+        position: Option<u32>,
+    ) -> Result<Self, (StatusCode, Self)> {
+        let messages = match position {
+            Some(p) => chats
+                .transcript(chat_id, chat, p)
+                .await
+                .map_err(|e| Self::error(Some(chat_id), &e))?,
+            None => Vec::new(),
+        };
+        Ok(Self::ok(chat_id, chat, messages))
     }
 
     /// Failure, with the HTTP status to answer it with.

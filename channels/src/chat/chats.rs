@@ -23,13 +23,21 @@ use super::model::{ChatFile, ChatSession, ChatState, Event};
 use super::options::{ChatServiceOptions, ChatServices};
 use super::request::Credentials;
 use super::transitions::check;
-use crate::store::{check_key, now_ms, Collection, IndexEntry, Store};
+use crate::store::{check_key, now_ms, Collection, IndexEntry, LogEntry, Store, StoreError};
 
 /// How long an ended chat can still be read (its final transcript).
 pub const ENDED_RETENTION: Duration = Duration::from_secs(600);
 
 /// Changes waiting for their reader before writers wait for it.
 pub const CHANGE_QUEUE: usize = 4096;
+
+/// A record's recent events go to the log once they are this many, or
+/// hold this many bytes of text: the bound on what a write rewrites.
+pub const FLUSH_EVENTS: usize = 8;
+pub const FLUSH_BYTES: usize = 8 * 1024;
+
+/// The store's name for the chats' logs (one per chat, by its id).
+const LOG: &str = "chat";
 
 /// A chat that changed in a way someone may have to hear of: it has new
 /// events (from index `from`), or it entered, left or changed its queue.
@@ -52,12 +60,9 @@ fn waiting_in(chat: &ChatSession) -> Option<&str> {
 }
 
 impl ChatChange {
-    /// The events this change added.
+    /// The events this change added (all in its record).
     pub fn new_events(&self) -> &[Event] {
-        if self.from >= self.chat.next_position() {
-            return &[];
-        }
-        self.chat.since(self.from)
+        self.chat.recent_since(self.from).unwrap_or_default()
     }
 }
 
@@ -182,7 +187,7 @@ impl Chats {
         &self,
         chat_id: &str,
     ) -> Result<crate::store::collection::Versioned<ChatSession>, ChatError> {
-        if crate::store::check_key("a chat id", chat_id).is_err() {
+        if check_key("a chat id", chat_id).is_err() {
             return Err(ChatError::NotFound(chat_id.to_owned()));
         }
         self.sessions
@@ -192,32 +197,36 @@ impl Chats {
     }
 
     /// Applies `f` to the chat with compare-and-set, retrying on races, and
-    /// tells of the change.
+    /// tells of the change. The record's recent events go to the log first
+    /// when they are enough ([`FLUSH_EVENTS`], [`FLUSH_BYTES`]), so the
+    /// record stays small: writers racing to do so write the same entries,
+    /// and each removes from the record only what it wrote.
     pub(super) async fn modify<T>(
         &self,
         chat_id: &str,
         mut f: impl FnMut(&mut ChatSession, u64) -> Result<T, ChatError>,
     ) -> Result<(T, ChatSession), ChatError> {
-        if check_key("a chat id", chat_id).is_err() {
-            return Err(ChatError::NotFound(chat_id.to_owned()));
-        }
+        let read = self.load(chat_id).await?;
+        let logged = self.flush(chat_id, &read.value).await?;
         let (chat, (out, before, renew)) = self
             .sessions
-            .modify(
+            .modify_from(
                 chat_id,
+                Some(read),
                 |chat| Some(self.ttl(chat)),
                 |chat| {
+                    chat.logged_up_to(logged);
                     let before = (chat.next_position(), waiting_in(chat).map(str::to_owned));
                     let now = now_ms();
                     let out = f(chat, now)?;
                     self.stamp(chat);
-                    Ok::<_, ChatError>((out, before, self.files_outlived(chat, now)))
+                    Ok::<_, ChatError>((out, before, self.kept_outlived(chat, now)))
                 },
             )
             .await?
             .ok_or_else(|| ChatError::NotFound(chat_id.to_owned()))?;
         if renew {
-            self.renew_files(chat_id, &chat).await;
+            self.renew_kept(chat_id, &chat).await;
         }
         let (from, queue) = before;
         let queue_moved = queue.as_deref() != waiting_in(&chat);
@@ -225,29 +234,108 @@ impl Chats {
         Ok((out, chat))
     }
 
+    /// Writes the record's recent events to the log if they are enough;
+    /// returns the index the log then holds up to (0: nothing written).
+    async fn flush(&self, chat_id: &str, chat: &ChatSession) -> Result<u32, ChatError> {
+        let recent = &chat.recent;
+        let bytes: usize = recent
+            .iter()
+            .map(|e| e.text.as_ref().map_or(0, String::len))
+            .sum();
+        if recent.len() < FLUSH_EVENTS && bytes < FLUSH_BYTES {
+            return Ok(0);
+        }
+        let mut entries = Vec::with_capacity(recent.len());
+        for e in recent {
+            let value = serde_json::to_vec(e).map_err(|e| {
+                ChatError::Store(StoreError::Encode {
+                    collection: LOG.into(),
+                    message: e.to_string(),
+                })
+            })?;
+            entries.push(LogEntry {
+                index: e.index.into(),
+                value,
+            });
+        }
+        // As long as the record's log is kept, and at least as long as the
+        // record's next lifetime after its next renewal.
+        let ttl = self.ttl(chat) * 2;
+        let kept = Duration::from_millis(chat.kept_until.unwrap_or(0).saturating_sub(now_ms()));
+        self.sessions
+            .store()
+            .write_log(LOG, chat_id, &entries, Some(ttl.max(kept)))
+            .await?;
+        Ok(recent.last().map_or(0, |e| e.index))
+    }
+
+    /// The chat's events from `position` on (positions start at 1; 0 means
+    /// all): from its log, then its record. A reader that got the record
+    /// first finds every event it counts in the log, since events leave
+    /// the record only once they are there.
+    pub async fn transcript(
+        &self,
+        chat_id: &str,
+        chat: &ChatSession,
+        position: u32,
+    ) -> Result<Vec<Event>, ChatError> {
+        if let Some(recent) = chat.recent_since(position) {
+            return Ok(recent.to_vec());
+        }
+        let position = position.max(1);
+        let wanted = (chat.logged + 1 - position) as usize;
+        let entries = self
+            .sessions
+            .store()
+            .read_log(LOG, chat_id, position.into(), wanted)
+            .await?;
+        if entries.len() < wanted {
+            tracing::warn!(
+                chat = chat_id,
+                "{} of the chat's logged events are gone",
+                wanted - entries.len()
+            );
+        }
+        let mut events = Vec::with_capacity(entries.len() + chat.recent.len());
+        for entry in entries {
+            let event = serde_json::from_slice(&entry.value).map_err(|e| {
+                ChatError::Store(StoreError::Decode {
+                    collection: LOG.into(),
+                    message: e.to_string(),
+                })
+            })?;
+            events.push(event);
+        }
+        events.extend_from_slice(&chat.recent);
+        Ok(events)
+    }
+
     /// The chat's files, kept for as long as the chat.
     pub(super) fn files(&self) -> Collection<ChatFile> {
         Collection::by_id(self.sessions.store().clone(), "chat-file")
     }
 
-    /// Whether this write makes the chat outlive its files; if so, their
-    /// new expiry goes into the record (twice the chat's lifetime from now).
-    fn files_outlived(&self, chat: &mut ChatSession, now: u64) -> bool {
+    /// Whether this write makes the chat outlive its log or files; if so,
+    /// their new expiry goes into the record (twice the chat's lifetime
+    /// from now).
+    fn kept_outlived(&self, chat: &mut ChatSession, now: u64) -> bool {
         let ttl = self.ttl(chat).as_millis() as u64;
-        match chat.files_until {
-            Some(until) if until < now + ttl && !chat.live_files().is_empty() => {
-                chat.files_until = Some(now + 2 * ttl);
-                true
-            }
-            _ => false,
+        let keeps = chat.logged > 0 || !chat.live_files().is_empty();
+        let outlived = chat.kept_until.is_none_or(|until| until < now + ttl);
+        if keeps && outlived {
+            chat.kept_until = Some(now + 2 * ttl);
         }
+        keeps && outlived
     }
 
-    /// Rewrites the chat's files with the expiry the record now gives them.
-    /// A failure is logged: those files expire at their old time.
-    async fn renew_files(&self, chat_id: &str, chat: &ChatSession) {
-        let until = chat.files_until.unwrap_or_default();
+    /// Keeps the chat's log and files until the expiry the record now
+    /// gives them. A failure is logged: those expire at their old time.
+    async fn renew_kept(&self, chat_id: &str, chat: &ChatSession) {
+        let until = chat.kept_until.unwrap_or_default();
         let ttl = Duration::from_millis(until.saturating_sub(now_ms()).max(1));
+        if let Err(e) = self.sessions.store().keep_log(LOG, chat_id, ttl).await {
+            tracing::warn!(chat = chat_id, "keeping a chat's log: {e}");
+        }
         let files = self.files();
         for (file_id, _) in chat.live_files() {
             let renewed = match files.get(&file_id).await {
@@ -296,9 +384,7 @@ impl Chats {
         from: u32,
         queue_moved: bool,
     ) {
-        if chat.next_position() > from {
-            count_events(chat.since(from));
-        }
+        count_events(chat.recent_since(from).unwrap_or_default());
         // Nobody reads changes (a test, a tool): nothing to copy or tell.
         let heard = !self.changes.is_closed();
         if heard && (chat.next_position() > from || queue_moved) {

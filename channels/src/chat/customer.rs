@@ -70,13 +70,16 @@ impl Chats {
             user_data: req.user_data,
             subject: req.subject.filter(|s| !s.is_empty()),
             email: req.email.filter(|s| !s.is_empty()),
-            transcript: Vec::new(),
+            recent: Vec::new(),
+            logged: 0,
+            logged_text: 0,
+            logged_files: Vec::new(),
             declined: Vec::new(),
             comet: req.comet,
             v1: req.v1,
             background: false,
             resume_from: None,
-            files_until: None,
+            kept_until: None,
             idle_due: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, now);
@@ -94,7 +97,7 @@ impl Chats {
             })??;
         // It waits in its queue; its first event goes back in the answer.
         // Its first events are counted here: the change tells of none.
-        count_events(&chat.transcript);
+        count_events(&chat.recent);
         self.changed(&id, &chat, chat.next_position(), true).await;
         Ok((id, chat))
     }

@@ -122,7 +122,7 @@ impl Chats {
         let file_id = token();
         // Twice the chat's lifetime; each write of the chat that outlives
         // it renews every file (`Chats::modify`).
-        let files_until = now_ms() + 2 * self.ttl(&chat).as_millis() as u64;
+        let file_until = now_ms() + 2 * self.ttl(&chat).as_millis() as u64;
         self.files()
             .put(&file_id, &file, Some(self.ttl(&chat) * 2))
             .await?;
@@ -146,8 +146,7 @@ impl Chats {
                     )));
                 }
                 chat.client_active_at = now;
-                chat.files_until =
-                    Some(chat.files_until.map_or(files_until, |t| t.min(files_until)));
+                chat.kept_until = Some(chat.kept_until.map_or(file_until, |t| t.min(file_until)));
                 chat.push(CLIENT_ID, EventType::FileUploaded, None, now);
                 let mut data = user_data.clone();
                 data.insert("file-id".into(), file_id.clone());
@@ -157,7 +156,7 @@ impl Chats {
                 if let Some(d) = &description {
                     data.insert("file-description".into(), d.clone());
                 }
-                if let Some(e) = chat.transcript.last_mut() {
+                if let Some(e) = chat.last_event_mut() {
                     e.user_data = Some(data);
                 }
                 Ok(())
@@ -234,7 +233,7 @@ impl Chats {
                 }
                 chat.client_active_at = now;
                 chat.push(CLIENT_ID, EventType::FileDeleted, None, now);
-                if let Some(e) = chat.transcript.last_mut() {
+                if let Some(e) = chat.last_event_mut() {
                     e.user_data =
                         Some(BTreeMap::from([("file-id".to_owned(), file_id.to_owned())]));
                 }

@@ -1,6 +1,8 @@
-//! A chat session as it is stored: participants, the ordered transcript,
-//! attached user data and the state, in one record, so that every change
-//! is one compare-and-set and the whole chat expires together.
+//! A chat session as it is stored: a header record (participants, state,
+//! user data, counters) with the chat's latest events in it, every change
+//! one compare-and-set of it; older events are in the chat's log, which
+//! the chats ([`Chats`](super::Chats)) keep as long as the header. A
+//! write's cost is that of the header, however long the chat.
 
 use std::collections::BTreeMap;
 
@@ -129,7 +131,21 @@ pub struct ChatSession {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    pub transcript: Vec<Event>,
+    /// The latest events, not yet in the chat's log: a write adds its
+    /// events here, and a later one moves them to the log once they are
+    /// enough (`Chats::modify`). Indexes from `logged + 1`. Records written
+    /// before the log existed hold their whole transcript here.
+    #[serde(rename = "transcript")]
+    pub recent: Vec<Event>,
+    /// How many events are in the log (indexes 1 to `logged`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logged: u32,
+    /// The text bytes of the logged events, for the size bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logged_text: usize,
+    /// The chat's files as of its logged events: (file-id, size).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logged_files: Vec<(String, usize)>,
     /// Agents who declined it (not offered to them again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub declined: Vec<String>,
@@ -148,10 +164,10 @@ pub struct ChatSession {
     /// before by itself, so pushes start here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_from: Option<u32>,
-    /// When the chat's files expire (ms since the epoch): renewed, with the
-    /// files, by a write of the chat that would outlive them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files_until: Option<u64>,
+    /// When the chat's log and files expire (ms since the epoch): renewed,
+    /// with them, by a write of the chat that would outlive them.
+    #[serde(default, alias = "kept_until", skip_serializing_if = "Option::is_none")]
+    pub kept_until: Option<u64>,
     /// When the idle check is due (ms since the epoch): the customer's last
     /// activity plus the service's `_client_timeout`, set by every write,
     /// so that the check finds due chats through an index instead of
@@ -191,9 +207,41 @@ pub const CLIENT_ID: u32 = 1;
 /// The one Chat Server alias gmshub is (`alias` in Chat API v2).
 pub const ALIAS: &str = "1";
 
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
+fn text_of(events: &[Event]) -> usize {
+    events
+        .iter()
+        .map(|e| e.text.as_ref().map_or(0, String::len))
+        .sum()
+}
+
+/// Applies `events`' uploads and deletions to the list of live `files`.
+fn files_after(files: &mut Vec<(String, usize)>, events: &[Event]) {
+    for e in events {
+        let Some(data) = &e.user_data else { continue };
+        let Some(id) = data.get("file-id") else {
+            continue;
+        };
+        match e.kind {
+            EventType::FileUploaded => {
+                let size = data
+                    .get("file-size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                files.push((id.clone(), size));
+            }
+            EventType::FileDeleted => files.retain(|(f, _)| f != id),
+            _ => {}
+        }
+    }
+}
+
 impl ChatSession {
     pub fn next_position(&self) -> u32 {
-        self.transcript.len() as u32 + 1
+        self.logged + self.recent.len() as u32 + 1
     }
 
     pub fn participant(&self, id: u32) -> Option<&Participant> {
@@ -226,7 +274,7 @@ impl ChatSession {
             },
         );
         let index = self.next_position();
-        self.transcript.push(Event {
+        self.recent.push(Event {
             from: who,
             index,
             kind,
@@ -238,18 +286,39 @@ impl ChatSession {
         index
     }
 
-    /// Events from `position` on (positions start at 1; 0 means all).
-    pub fn since(&self, position: u32) -> &[Event] {
-        let start = (position.max(1) as usize - 1).min(self.transcript.len());
-        &self.transcript[start..]
+    /// The event just pushed.
+    pub fn last_event_mut(&mut self) -> Option<&mut Event> {
+        self.recent.last_mut()
+    }
+
+    /// The recent events from `position` on, if the record holds them all
+    /// (positions start at 1; 0 means all); `None` when some are only in
+    /// the log.
+    pub fn recent_since(&self, position: u32) -> Option<&[Event]> {
+        let position = position.max(1);
+        if position <= self.logged {
+            return None;
+        }
+        let start = ((position - self.logged - 1) as usize).min(self.recent.len());
+        Some(&self.recent[start..])
+    }
+
+    /// The log holds the events up to `index`: they leave the record,
+    /// their text and files counted in its totals.
+    pub fn logged_up_to(&mut self, index: u32) {
+        let n = (index.saturating_sub(self.logged) as usize).min(self.recent.len());
+        if n == 0 {
+            return;
+        }
+        let moved: Vec<Event> = self.recent.drain(..n).collect();
+        self.logged += n as u32;
+        self.logged_text += text_of(&moved);
+        files_after(&mut self.logged_files, &moved);
     }
 
     /// Bytes the transcript holds in text, for the size bound.
     pub fn text_bytes(&self) -> usize {
-        self.transcript
-            .iter()
-            .map(|e| e.text.as_ref().map_or(0, String::len))
-            .sum()
+        self.logged_text + text_of(&self.recent)
     }
 
     /// What the chat's size limit counts: its transcript's text, and what
@@ -267,26 +336,10 @@ impl ChatSession {
             + given(&self.email)
     }
 
-    /// Files of the chat still there: (file-id, size), from its transcript.
+    /// Files of the chat still there: (file-id, size).
     pub fn live_files(&self) -> Vec<(String, usize)> {
-        let mut files: Vec<(String, usize)> = Vec::new();
-        for e in &self.transcript {
-            let Some(data) = &e.user_data else { continue };
-            let Some(id) = data.get("file-id") else {
-                continue;
-            };
-            match e.kind {
-                EventType::FileUploaded => {
-                    let size = data
-                        .get("file-size")
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                    files.push((id.clone(), size));
-                }
-                EventType::FileDeleted => files.retain(|(f, _)| f != id),
-                _ => {}
-            }
-        }
+        let mut files = self.logged_files.clone();
+        files_after(&mut files, &self.recent);
         files
     }
 

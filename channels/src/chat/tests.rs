@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::chats::FLUSH_EVENTS;
+use super::model::CLIENT_ID;
 use super::routing::QUEUE_PAGE;
 use super::*;
 use crate::store::MemoryStore;
@@ -59,8 +61,8 @@ async fn one_agent_wins_a_waiting_chat() {
     let chat = chats.read_unchecked(&id).await.unwrap();
     assert_eq!(chat.participants.len(), 2);
     assert_eq!(
-        chat.transcript.len(),
-        2,
+        chat.next_position(),
+        3,
         "one join each: customer, one agent"
     );
 }
@@ -98,13 +100,14 @@ async fn concurrent_messages_all_land_in_order() {
     customer.await.unwrap();
     agent.await.unwrap();
     let chat = chats.read_unchecked(&id).await.unwrap();
-    let messages: Vec<&Event> = chat
-        .transcript
+    assert!(chat.logged > 0, "most events are in the log by now");
+    let transcript = chats.transcript(&id, &chat, 1).await.unwrap();
+    let messages: Vec<&Event> = transcript
         .iter()
         .filter(|e| e.kind == EventType::Message)
         .collect();
     assert_eq!(messages.len(), 40);
-    for (i, e) in chat.transcript.iter().enumerate() {
+    for (i, e) in transcript.iter().enumerate() {
         assert_eq!(e.index as usize, i + 1);
     }
     let customer_order: Vec<&str> = messages
@@ -166,7 +169,7 @@ async fn files_are_kept_while_their_chat_goes_on() {
             &id,
             |_| Some(Duration::from_secs(60)),
             |chat| {
-                chat.files_until = Some(now_ms() + 300);
+                chat.kept_until = Some(now_ms() + 300);
                 Ok::<_, ChatError>(())
             },
         )
@@ -276,11 +279,13 @@ async fn chats_started_per_address_are_paced() {
     chats.request("s", request("c")).await.unwrap();
 }
 
-/// The store under a chat engine, counting the records its lookups return.
+/// The store under a chat engine, counting the records its lookups return
+/// and the bytes each record write rewrites.
 #[derive(Default)]
 struct Counting {
     inner: MemoryStore,
     found: std::sync::atomic::AtomicUsize,
+    written: parking_lot::Mutex<Vec<usize>>,
 }
 
 impl Counting {
@@ -293,6 +298,11 @@ impl Counting {
 
     fn take(&self) -> usize {
         self.found.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The size of each record written since the last call, in order.
+    fn writes(&self) -> Vec<usize> {
+        std::mem::take(&mut self.written.lock())
     }
 }
 
@@ -327,6 +337,7 @@ impl crate::store::Store for Counting {
         v: u64,
         w: crate::store::Write<'_>,
     ) -> crate::store::Result<Option<u64>> {
+        self.written.lock().push(w.value.len());
         self.inner.update(c, id, v, w).await
     }
     async fn get(&self, c: &str, id: &str) -> crate::store::Result<Option<crate::store::Record>> {
@@ -500,4 +511,103 @@ async fn only_queue_moves_change_offers() {
         changes.recv().await.unwrap().queue_moved,
         "taken: out of the queue"
     );
+}
+
+fn send(text: String) -> Action {
+    Action::Send {
+        text,
+        message_type: None,
+    }
+}
+
+/// A long chat costs each write what a short one does: the record keeps a
+/// few recent events, the rest are in the log, and the transcript reads
+/// back whole, in order, from any position.
+#[tokio::test]
+async fn a_long_chat_rewrites_a_small_record() {
+    let (chats, store) = counted();
+    let (id, chat) = chats.request("s", request("c")).await.unwrap();
+    let c = creds(&chat);
+    chats
+        .take_next("a", "A", PartyType::Agent, &[DEFAULT_QUEUE.to_owned()])
+        .await
+        .unwrap();
+    store.writes();
+    for i in 0..400 {
+        let text = format!("{i:03} {}", "x".repeat(96));
+        chats.client("s", &id, &c, send(text)).await.unwrap();
+    }
+    let writes = store.writes();
+    let (early, late) = (&writes[..40], &writes[writes.len() - 40..]);
+    let largest = |w: &[usize]| w.iter().copied().max().unwrap();
+    // (Counters gain a digit or two.)
+    assert!(
+        largest(late) <= largest(early) + 16,
+        "the 400th message rewrites what the 10th does: {} > {}",
+        largest(late),
+        largest(early)
+    );
+    assert!(largest(&writes) < 4096, "{}", largest(&writes));
+    let chat = chats.read_unchecked(&id).await.unwrap();
+    assert!(chat.recent.len() <= FLUSH_EVENTS, "{}", chat.recent.len());
+    let all = chats.transcript(&id, &chat, 1).await.unwrap();
+    assert_eq!(all.len() as u32, chat.next_position() - 1);
+    assert!(
+        all.iter().zip(1..).all(|(e, i)| e.index == i),
+        "indexes in order"
+    );
+    let texts: Vec<&str> = all
+        .iter()
+        .filter(|e| e.kind == EventType::Message)
+        .map(|e| &e.text.as_deref().unwrap()[..3])
+        .collect();
+    let sent: Vec<String> = (0..400).map(|i| format!("{i:03}")).collect();
+    assert_eq!(texts, sent, "every message once, in order");
+    for from in [0, 1, 5, chat.logged, chat.logged + 1, chat.next_position()] {
+        let part = chats.transcript(&id, &chat, from).await.unwrap();
+        assert_eq!(part[..], all[(from.max(1) - 1) as usize..], "from {from}");
+    }
+    assert_eq!(
+        chat.text_bytes(),
+        all.iter()
+            .map(|e| e.text.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+    );
+}
+
+/// A record written before the log existed holds its whole transcript:
+/// its next write moves it to the log, and nothing is lost.
+#[tokio::test]
+async fn a_record_from_before_the_log_moves_its_transcript() {
+    let chats = chats();
+    let (id, chat) = chats.request("s", request("c")).await.unwrap();
+    let c = creds(&chat);
+    // As an older gmshub stored it: every event in the record, no counters.
+    chats
+        .sessions
+        .modify(
+            &id,
+            |_| Some(std::time::Duration::from_secs(60)),
+            |chat| {
+                for i in 0..30 {
+                    chat.push(CLIENT_ID, EventType::Message, Some(format!("old {i}")), 1);
+                }
+                Ok::<_, ChatError>(())
+            },
+        )
+        .await
+        .unwrap();
+    let old = chats.read_unchecked(&id).await.unwrap();
+    let json = serde_json::to_value(&old).unwrap();
+    assert!(json.get("logged").is_none() && json["transcript"].as_array().unwrap().len() == 31);
+    chats
+        .client("s", &id, &c, send("new".into()))
+        .await
+        .unwrap();
+    let chat = chats.read_unchecked(&id).await.unwrap();
+    assert_eq!((chat.logged, chat.recent.len()), (31, 1));
+    let all = chats.transcript(&id, &chat, 1).await.unwrap();
+    assert_eq!(all.len(), 32);
+    assert_eq!(all[1].text.as_deref(), Some("old 0"));
+    assert_eq!(all[31].text.as_deref(), Some("new"));
 }

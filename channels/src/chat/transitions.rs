@@ -79,7 +79,7 @@ pub(super) fn apply(
             }
             bounded(text, "message", options, chat)?;
             chat.push(who, EventType::Message, Some(text.clone()), now);
-            if let Some(event) = chat.transcript.last_mut() {
+            if let Some(event) = chat.last_event_mut() {
                 event.message_type = message_type.clone().filter(|t| !t.is_empty());
             }
         }
@@ -236,13 +236,16 @@ mod tests {
             user_data: Default::default(),
             subject: None,
             email: None,
-            transcript: Vec::new(),
+            recent: Vec::new(),
+            logged: 0,
+            logged_text: 0,
+            logged_files: Vec::new(),
             declined: vec!["b".into()],
             comet: None,
             v1: None,
             background: false,
             resume_from: None,
-            files_until: None,
+            kept_until: None,
             idle_due: None,
         };
         chat.push(CLIENT_ID, EventType::ParticipantJoined, None, 0);
@@ -258,7 +261,7 @@ mod tests {
     }
 
     fn kinds(chat: &ChatSession) -> Vec<EventType> {
-        chat.transcript.iter().map(|e| e.kind).collect()
+        chat.recent.iter().map(|e| e.kind).collect()
     }
 
     #[test]
@@ -298,7 +301,7 @@ mod tests {
             kinds(&chat)[2..],
             [EventType::ParticipantLeft, EventType::ParticipantLeft]
         );
-        assert_eq!(chat.transcript[2].from.participant_id, CLIENT_ID);
+        assert_eq!(chat.recent[2].from.participant_id, CLIENT_ID);
     }
 
     #[test]
