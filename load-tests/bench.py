@@ -223,7 +223,10 @@ def tail(path, lines=15):
 def generator_flags(params):
     flags = []
     for key, value in params.items():
-        if key in ("scenario", "transport"):
+        if key in ("scenario", "transport", "bound"):
+            continue
+        if isinstance(value, bool):
+            flags += ["--" + key.replace("_", "-")] if value else []
             continue
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
@@ -232,6 +235,8 @@ def generator_flags(params):
 
 
 def run_timeout(params):
+    if "bound" in params:
+        return params["bound"]
     steps = len(params.get("rates", [])) or 1
     per_step = params.get("seconds", 10) + params.get("drain", 0)
     ramp = params.get("clients", 0) / 100 * TIMEOUT_SECONDS_PER_100_CLIENTS

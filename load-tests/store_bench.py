@@ -22,9 +22,10 @@ cluster = __import__("cluster-bench")  # noqa: E402  (its Redis helper)
 ROOT = bench.ROOT
 
 
-def run_store(kind, store, params, config, args, logs):
-    """One run of scenario `kind` against gmshub on `store`, with the INI text `config`."""
-    print(f"\n== {kind} with the {store} store", flush=True)
+def run_store(kind, store, params, config, args, logs, binary=None, label=""):
+    """One run of scenario `kind` against gmshub (`binary`, default the one built here) on
+    `store`, with the INI text `config`."""
+    print(f"\n== {kind}{label} with the {store} store", flush=True)
     redis = None
     data = logs / f"{kind}-data"
     data.mkdir(exist_ok=True)
@@ -34,19 +35,19 @@ def run_store(kind, store, params, config, args, logs):
     if store == "redis":
         redis = cluster.Redis(logs / f"{kind}-redis.log", data)
         env.update(GMSHUB__STORE__TYPE="redis", GMSHUB__REDIS__URL=redis.url)
-    name = f"gmshub-{kind}-{store}"
+    name = f"gmshub-{kind}{label}-{store}"
     spec = dict(bench.SERVERS["gmshub"])
-    spec["cmd"] = spec["cmd"] + ["--config", str(config_path)]
+    spec["cmd"] = [binary or spec["cmd"][0]] + spec["cmd"][1:] + ["--config", str(config_path)]
     spec["env"] = dict(spec["env"], **env)
     bench.SERVERS[name] = spec
-    server = bench.Server(name, logs / f"{kind}-{store}.server.log")
+    server = bench.Server(name, logs / f"{kind}{label}-{store}.server.log")
     try:
         server.start()
         pids = str(server.proc.pid) + (f",{redis.proc.pid}" if redis else "")
-        group = SimpleNamespace(name=name, url=server.url, proc=SimpleNamespace(pid=pids))
+        group = SimpleNamespace(name=name, url=server.url, proc=SimpleNamespace(pid=pids), spec=spec)
         report, error, cmd = bench.run_generator(args.generator, group, kind, params,
-                                                 logs / f"{kind}-{store}.report.json",
-                                                 logs / f"{kind}-{store}.generator.log")
+                                                 logs / f"{kind}{label}-{store}.report.json",
+                                                 logs / f"{kind}{label}-{store}.generator.log")
         return {"store": store, "report": report, "error": error, "command": [bench.shorten(c) for c in cmd]}
     finally:
         server.stop()

@@ -33,6 +33,42 @@ pub struct ChatArgs {
     pub bots: usize,
     pub bot_password: String,
     pub service: String,
+    /// A customer's pause before each message: (min, max) ms.
+    pub think_ms: (u64, u64),
+    pub waiting: usize,
+    pub waiting_service: String,
+    pub together: bool,
+    /// Chats started per second at most (0: as fast as `concurrency` allows).
+    pub start_rate: f64,
+}
+
+/// `MIN-MAX` or one number (ms).
+pub fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let bad = |_| format!("--think-ms {text:?}: MIN-MAX or one number, in ms");
+    let (min, max) = match text.split_once('-') {
+        Some((a, b)) => (
+            a.trim().parse().map_err(bad)?,
+            b.trim().parse().map_err(bad)?,
+        ),
+        None => {
+            let n = text.trim().parse().map_err(bad)?;
+            (n, n)
+        }
+    };
+    if min > max {
+        return Err(format!("--think-ms {text:?}: MIN above MAX"));
+    }
+    Ok((min, max))
+}
+
+/// A draw in `range` from `seed` (splitmix64: the generator needs no
+/// better randomness than spreading customers' pauses).
+fn draw(range: (u64, u64), seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    range.0 + z % (range.1 - range.0 + 1)
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -57,6 +93,15 @@ pub struct ChatReport {
     pub rtt_max_ms: f64,
     pub server_cpu_percent: Option<f64>,
     pub generator_cpu_percent: Option<f64>,
+    pub think_ms: (u64, u64),
+    /// Chats left waiting in a queue beside the run.
+    pub waiting: usize,
+    /// With `--together`: the message phase alone (every chat had its bot).
+    pub message_seconds: Option<f64>,
+    /// Chat events written in the message phase (a message and its reply).
+    pub message_events: Option<u64>,
+    /// The server's CPU time per chat event in the message phase.
+    pub server_cpu_us_per_event: Option<f64>,
 }
 
 /// A Bayeux session on a WebSocket, keeping a `/meta/connect` outstanding.
@@ -235,10 +280,11 @@ async fn bot(
     .await?;
     let mut next: HashMap<String, u64> = HashMap::new();
     loop {
-        // A tick every second looks for chats left waiting while the bot
-        // was full (their offer ping came and went).
+        // A tick every few seconds looks for chats left waiting while the
+        // bot was full (their offer ping came and went); with hundreds of
+        // bots, a tick each second would be a load of its own.
         let messages = match s
-            .next(tokio::time::Instant::now() + Duration::from_secs(1))
+            .next(tokio::time::Instant::now() + Duration::from_secs(5))
             .await
         {
             Ok(m) => m,
@@ -264,15 +310,24 @@ async fn bot(
                         take(&http, &base, &token, &mut next).await?;
                         continue;
                     }
-                    let view: Value = http
-                        .get(format!("{base}/chats/{id}?from={from}"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .map_err(err)?
-                        .json()
-                        .await
-                        .map_err(err)?;
+                    // The ping carries its change's events; a gap (a ping
+                    // missed) is read through the agent API.
+                    let pushed = d["messages"].as_array().filter(|l| {
+                        l.first()
+                            .is_none_or(|e| e["index"].as_u64().unwrap_or(u64::MAX) <= from)
+                    });
+                    let view: Value = match pushed {
+                        Some(_) => d.clone(),
+                        None => http
+                            .get(format!("{base}/chats/{id}?from={from}"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .map_err(err)?
+                            .json()
+                            .await
+                            .map_err(err)?,
+                    };
                     for e in view["messages"].as_array().into_iter().flatten() {
                         let index = e["index"].as_u64().unwrap_or(0);
                         if index < from {
@@ -302,11 +357,62 @@ struct Outcome {
     missed: u64,
 }
 
+/// How a customer paces its messages.
+#[derive(Clone)]
+struct Pace {
+    think_ms: (u64, u64),
+    seed: u64,
+    /// With `--together`: says the chat has its bot, then waits for all.
+    gate: Option<(Arc<Gate>, tokio::sync::watch::Receiver<bool>)>,
+}
+
+/// Chats that have their bot (or failed before), for `--together`.
+#[derive(Default)]
+struct Gate {
+    arrived: std::sync::atomic::AtomicUsize,
+}
+
+impl Session {
+    /// Reads (and drops) what the server sends until `until`, answering
+    /// held connects, so the session stays alive through a pause.
+    async fn idle_until(&mut self, until: tokio::time::Instant) -> Result<(), ClientError> {
+        self.unread.clear();
+        loop {
+            match self.next(until).await {
+                Ok(_) => continue,
+                Err(ClientError::Timeout(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// One customer's chat: start it, wait for the bot, exchange messages, leave.
 async fn customer(
     target: Target,
     service: String,
     messages: usize,
+    pace: Pace,
+) -> Result<Outcome, ClientError> {
+    let result = converse(target, service, messages, &pace).await;
+    if result.is_err() {
+        arrive(&pace);
+    }
+    result
+}
+
+fn arrive(pace: &Pace) {
+    if let Some((gate, _)) = &pace.gate {
+        gate.arrived
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn converse(
+    target: Target,
+    service: String,
+    messages: usize,
+    pace: &Pace,
 ) -> Result<Outcome, ClientError> {
     let channel = format!("/service/chatV2/{service}");
     let mut s = Session::open(&target).await?;
@@ -337,7 +443,23 @@ async fn customer(
         rtts_us: Vec::with_capacity(messages),
         missed: 0,
     };
+    if let Some((_, go)) = &pace.gate {
+        arrive(pace);
+        let mut go = go.clone();
+        while !*go.borrow_and_update() {
+            let wait = tokio::time::Instant::now() + Duration::from_millis(500);
+            tokio::select! {
+                changed = go.changed() => if changed.is_err() { break },
+                idle = s.idle_until(wait) => idle?,
+            }
+        }
+    }
     for i in 0..messages {
+        if pace.think_ms.1 > 0 {
+            let pause = draw(pace.think_ms, pace.seed.wrapping_mul(1_000_003) + i as u64);
+            s.idle_until(tokio::time::Instant::now() + Duration::from_millis(pause))
+                .await?;
+        }
         let text = format!("m{i}");
         let want = format!("re:{text}");
         let sent = Instant::now();
@@ -381,21 +503,49 @@ pub async fn run(target: &Target, args: &ChatArgs, server_pids: &[u32]) -> ChatR
     }
     // Let the bots log in and attach before the first chat.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    if args.waiting > 0 {
+        if let Err(e) = fill_queue(target, args).await {
+            eprintln!("chat: filling the waiting queue: {e}");
+        }
+    }
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let gate = Arc::new(Gate::default());
 
     let server_before = crate::stats::usage_of(server_pids);
     let me = [std::process::id()];
     let gen_before: Vec<_> = me.iter().map(|p| crate::stats::usage(*p)).collect();
     let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = Vec::with_capacity(args.chats);
-    for _ in 0..args.chats {
-        let permit = gate.clone().acquire_owned().await.expect("semaphore");
+    let pacing = (args.start_rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.start_rate));
+    for n in 0..args.chats {
+        if let Some(every) = pacing {
+            tokio::time::sleep_until((started + every * n as u32).into()).await;
+        }
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
         let (target, service, messages) = (target.clone(), args.service.clone(), args.messages);
+        let pace = Pace {
+            think_ms: args.think_ms,
+            seed: n as u64,
+            gate: args.together.then(|| (gate.clone(), go_rx.clone())),
+        };
         tasks.push(tokio::spawn(async move {
-            let out = customer(target, service, messages).await;
+            let out = customer(target, service, messages, pace).await;
             drop(permit);
             out
         }));
+    }
+    let mut phase = None;
+    if args.together {
+        // Every chat has its bot (or failed): the message phase starts.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while gate.arrived.load(std::sync::atomic::Ordering::Relaxed) < args.chats
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        phase = Some((Instant::now(), crate::stats::usage_of(server_pids)));
+        let _ = go_tx.send(true);
     }
     let mut report = ChatReport {
         chats: args.chats,
@@ -439,6 +589,20 @@ pub async fn run(target: &Target, args: &ChatArgs, server_pids: &[u32]) -> ChatR
     }
     report.seconds = started.elapsed().as_secs_f64();
     let server_after = crate::stats::usage_of(server_pids);
+    report.think_ms = args.think_ms;
+    report.waiting = args.waiting;
+    if let Some((at, Some(before))) = phase {
+        let seconds = at.elapsed().as_secs_f64();
+        let events = report.replies * 2;
+        report.message_seconds = Some(seconds);
+        report.message_events = Some(events);
+        if let (Some(b), Some(a)) = (
+            before.cpu_seconds,
+            server_after.as_ref().and_then(|u| u.cpu_seconds),
+        ) {
+            report.server_cpu_us_per_event = Some((a - b) * 1e6 / events.max(1) as f64);
+        }
+    }
     let gen_after: Vec<_> = me.iter().map(|p| crate::stats::usage(*p)).collect();
     if let (Some(b), Some(a)) = (server_before, server_after) {
         report.server_cpu_percent = crate::stats::cpu_percent(&[b], &[a], report.seconds);
@@ -457,6 +621,9 @@ pub async fn run(target: &Target, args: &ChatArgs, server_pids: &[u32]) -> ChatR
     report.rtt_p99_ms = quantile_ms(&rtt, 0.99);
     report.rtt_p999_ms = quantile_ms(&rtt, 0.999);
     report.rtt_max_ms = quantile_ms(&rtt, 1.0);
+    if let Some(us) = report.server_cpu_us_per_event {
+        eprintln!("chat: server CPU {us:.0} µs per chat event over the message phase");
+    }
     eprintln!(
         "chat: {} chats in {:.1} s ({:.0}/s, start p50 {:.1} p99 {:.1} ms), {} replies, round trip p50 {:.2} p99 {:.2} max {:.1} ms, {} missed, {} failed",
         report.started,
@@ -472,4 +639,73 @@ pub async fn run(target: &Target, args: &ChatArgs, server_pids: &[u32]) -> ChatR
         report.failed
     );
     report
+}
+
+/// Leaves `--waiting` chats waiting on `--waiting-service` (over REST, so
+/// they hold no connection), and a desk watching their queue: an agent
+/// `watcher`, ready, reading its offers every second as a desk would.
+async fn fill_queue(target: &Target, args: &ChatArgs) -> Result<(), ClientError> {
+    let http = reqwest::Client::new();
+    let err = |e: reqwest::Error| ClientError::Protocol(format!("chat API: {e}"));
+    let url = format!(
+        "{}/genesys/2/chat/{}",
+        http_base(target),
+        args.waiting_service
+    );
+    let started = Instant::now();
+    let slots = Arc::new(Semaphore::new(32));
+    let mut tasks = Vec::with_capacity(args.waiting);
+    for _ in 0..args.waiting {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http.post(url).form(&[("nickname", "waiting")]).send().await;
+            drop(permit);
+            r.map_err(err)?.error_for_status().map_err(err).map(drop)
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| ClientError::Protocol(e.to_string()))??;
+    }
+    eprintln!(
+        "chat: {} chats waiting on {} ({:.1} s)",
+        args.waiting,
+        args.waiting_service,
+        started.elapsed().as_secs_f64()
+    );
+    let base = format!("{}/gmshub/agent", http_base(target));
+    let login: Value = http
+        .post(format!("{base}/login"))
+        .json(&json!({"agent": "watcher", "password": args.bot_password}))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    let token = login["token"]
+        .as_str()
+        .ok_or_else(|| ClientError::Protocol(format!("watcher cannot log in: {login}")))?
+        .to_owned();
+    http.post(format!("{base}/ready"))
+        .bearer_auth(&token)
+        .json(&json!({"capacity": 1}))
+        .send()
+        .await
+        .map_err(err)?;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let offers = http
+                .get(format!("{base}/offers"))
+                .bearer_auth(&token)
+                .send()
+                .await;
+            if offers.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }

@@ -118,6 +118,26 @@ struct Args {
     /// `chat`: the chat service; `callback`: the callback service.
     #[arg(long, default_value = "customer-support")]
     service: String,
+    /// `chat`: a customer's pause before each message, in ms: `MIN-MAX`
+    /// (uniformly drawn), or 0 for none (as fast as the bot answers).
+    #[arg(long, default_value = "0")]
+    think_ms: String,
+    /// `chat`: chats left waiting (Chat API v2 over REST, on
+    /// `--waiting-service`, whose queue no bot serves) before the run.
+    #[arg(long, default_value_t = 0)]
+    waiting: usize,
+    /// `chat`: the service the waiting chats are on.
+    #[arg(long, default_value = "waiting")]
+    waiting_service: String,
+    /// `chat`: every chat starts at once, and the messages start when all
+    /// have a bot: the server's CPU per chat event is measured over the
+    /// messages alone.
+    #[arg(long)]
+    together: bool,
+    /// `chat`: chats started per second at most (0: as fast as
+    /// `--concurrency` allows).
+    #[arg(long, default_value_t = 0.0)]
+    start_rate: f64,
     /// `callback`: immediate callbacks booked in phase 1.
     #[arg(long, default_value_t = 5000)]
     bookings: usize,
@@ -223,6 +243,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             bots: args.bots,
             bot_password: args.bot_password.clone(),
             service: args.service.clone(),
+            think_ms: chat::parse_range(&args.think_ms)?,
+            waiting: args.waiting,
+            waiting_service: args.waiting_service.clone(),
+            together: args.together,
+            start_rate: args.start_rate,
         };
         report.chat = Some(chat::run(&targets[0], &chat_args, &args.server_pid).await);
     } else if args.scenario == Scenario::Callback {

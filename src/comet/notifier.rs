@@ -198,8 +198,9 @@ impl ChatNotifier {
 
     fn changed(self: &Arc<Self>, change: &ChatChange) {
         let (chat_id, chat) = (change.chat_id.as_str(), change.chat.as_ref());
-        // Agents in the chat (and any who just left it) hear that it moved;
-        // they read the events through the agent API.
+        // Agents in the chat (and any who just left it) hear that it moved,
+        // with the change's events: one that missed a ping sees a gap in the
+        // indexes and reads the rest through the agent API.
         let logins: Vec<String> = chat
             .participants
             .iter()
@@ -207,7 +208,13 @@ impl ChatNotifier {
             .collect();
         self.ping_agents(
             logins,
-            json!({"event": "chat", "chatId": chat_id, "nextPosition": chat.next_position(), "state": chat.state}),
+            json!({
+                "event": "chat",
+                "chatId": chat_id,
+                "nextPosition": chat.next_position(),
+                "state": chat.state,
+                "messages": change.new_events(),
+            }),
         );
         if chat.background {
             self.push_in_background(chat_id, chat, change.new_events());

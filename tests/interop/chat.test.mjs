@@ -203,5 +203,8 @@ describe("the agent side over CometD", () => {
     assert.equal(chat.body.messages[0].text, "hello desk");
     assert.equal(chat.body.nextPosition, last.nextPosition);
     assert.equal(last.state, "connected");
+    // The ping carries its change's events, as the transcript shows them.
+    assert.deepEqual(last.messages, chat.body.messages.slice(-last.messages.length));
+    assert.equal(last.messages.at(-1).text, "hello desk");
   });
 });
