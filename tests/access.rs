@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use channels::password::Password;
 use common::netns::TestNet;
-use common::{free_port, with_config, Server};
+use common::{free_port, with_config, Server, SHIPPED_LIMITS};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -353,6 +353,30 @@ async fn offers(s: &Server, token: &str) -> StatusCode {
         .await
         .expect("request")
         .status()
+}
+
+/// One address's login attempts are limited (20 at once, then one every
+/// 3 s), unless the site trusts it (`[dos-filter] ipWhitelist`, as for the
+/// Bayeux limits): a load generator or a single sign-on gateway logs in
+/// hundreds of bots. Each account's own limit holds for every address.
+#[tokio::test]
+async fn an_address_is_throttled_unless_the_site_trusts_it() {
+    for (trusted, env) in [(false, vec![SHIPPED_LIMITS]), (true, vec![])] {
+        let s = Server::start(&env);
+        let mut refused = None;
+        for i in 0..30 {
+            let (status, _, _) = login(&s, &format!("nobody{i}"), "x").await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                refused = Some(i);
+                break;
+            }
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        match trusted {
+            false => assert_eq!(refused, Some(20), "the 21st attempt from one address"),
+            true => assert_eq!(refused, None, "a trusted address is not counted"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -40,6 +40,18 @@ pub struct ChatArgs {
     pub together: bool,
     /// Chats started per second at most (0: as fast as `concurrency` allows).
     pub start_rate: f64,
+    /// Services the customers are spread over (1: `service` alone).
+    pub services: usize,
+}
+
+impl ChatArgs {
+    /// The service of the `n`th customer.
+    fn service_of(&self, n: usize) -> String {
+        match self.services {
+            0 | 1 => self.service.clone(),
+            many => format!("{}-{}", self.service, n % many),
+        }
+    }
 }
 
 /// `MIN-MAX` or one number (ms).
@@ -523,7 +535,7 @@ pub async fn run(target: &Target, args: &ChatArgs, server_pids: &[u32]) -> ChatR
             tokio::time::sleep_until((started + every * n as u32).into()).await;
         }
         let permit = slots.clone().acquire_owned().await.expect("semaphore");
-        let (target, service, messages) = (target.clone(), args.service.clone(), args.messages);
+        let (target, service, messages) = (target.clone(), args.service_of(n), args.messages);
         let pace = Pace {
             think_ms: args.think_ms,
             seed: n as u64,

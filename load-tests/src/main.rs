@@ -118,6 +118,11 @@ struct Args {
     /// `chat`: the chat service; `callback`: the callback service.
     #[arg(long, default_value = "customer-support")]
     service: String,
+    /// `chat`: customers spread over this many services, `SERVICE-0` to
+    /// `SERVICE-(N-1)` (1: `SERVICE` alone), as a site spreads its agents
+    /// over queues (the server's configuration says which bots serve which).
+    #[arg(long, default_value_t = 1)]
+    services: usize,
     /// `chat`: a customer's pause before each message, in ms: `MIN-MAX`
     /// (uniformly drawn), or 0 for none (as fast as the bot answers).
     #[arg(long, default_value = "0")]
@@ -248,6 +253,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             waiting_service: args.waiting_service.clone(),
             together: args.together,
             start_rate: args.start_rate,
+            services: args.services,
         };
         report.chat = Some(chat::run(&targets[0], &chat_args, &args.server_pid).await);
     } else if args.scenario == Scenario::Callback {

@@ -15,7 +15,7 @@ use channels::chat::{Action, AgentAccount, AgentError, Agents, ChatError, ChatSe
 use serde::Deserialize;
 use serde_json::json;
 
-use super::request::peer;
+use super::request::client_key;
 use super::throttle::LoginThrottle;
 
 #[derive(Clone)]
@@ -150,7 +150,7 @@ async fn login(
     // Only configured accounts are tracked by name, so a flood of made-up
     // logins costs one entry per address, not one per name.
     let account = desk.agents.account(&l.agent).map(|a| a.login.as_str());
-    if let Err(wait) = desk.throttle.attempt(account, peer(&extensions)) {
+    if let Err(wait) = desk.throttle.attempt(account, client_key(&extensions)) {
         let seconds = wait.as_secs().max(1);
         let refused = Failure(
             StatusCode::TOO_MANY_REQUESTS,

@@ -1,7 +1,10 @@
 //! Agent logins, throttled per account and per client address (governor's
 //! keyed limiters): a guessing run against one account, or from one
 //! address, is refused with 429 and a `Retry-After`, while an agent who
-//! mistypes once or twice never notices.
+//! mistypes once or twice never notices. The address is the per-client
+//! limits' key (`request::client_key`): an address the site trusts
+//! (`[dos-filter] ipWhitelist`) has no address allowance, as for the Bayeux
+//! limits; every account keeps its own.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -171,26 +171,35 @@ impl ChatNotifier {
         if change.queue_moved {
             // The chat entered or left the queue: agents serving it may want
             // to look at their offers (a message in a waiting chat changes
-            // none of them, and tells none), once per window at most.
+            // none of them, and tells none): at once if they were quiet, then
+            // once per window at most while changes go on.
             let serving = self.agents.serving(&chat.queue).map(|a| a.login.clone());
-            let logins = self.offer_pings.claim(serving, chat_id);
-            if logins.is_empty() {
+            let now = self.offer_pings.claim(serving, chat_id);
+            if now.is_empty() {
                 return;
             }
             let (pings, queue) = (self.offer_pings.clone(), chat.queue.clone());
             let (agents, reach) = (self.agents.clone(), self.reach.clone());
             tokio::spawn(async move {
-                tokio::time::sleep(WINDOW).await;
-                for (login, covered) in pings.release(logins) {
-                    // `chatId`: the first chat of the window, as one change's ping says.
-                    let offers = json!({
-                        "event": "offers",
-                        "queue": queue,
-                        "chatId": covered.chats.first(),
-                        "chatIds": covered.chats,
-                        "more": covered.more,
-                    });
-                    ping(&agents, &reach, vec![login], &offers).await;
+                let mut due = now;
+                loop {
+                    let window: Vec<String> = due.iter().map(|(l, _)| l.clone()).collect();
+                    for (login, covered) in due {
+                        // `chatId`: the first chat of the ping, as one change's ping says.
+                        let offers = json!({
+                            "event": "offers",
+                            "queue": queue,
+                            "chatId": covered.chats.first(),
+                            "chatIds": covered.chats,
+                            "more": covered.more,
+                        });
+                        ping(&agents, &reach, vec![login], &offers).await;
+                    }
+                    tokio::time::sleep(WINDOW).await;
+                    due = pings.release(window);
+                    if due.is_empty() {
+                        return;
+                    }
                 }
             });
         }

@@ -209,30 +209,23 @@ impl Sqlite {
     }
 
     /// Runs a point read (one row by its key: microseconds) on the calling
-    /// thread when a read-only connection is free, else as [`read`](Self::read)
-    /// does. Most reads of a chat event are these, and handing each to the
-    /// blocking pool cost more in thread wake-ups than the read itself (a
-    /// third of the server's CPU went to scheduling in the chat benchmark's
-    /// profile). A WAL reader does not wait for the writer, so the thread
-    /// is held for the read alone.
+    /// thread, on the writer's connection when it is idle, else as
+    /// [`read`](Self::read) does. Most reads of a chat event are these:
+    /// handing each to the blocking pool cost more in thread wake-ups than
+    /// the read (a third of the server's CPU went to scheduling in the chat
+    /// benchmark's profile), and the writer's page cache stays warm where a
+    /// reader's is dropped after every commit it did not make (WAL). Only
+    /// the writer's: it is the one connection that never waits for another
+    /// (a reader can meet a busy WAL index and sleep in its busy handler,
+    /// which must not happen on a runtime thread).
     async fn point_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        // The writer's connection first, when it is idle: its page cache
-        // stays warm, where a reader's is dropped after every commit it did
-        // not make (WAL), so the same read costs page reads again there.
         if let Some(conn) = self.conn.try_lock() {
             return f(&conn).map_err(failed);
         }
-        let Ok(permit) = self.reads.clone().try_acquire_owned() else {
-            return self.read(f).await;
-        };
-        let conn = self.readers.lock().pop().expect("a reader per permit");
-        let out = f(&conn);
-        self.readers.lock().push(conn);
-        drop(permit);
-        out.map_err(failed)
+        self.read(f).await
     }
 
     /// Runs a write on the writer connection, one at a time (the turn,
