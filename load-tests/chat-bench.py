@@ -25,7 +25,6 @@ gmshub only: Faye has no chat.
 Python 3.11 standard library only; shares its process handling with bench.py.
 """
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -199,13 +198,7 @@ def main():
                 run = store_bench.run_store("chat", store, params, config(params), args, logs, binary, label)
                 results["runs"].append(dict(run, part=part, binary=name))
                 time.sleep(bench.PAUSE_BETWEEN_RUNS_SECONDS)
-    base = out / f"chat-{results['machine']['date'][:10]}{'-quick' if args.quick else ''}"
-    Path(f"{base}.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    Path(f"{base}.md").write_text(text)
-    print("\n" + text)
-    print(f"wrote {bench.shorten(str(base))}.json, .md")
-    return 1 if any(r.get("error") for r in results["runs"]) else 0
+    return store_bench.write_results("chat", results, markdown, out, args.quick)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,12 @@ def main(kind, description, params, quick, config, markdown):
     for store in stores:
         results["runs"].append(run_store(kind, store, params, config(params), args, logs))
         time.sleep(bench.PAUSE_BETWEEN_RUNS_SECONDS)
-    base = out / f"{kind}-{results['machine']['date'][:10]}{'-quick' if args.quick else ''}"
+    return write_results(kind, results, markdown, out, args.quick)
+
+
+def write_results(kind, results, markdown, out, quick):
+    """Writes results/KIND-DATE.{json,md}; the exit code (1 if a run failed)."""
+    base = out / f"{kind}-{results['machine']['date'][:10]}{'-quick' if quick else ''}"
     Path(f"{base}.json").write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)
     Path(f"{base}.md").write_text(text)

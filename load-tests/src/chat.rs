@@ -254,6 +254,37 @@ async fn take(
     }
 }
 
+/// Logs an agent in and makes it ready for `capacity` chats; its token.
+async fn ready(
+    http: &reqwest::Client,
+    base: &str,
+    login: &str,
+    password: &str,
+    capacity: usize,
+) -> Result<String, ClientError> {
+    let err = |e: reqwest::Error| ClientError::Protocol(format!("agent API: {e}"));
+    let reply: Value = http
+        .post(format!("{base}/login"))
+        .json(&json!({"agent": login, "password": password}))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    let token = reply["token"]
+        .as_str()
+        .ok_or_else(|| ClientError::Protocol(format!("{login} cannot log in: {reply}")))?
+        .to_owned();
+    http.post(format!("{base}/ready"))
+        .bearer_auth(&token)
+        .json(&json!({"capacity": capacity}))
+        .send()
+        .await
+        .map_err(err)?;
+    Ok(token)
+}
+
 /// One bot: takes every chat it is offered and echoes each customer message.
 async fn bot(
     target: Target,
@@ -264,25 +295,7 @@ async fn bot(
     let http = reqwest::Client::new();
     let base = format!("{}/gmshub/agent", http_base(&target));
     let err = |e: reqwest::Error| ClientError::Protocol(format!("agent API: {e}"));
-    let login_reply: Value = http
-        .post(format!("{base}/login"))
-        .json(&json!({"agent": login, "password": password}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
-    let token = login_reply["token"]
-        .as_str()
-        .ok_or_else(|| ClientError::Protocol(format!("bot {login} cannot log in: {login_reply}")))?
-        .to_owned();
-    http.post(format!("{base}/ready"))
-        .bearer_auth(&token)
-        .json(&json!({"capacity": capacity}))
-        .send()
-        .await
-        .map_err(err)?;
+    let token = ready(&http, &base, &login, &password, capacity).await?;
     let mut s = Session::open(&target).await?;
     s.subscribe("/service/agent").await?;
     s.publish(
@@ -687,25 +700,7 @@ async fn fill_queue(target: &Target, args: &ChatArgs) -> Result<(), ClientError>
         started.elapsed().as_secs_f64()
     );
     let base = format!("{}/gmshub/agent", http_base(target));
-    let login: Value = http
-        .post(format!("{base}/login"))
-        .json(&json!({"agent": "watcher", "password": args.bot_password}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
-    let token = login["token"]
-        .as_str()
-        .ok_or_else(|| ClientError::Protocol(format!("watcher cannot log in: {login}")))?
-        .to_owned();
-    http.post(format!("{base}/ready"))
-        .bearer_auth(&token)
-        .json(&json!({"capacity": 1}))
-        .send()
-        .await
-        .map_err(err)?;
+    let token = ready(&http, &base, "watcher", &args.bot_password, 1).await?;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
