@@ -182,10 +182,16 @@ async fn start_chat(
         .request(SERVICE, request)
         .await
         .map_err(chat_error)?;
+    // A new chat: its events are all in its record.
+    let events = v1
+        .chats
+        .transcript(&chat_id, &chat, 1)
+        .await
+        .map_err(chat_error)?;
     Ok(Json(resource(
         &chat_id,
         &chat,
-        &chat.recent,
+        &events,
         p.get("_verbose").as_deref() == Some("true"),
         v1.format,
     ))

@@ -229,8 +229,7 @@ impl ChatNotifier {
             self.push_in_background(chat_id, chat, change.new_events());
             return;
         }
-        let v1_user = chat.v1.as_ref().and_then(|v| v.gms_user.clone());
-        if chat.comet.is_none() && v1_user.is_none() {
+        if chat.comet.is_none() && v1_user(chat).is_none() {
             return; // nobody to push to: the client reads the transcript when back
         }
         let Some(from) = self.pushed.claim(chat_id, chat, change.from) else {
@@ -266,7 +265,7 @@ impl ChatNotifier {
                 Err(e) => tracing::warn!("chat over CometD: cannot encode events: {e}"),
             }
         }
-        if let Some(user) = chat.v1.as_ref().and_then(|v| v.gms_user.as_deref()) {
+        if let Some(user) = v1_user(chat) {
             self.deliver_v1(user, chat_id, chat, events);
         }
     }
@@ -392,6 +391,11 @@ impl ChatNotifier {
             }
         }
     }
+}
+
+/// The `gms_user` a Chat API v1 chat's events go to.
+fn v1_user(chat: &ChatSession) -> Option<&str> {
+    chat.v1.as_ref().and_then(|v| v.gms_user.as_deref())
 }
 
 /// Sends `message` to the CometD sessions of `logins` (looked up in the

@@ -59,6 +59,9 @@ CREATE INDEX IF NOT EXISTS logs_by_expiry ON logs (expires_at) WHERE expires_at 
 const ORDERED_INDEX: &str = "CREATE INDEX IF NOT EXISTS record_index_ordered
     ON record_index (collection, name, value, ord, id) WHERE ord IS NOT NULL;";
 
+const INSERT_LOG_ENTRY: &str =
+    "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 /// Expired log entries, a batch at a time, through `logs_by_expiry`.
 pub const PURGE_LOGS: &str = "DELETE FROM logs WHERE (collection, log, idx) IN
     (SELECT collection, log, idx FROM logs INDEXED BY logs_by_expiry
@@ -604,10 +607,13 @@ impl Store for Sqlite {
             let now = now_ms();
             let last_live = last_live(&tx, &collection, &log, now)?;
             let index = last_live + 1;
-            tx.prepare_cached(
-                "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![collection, log, index, value, expiry(ttl, now).map(|t| t as i64)])?;
+            tx.prepare_cached(INSERT_LOG_ENTRY)?.execute(params![
+                collection,
+                log,
+                index,
+                value,
+                expiry(ttl, now).map(|t| t as i64)
+            ])?;
             tx.commit()?;
             Ok(index as u64)
         })
@@ -667,11 +673,15 @@ impl Store for Sqlite {
                 Err(e) => return Ok(Err(e)),
             };
             let expires_at = expiry(ttl, now).map(|t| t as i64);
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO logs (collection, log, idx, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
+            let mut insert = tx.prepare_cached(INSERT_LOG_ENTRY)?;
             for e in new {
-                insert.execute(params![collection, log, e.index as i64, e.value, expires_at])?;
+                insert.execute(params![
+                    collection,
+                    log,
+                    e.index as i64,
+                    e.value,
+                    expires_at
+                ])?;
             }
             drop(insert);
             tx.commit()?;

@@ -23,7 +23,7 @@ use super::model::{ChatFile, ChatSession, ChatState, Event};
 use super::options::{ChatServiceOptions, ChatServices};
 use super::request::Credentials;
 use super::transitions::check;
-use crate::store::{check_key, now_ms, Collection, IndexEntry, LogEntry, Store, StoreError};
+use crate::store::{check_key, now_ms, Collection, IndexEntry, Logs, Store};
 
 /// How long an ended chat can still be read (its final transcript).
 pub const ENDED_RETENTION: Duration = Duration::from_secs(600);
@@ -35,9 +35,6 @@ pub const CHANGE_QUEUE: usize = 4096;
 /// hold this many bytes of text: the bound on what a write rewrites.
 pub const FLUSH_EVENTS: usize = 8;
 pub const FLUSH_BYTES: usize = 8 * 1024;
-
-/// The store's name for the chats' logs (one per chat, by its id).
-const LOG: &str = "chat";
 
 /// A chat that changed in a way someone may have to hear of: it has new
 /// events (from index `from`), or it entered, left or changed its queue.
@@ -72,6 +69,8 @@ pub type ChatChanges = mpsc::Receiver<ChatChange>;
 #[derive(Clone)]
 pub struct Chats {
     pub(super) sessions: Collection<ChatSession>,
+    /// Each chat's events that left its record, under its id.
+    events: Logs<Event>,
     services: Arc<ChatServices>,
     changes: mpsc::Sender<ChatChange>,
     /// Chats started per client address.
@@ -122,6 +121,7 @@ impl Chats {
     pub fn new(store: Arc<dyn Store>, services: ChatServices) -> (Self, ChatChanges) {
         let (changes, receiver) = mpsc::channel(CHANGE_QUEUE);
         let chats = Self {
+            events: Logs::new(store.clone(), "chat"),
             sessions: Collection::new(store, "chat", indexes),
             started: Arc::new(KeyedRate::per_minute(services.chats_per_minute_per_address)),
             swept: Arc::default(),
@@ -244,33 +244,16 @@ impl Chats {
     /// returns the index the log then holds up to (0: nothing written).
     async fn flush(&self, chat_id: &str, chat: &ChatSession) -> Result<u32, ChatError> {
         let recent = &chat.recent;
-        let bytes: usize = recent
-            .iter()
-            .map(|e| e.text.as_ref().map_or(0, String::len))
-            .sum();
-        if recent.len() < FLUSH_EVENTS && bytes < FLUSH_BYTES {
+        if recent.len() < FLUSH_EVENTS && chat.recent_text() < FLUSH_BYTES {
             return Ok(0);
-        }
-        let mut entries = Vec::with_capacity(recent.len());
-        for e in recent {
-            let value = serde_json::to_vec(e).map_err(|e| {
-                ChatError::Store(StoreError::Encode {
-                    collection: LOG.into(),
-                    message: e.to_string(),
-                })
-            })?;
-            entries.push(LogEntry {
-                index: e.index.into(),
-                value,
-            });
         }
         // As long as the record's log is kept, and at least as long as the
         // record's next lifetime after its next renewal.
         let ttl = self.ttl(chat) * 2;
         let kept = Duration::from_millis(chat.kept_until.unwrap_or(0).saturating_sub(now_ms()));
-        self.sessions
-            .store()
-            .write_log(LOG, chat_id, &entries, Some(ttl.max(kept)))
+        let values = recent.iter().map(|e| (e.index.into(), e));
+        self.events
+            .write(chat_id, values, Some(ttl.max(kept)))
             .await?;
         Ok(recent.last().map_or(0, |e| e.index))
     }
@@ -290,27 +273,13 @@ impl Chats {
         }
         let position = position.max(1);
         let wanted = (chat.logged + 1 - position) as usize;
-        let entries = self
-            .sessions
-            .store()
-            .read_log(LOG, chat_id, position.into(), wanted)
-            .await?;
-        if entries.len() < wanted {
+        let mut events = self.events.read(chat_id, position.into(), wanted).await?;
+        if events.len() < wanted {
             tracing::warn!(
                 chat = chat_id,
                 "{} of the chat's logged events are gone",
-                wanted - entries.len()
+                wanted - events.len()
             );
-        }
-        let mut events = Vec::with_capacity(entries.len() + chat.recent.len());
-        for entry in entries {
-            let event = serde_json::from_slice(&entry.value).map_err(|e| {
-                ChatError::Store(StoreError::Decode {
-                    collection: LOG.into(),
-                    message: e.to_string(),
-                })
-            })?;
-            events.push(event);
         }
         events.extend_from_slice(&chat.recent);
         Ok(events)
@@ -339,8 +308,10 @@ impl Chats {
     async fn renew_kept(&self, chat_id: &str, chat: &ChatSession) {
         let until = chat.kept_until.unwrap_or_default();
         let ttl = Duration::from_millis(until.saturating_sub(now_ms()).max(1));
-        if let Err(e) = self.sessions.store().keep_log(LOG, chat_id, ttl).await {
-            tracing::warn!(chat = chat_id, "keeping a chat's log: {e}");
+        if chat.logged > 0 {
+            if let Err(e) = self.events.keep(chat_id, ttl).await {
+                tracing::warn!(chat = chat_id, "keeping a chat's log: {e}");
+            }
         }
         let files = self.files();
         for (file_id, _) in chat.live_files() {

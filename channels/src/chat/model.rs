@@ -166,7 +166,11 @@ pub struct ChatSession {
     pub resume_from: Option<u32>,
     /// When the chat's log and files expire (ms since the epoch): renewed,
     /// with them, by a write of the chat that would outlive them.
-    #[serde(default, alias = "kept_until", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "files_until",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kept_until: Option<u64>,
     /// When the idle check is due (ms since the epoch): the customer's last
     /// activity plus the service's `_client_timeout`, set by every write,
@@ -318,7 +322,12 @@ impl ChatSession {
 
     /// Bytes the transcript holds in text, for the size bound.
     pub fn text_bytes(&self) -> usize {
-        self.logged_text + text_of(&self.recent)
+        self.logged_text + self.recent_text()
+    }
+
+    /// Bytes of text in the recent events.
+    pub fn recent_text(&self) -> usize {
+        text_of(&self.recent)
     }
 
     /// What the chat's size limit counts: its transcript's text, and what

@@ -600,6 +600,11 @@ async fn a_record_from_before_the_log_moves_its_transcript() {
     let old = chats.read_unchecked(&id).await.unwrap();
     let json = serde_json::to_value(&old).unwrap();
     assert!(json.get("logged").is_none() && json["transcript"].as_array().unwrap().len() == 31);
+    // Its files' expiry, under the name it had then, is the kept one now.
+    let mut older = json.clone();
+    older["files_until"] = serde_json::json!(1234);
+    let older: ChatSession = serde_json::from_value(older).unwrap();
+    assert_eq!(older.kept_until, Some(1234));
     chats
         .client("s", &id, &c, send("new".into()))
         .await

@@ -3,7 +3,8 @@
 //! at), and each type says which index entries find it. Every
 //! read-modify-write of the services goes through [`Collection::modify`]
 //! (one retry policy), and every record under a random id through
-//! [`Collection::create_fresh`]. May use: the store interface.
+//! [`Collection::create_fresh`]. [`Logs`] are the same for the store's
+//! logs: values of one type, as JSON. May use: the store interface.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{IndexEntry, Record, Result, Store, StoreError, Version, Write};
+use super::{IndexEntry, LogEntry, Record, Result, Store, StoreError, Version, Write};
 
 /// How many times a read-modify-write is tried: each lost compare-and-set
 /// means another writer made progress, so a loser retries at once; this
@@ -75,18 +76,11 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     }
 
     fn encode(&self, value: &T) -> Result<(Vec<u8>, Vec<IndexEntry>)> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Encode {
-            collection: self.name.to_owned(),
-            message: e.to_string(),
-        })?;
-        Ok((bytes, (self.indexes)(value)))
+        Ok((to_json(self.name, value)?, (self.indexes)(value)))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
-            collection: self.name.to_owned(),
-            message: e.to_string(),
-        })
+        from_json(self.name, bytes)
     }
 
     pub async fn create(
@@ -269,5 +263,82 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                 ))
             })
             .collect()
+    }
+}
+
+fn to_json<T: Serialize>(collection: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+        collection: collection.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn from_json<T: DeserializeOwned>(collection: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+        collection: collection.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The logs of one collection, each a sequence of `E` values by index.
+pub struct Logs<E> {
+    store: Arc<dyn Store>,
+    name: &'static str,
+    _values: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for Logs<E> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            name: self.name,
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<E: Serialize + DeserializeOwned> Logs<E> {
+    pub fn new(store: Arc<dyn Store>, name: &'static str) -> Self {
+        Self {
+            store,
+            name,
+            _values: PhantomData,
+        }
+    }
+
+    /// [`Store::write_log`] of `values` at their indexes.
+    pub async fn write<'a>(
+        &self,
+        log: &str,
+        values: impl IntoIterator<Item = (u64, &'a E)>,
+        ttl: Option<Duration>,
+    ) -> Result<()>
+    where
+        E: 'a,
+    {
+        let entries = values
+            .into_iter()
+            .map(|(index, value)| {
+                Ok(LogEntry {
+                    index,
+                    value: to_json(self.name, value)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store.write_log(self.name, log, &entries, ttl).await
+    }
+
+    /// The log's values from index `from` on, at most `limit`.
+    pub async fn read(&self, log: &str, from: u64, limit: usize) -> Result<Vec<E>> {
+        let entries = self.store.read_log(self.name, log, from, limit).await?;
+        entries
+            .iter()
+            .map(|e| from_json(self.name, &e.value))
+            .collect()
+    }
+
+    /// [`Store::keep_log`].
+    pub async fn keep(&self, log: &str, ttl: Duration) -> Result<()> {
+        self.store.keep_log(self.name, log, ttl).await
     }
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-pub use collection::Collection;
+pub use collection::{Collection, Logs};
 pub use memory::MemoryStore;
 
 /// A record's version: 1 when created, one more on every write.
